@@ -1,0 +1,228 @@
+"""Settings, read once from the environment at the entry point and passed down.
+
+Nothing else in the package reads the environment. Problems are collected, not raised one
+by one, so an operator sees every missing or invalid variable in one go, each as one
+plain sentence saying what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+DEFAULT_DATABASE_URL = "sqlite:///bot.sqlite3"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_MODEL = "claude-4-5-haiku"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` holds one sentence per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_admin_user_token: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    inference_url: str | None = None
+    inference_key: str | None = None
+    inference_model_id: str = DEFAULT_MODEL
+    inference_max_requests_per_minute: int = 200
+    inference_max_tokens_per_minute: int = 800_000
+    inference_rate_window_seconds: float = 60.0
+    # Absorbs the delay between our admission and the server counting the request.
+    inference_rate_margin_seconds: float = 0.25
+    inference_timeout_seconds: float = 60.0
+    inference_max_output_tokens: int = 1024
+    job_lease_seconds: float = 60.0
+    job_max_attempts: int = 5
+    worker_concurrency: int = 16
+    daily_token_budget_per_user: int | None = None
+    daily_token_budget_per_team: int | None = None
+    system_prompt: str | None = None
+    moderation_channels: tuple[str, ...] = ()
+    moderation_report_channel: str | None = None
+    port: int = 3000
+    log_level: str = "INFO"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    @property
+    def oauth_enabled(self) -> bool:
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    @property
+    def has_slack(self) -> bool:
+        return bool(self.slack_signing_secret and (self.slack_bot_token or self.oauth_enabled))
+
+    @property
+    def has_inference(self) -> bool:
+        return bool(self.inference_url and self.inference_key)
+
+    def replace(self, **changes) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+INFERENCE_HINT = (
+    "attach the model with `heroku ai:models:create -a APP claude-4-5-haiku --as INFERENCE`, "
+    "or export INFERENCE_URL and INFERENCE_KEY from `heroku config -a APP` for local use"
+)
+
+
+def missing_for(settings: Settings, *needs: str) -> list[str]:
+    """Sentences for what a command needs but the settings lack. `needs`: "slack", "inference"."""
+    problems = []
+    if "slack" in needs:
+        if not settings.slack_signing_secret:
+            problems.append(
+                "SLACK_SIGNING_SECRET is not set: copy it from your Slack app's Basic Information page "
+                "(create the app from `bot manifest`)."
+            )
+        if not (settings.slack_bot_token or settings.oauth_enabled):
+            problems.append(
+                "SLACK_BOT_TOKEN is not set: install the app to your workspace and copy the Bot User "
+                "OAuth Token (xoxb-…), or set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth."
+            )
+    if "inference" in needs:
+        if not settings.inference_url:
+            problems.append(f"INFERENCE_URL is not set: {INFERENCE_HINT}.")
+        if not settings.inference_key:
+            problems.append(f"INFERENCE_KEY is not set: {INFERENCE_HINT}.")
+    return problems
+
+
+def require(settings: Settings, *needs: str) -> None:
+    problems = missing_for(settings, *needs)
+    if problems:
+        raise ConfigError(problems)
+
+
+def normalize_database_url(raw: str) -> str:
+    """Accept Heroku's postgres:// and plain postgresql://; use the psycopg 3 driver."""
+    url = raw.strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep or not rest:
+        raise ValueError("not a URL")
+    scheme = scheme.lower()
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        parts = urlsplit("postgresql://" + rest)
+        if not parts.hostname and "host=" not in (parts.query or ""):
+            raise ValueError("no host")
+        return "postgresql+psycopg://" + rest
+    if scheme == "sqlite":
+        return "sqlite://" + rest
+    raise ValueError(f"unsupported scheme {scheme!r}")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the environment; raise ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    values: dict = {}
+
+    def text(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    def number(name: str, kind, minimum, attr: str | None = None):
+        raw = text(name)
+        if raw is None:
+            return
+        try:
+            value = kind(raw)
+        except ValueError:
+            problems.append(f"{name} must be a number, got {raw!r}.")
+            return
+        if value < minimum:
+            problems.append(f"{name} must be at least {minimum}, got {raw!r}.")
+            return
+        values[attr or name.lower()] = value
+
+    raw_db = text("DATABASE_URL")
+    if raw_db:
+        try:
+            values["database_url"] = normalize_database_url(raw_db)
+        except ValueError as exc:
+            problems.append(
+                f"DATABASE_URL is malformed ({exc}): use postgres://USER:PASSWORD@HOST:PORT/DB "
+                "(Heroku sets it when you add heroku-postgresql) or sqlite:///path/to/file.sqlite3."
+            )
+
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_CLIENT_ID",
+        "SLACK_CLIENT_SECRET",
+        "SLACK_APP_TOKEN",
+        "SLACK_ADMIN_USER_TOKEN",
+        "INFERENCE_KEY",
+        "MODERATION_REPORT_CHANNEL",
+    ):
+        if text(name):
+            values[name.lower()] = text(name)
+
+    if text("SLACK_BOT_TOKEN") and not text("SLACK_BOT_TOKEN").startswith("xoxb-"):
+        problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-.")
+    if text("SLACK_APP_TOKEN") and not text("SLACK_APP_TOKEN").startswith("xapp-"):
+        problems.append(
+            "SLACK_APP_TOKEN must be an app-level token starting with xapp- (Basic Information → "
+            "App-Level Tokens, scope connections:write)."
+        )
+    if bool(text("SLACK_CLIENT_ID")) != bool(text("SLACK_CLIENT_SECRET")):
+        problems.append("SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together: set both for OAuth, or neither.")
+
+    for name, key in (("SLACK_API_URL", "slack_api_url"), ("INFERENCE_URL", "inference_url")):
+        raw = text(name)
+        if raw is None:
+            continue
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append(f"{name} must be an http(s) URL, got {raw!r}.")
+            continue
+        if key == "slack_api_url" and not raw.endswith("/"):
+            raw += "/"
+        values[key] = raw.rstrip("/") if key == "inference_url" else raw
+
+    if text("INFERENCE_MODEL_ID"):
+        values["inference_model_id"] = text("INFERENCE_MODEL_ID")
+
+    number("INFERENCE_MAX_REQUESTS_PER_MINUTE", int, 1)
+    number("INFERENCE_MAX_TOKENS_PER_MINUTE", int, 1)
+    number("INFERENCE_RATE_WINDOW_SECONDS", float, 0.1)
+    number("INFERENCE_RATE_MARGIN_SECONDS", float, 0.0)
+    number("INFERENCE_TIMEOUT_SECONDS", float, 1.0)
+    number("INFERENCE_MAX_OUTPUT_TOKENS", int, 16)
+    number("JOB_LEASE_SECONDS", float, 1.0)
+    number("JOB_MAX_ATTEMPTS", int, 1)
+    number("WORKER_CONCURRENCY", int, 1)
+    number("PORT", int, 1)
+    number("DAILY_TOKEN_BUDGET_PER_USER", int, 1)
+    number("DAILY_TOKEN_BUDGET_PER_TEAM", int, 1)
+    if text("BOT_SYSTEM_PROMPT"):
+        values["system_prompt"] = env["BOT_SYSTEM_PROMPT"]
+
+    channels = text("MODERATION_CHANNELS")
+    if channels:
+        values["moderation_channels"] = tuple(c.strip() for c in channels.split(",") if c.strip())
+    level = (text("LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        problems.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}.")
+    values["log_level"] = level
+
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)

@@ -1,0 +1,56 @@
+"""What a stored Slack thread looks like to the pure conversation logic.
+
+The database layer loads rows into these plain values; everything that turns a thread
+into a model request works on them, so it can be tested without a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["user", "assistant", "tool"]
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """An image already validated and scaled, ready to send as a data URL."""
+
+    media_type: str  # image/jpeg, image/png, image/gif or image/webp
+    data: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class FileNote:
+    """A file the model cannot see, described in words (or an image that failed)."""
+
+    name: str
+    mimetype: str
+    size: int
+    problem: str | None = None  # why it is not shown, e.g. "could not be downloaded"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text exactly as the model sent it
+
+
+@dataclass(frozen=True)
+class ThreadEntry:
+    """One stored message of a thread, in thread order (by ts, then by sequence)."""
+
+    ts: str
+    role: Role
+    text: str
+    user_id: str | None = None
+    user_name: str | None = None
+    deleted: bool = False
+    images: tuple[ImagePart, ...] = ()
+    files: tuple[FileNote, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()  # role == "assistant" only
+    tool_call_id: str | None = None  # role == "tool" only
+    extra: dict = field(default_factory=dict, compare=False)

@@ -1,0 +1,8 @@
+"""Imports every model so Base.metadata knows the whole schema (Alembic, tests)."""
+
+from bot.db.base import Base
+from bot.inbound import models as _inbound  # noqa: F401
+from bot.limits import models as _limits  # noqa: F401
+from bot.queue import models as _queue  # noqa: F401
+
+metadata = Base.metadata

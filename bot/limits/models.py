@@ -1,0 +1,46 @@
+"""Database side of the global rate window: one lock row, one row per admitted call."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import Date, Float, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.db.base import Base
+from bot.db.types import BigIntId
+
+
+class RateLimiterState(Base):
+    """Locked (FOR UPDATE) by every admission, so admissions are serialized across dynos."""
+
+    __tablename__ = "rate_limiter_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Set after a 429: the whole pool waits until then (epoch seconds, database clock).
+    paused_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class RateReservation(Base):
+    __tablename__ = "rate_reservations"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    limiter: Mapped[str] = mapped_column(String(64))
+    admitted_at: Mapped[float] = mapped_column(Float)  # epoch seconds, database clock
+    tokens: Mapped[int] = mapped_column(Integer)  # the estimate, then the actual usage
+    reconciled: Mapped[bool] = mapped_column(default=False)
+
+    __table_args__ = (Index("ix_rate_reservations_limiter_admitted_at", "limiter", "admitted_at"),)
+
+
+class TokenUsage(Base):
+    """Tokens the model reported, per team, user and UTC day."""
+
+    __tablename__ = "token_usage"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)

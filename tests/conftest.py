@@ -1,0 +1,155 @@
+"""Databases for tests: a fresh, migrated database per test, on SQLite and on PostgreSQL.
+
+PostgreSQL tests run when TEST_DATABASE_URL points at a server (CI sets it); otherwise they
+skip and say why. With BOT_REQUIRE_POSTGRES=1 (CI), any such skip fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bot.config import normalize_database_url
+
+POSTGRES_SKIP_REASON = (
+    "needs PostgreSQL: set TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test (.ci/run does)"
+)
+TEMPLATE_DB = "bot_test_template"
+
+
+def _admin_url() -> str | None:
+    raw = os.environ.get("TEST_DATABASE_URL")
+    return normalize_database_url(raw) if raw else None
+
+
+def _postgres_reachable(url: str) -> bool:
+    import psycopg
+
+    from bot.db.listen import psycopg_conninfo
+
+    try:
+        with psycopg.connect(psycopg_conninfo(url), connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    url = _admin_url()
+    if not url or not _postgres_reachable(url):
+        pytest.skip(POSTGRES_SKIP_REASON)
+    return url
+
+
+def _with_database(url: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _admin_execute(admin_url: str, *statements: str) -> None:
+    import psycopg
+
+    from bot.db.listen import psycopg_conninfo
+
+    with psycopg.connect(psycopg_conninfo(admin_url), autocommit=True) as connection:
+        for statement in statements:
+            connection.execute(statement)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin_url: str) -> str:
+    """A migrated template database; each test copies it (CREATE DATABASE … TEMPLATE)."""
+    from bot.db.migrate import upgrade
+
+    name = f"{TEMPLATE_DB}_{os.getpid()}"
+    _admin_execute(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+    upgrade(_with_database(postgres_admin_url, name))
+    yield name
+    _admin_execute(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str, postgres_template: str) -> str:
+    name = f"bot_test_{uuid.uuid4().hex[:10]}"
+    _admin_execute(postgres_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
+    yield _with_database(postgres_admin_url, name)
+    _admin_execute(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    from bot.db.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "bot.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request) -> str:
+    """Runs the test once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def engine(database_url):
+    from bot.db.engine import make_engine
+
+    engine = make_engine(database_url, pool_size=20)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine):
+    from bot.db.engine import make_session_factory
+
+    return make_session_factory(engine)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "postgres_url" in getattr(item, "fixturenames", ()) or "postgres_admin_url" in getattr(
+            item, "fixturenames", ()
+        ):
+            item.add_marker(pytest.mark.postgres)
+
+
+_postgres_skips: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and POSTGRES_SKIP_REASON in str(report.longrepr):
+        _postgres_skips.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("BOT_REQUIRE_POSTGRES") == "1" and _postgres_skips:
+        session.config._postgres_skips_failed = True
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if getattr(config, "_postgres_skips_failed", False):
+        terminalreporter.write_line(
+            f"FAILED: {len(_postgres_skips)} PostgreSQL tests were skipped but BOT_REQUIRE_POSTGRES=1 "
+            f"(first: {_postgres_skips[0]})",
+            red=True,
+        )
+
+
+def unique(prefix: str = "") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,303 @@
+"""Queue operations on the jobs table. Every function works inside the caller's session;
+the caller commits, so enqueueing can share a transaction with recording the event.
+
+Completion and rescheduling are fenced by the lease token: a worker whose lease expired
+and was taken over by another worker can no longer finish, fail or release the job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, literal_column, select, text, update
+from sqlalchemy.orm import Session
+
+from bot.db.clock import db_now
+from bot.queue.models import BACKGROUND, DEAD, DONE, INTERACTIVE, QUEUED, RUNNING, Job
+
+NOTIFY_CHANNEL = "bot_jobs"
+# A background job that has waited this long is served like an interactive one.
+BACKGROUND_MAX_WAIT = timedelta(seconds=30)
+
+# Literal SQL so Postgres matches the partial indexes ix_jobs_ready / ix_jobs_leased.
+IS_QUEUED = literal_column("jobs.status") == literal_column("'queued'")
+IS_RUNNING = literal_column("jobs.status") == literal_column("'running'")
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    payload: dict
+    lane: str
+    team_id: str
+    user_id: str
+    attempts: int
+    max_attempts: int
+    lease_token: str
+    progress: dict
+    created_at: datetime
+    notified_at: datetime | None
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    payload: dict,
+    team_id: str,
+    user_id: str = "",
+    lane: str = INTERACTIVE,
+    max_attempts: int = 5,
+    delay_seconds: float = 0.0,
+) -> int:
+    if lane not in (INTERACTIVE, BACKGROUND):
+        raise ValueError(f"unknown lane {lane!r}")
+    now = db_now(session)
+    job = Job(
+        kind=kind,
+        payload=payload,
+        lane=lane,
+        team_id=team_id,
+        user_id=user_id or "",
+        status=QUEUED,
+        attempts=0,
+        max_attempts=max_attempts,
+        run_at=now + timedelta(seconds=delay_seconds),
+        created_at=now,
+    )
+    session.add(job)
+    session.flush()
+    notify_workers(session)
+    return job.id
+
+
+def notify_workers(session: Session) -> None:
+    """Wake listening workers when this transaction commits (Postgres only)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
+def claim(session: Session, *, lease_seconds: float, limit: int = 1) -> list[ClaimedJob]:
+    """Claim up to `limit` ready jobs, fairly: interactive first (background after waiting
+    BACKGROUND_MAX_WAIT), and within that, every user's n-th job before anyone's (n+1)-th."""
+    if limit <= 0:
+        return []
+    now = db_now(session)
+    turns = (
+        select(
+            Job.id.label("id"),
+            func.row_number()
+            .over(partition_by=(Job.lane, Job.team_id, Job.user_id), order_by=(Job.run_at, Job.id))
+            .label("turn"),
+        )
+        .where(IS_QUEUED, Job.run_at <= now)
+        .cte("turns")
+    )
+    priority = case(
+        (Job.lane == INTERACTIVE, 0),
+        (Job.run_at <= now - BACKGROUND_MAX_WAIT, 0),
+        else_=1,
+    )
+    picked = (
+        select(Job.id)
+        .join(turns, turns.c.id == Job.id)
+        .where(IS_QUEUED)
+        .order_by(priority, turns.c.turn, Job.run_at, Job.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Job)
+    )
+    token = uuid.uuid4().hex
+    rows = session.execute(
+        update(Job)
+        .where(Job.id.in_(picked.scalar_subquery()))
+        .values(
+            status=RUNNING,
+            attempts=Job.attempts + 1,
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            started_at=func.coalesce(Job.started_at, now),
+        )
+        .returning(Job)
+        .execution_options(synchronize_session=False)
+    ).scalars()
+    claimed = [_claimed(job) for job in rows]
+    claimed.sort(key=lambda job: (job.lane != INTERACTIVE, job.id))
+    return claimed
+
+
+def _claimed(job: Job) -> ClaimedJob:
+    return ClaimedJob(
+        id=job.id,
+        kind=job.kind,
+        payload=job.payload,
+        lane=job.lane,
+        team_id=job.team_id,
+        user_id=job.user_id,
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        lease_token=job.lease_token or "",
+        progress=dict(job.progress or {}),
+        created_at=job.created_at,
+        notified_at=job.notified_at,
+    )
+
+
+def _fenced(job_id: int, lease_token: str):
+    return update(Job).where(Job.id == job_id, Job.lease_token == lease_token, Job.status == RUNNING)
+
+
+def renew(session: Session, job_id: int, lease_token: str, *, lease_seconds: float) -> bool:
+    now = db_now(session)
+    result = session.execute(
+        _fenced(job_id, lease_token).values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+    )
+    return result.rowcount == 1
+
+
+def complete(session: Session, job_id: int, lease_token: str) -> bool:
+    now = db_now(session)
+    result = session.execute(
+        _fenced(job_id, lease_token).values(
+            status=DONE, finished_at=now, lease_token=None, lease_expires_at=None, last_error=None
+        )
+    )
+    return result.rowcount == 1
+
+
+def save_progress(session: Session, job_id: int, lease_token: str, progress: dict) -> bool:
+    result = session.execute(_fenced(job_id, lease_token).values(progress=progress))
+    return result.rowcount == 1
+
+
+def retry_later(session: Session, job_id: int, lease_token: str, *, error: str, delay_seconds: float) -> bool:
+    now = db_now(session)
+    result = session.execute(
+        _fenced(job_id, lease_token).values(
+            status=QUEUED,
+            run_at=now + timedelta(seconds=delay_seconds),
+            lease_token=None,
+            lease_expires_at=None,
+            last_error=error[:2000],
+        )
+    )
+    return result.rowcount == 1
+
+
+def refund_attempt(session: Session, job_id: int, lease_token: str) -> bool:
+    """Do not count the running attempt (the failure was not the job's: a 429, a shutdown)."""
+    result = session.execute(_fenced(job_id, lease_token).values(attempts=_decrement(session, Job.attempts)))
+    return result.rowcount == 1
+
+
+def _decrement(session: Session, column):
+    floor = func.greatest if session.get_bind().dialect.name == "postgresql" else func.max
+    return floor(column - 1, 0)
+
+
+def bury(session: Session, job_id: int, lease_token: str, *, error: str) -> bool:
+    """Out of attempts: keep the row, marked dead, for inspection."""
+    now = db_now(session)
+    result = session.execute(
+        _fenced(job_id, lease_token).values(
+            status=DEAD, finished_at=now, lease_token=None, lease_expires_at=None, last_error=error[:2000]
+        )
+    )
+    return result.rowcount == 1
+
+
+def release(session: Session, job_id: int, lease_token: str) -> bool:
+    """Give an unfinished job back (shutdown); the attempt it used is not counted."""
+    result = session.execute(
+        _fenced(job_id, lease_token).values(
+            status=QUEUED,
+            attempts=_decrement(session, Job.attempts),
+            lease_token=None,
+            lease_expires_at=None,
+        )
+    )
+    if result.rowcount == 1:
+        notify_workers(session)
+    return result.rowcount == 1
+
+
+def mark_notified(session: Session, job_id: int) -> bool:
+    """Record that the user was told the job is waiting; False if someone already did."""
+    now = db_now(session)
+    result = session.execute(update(Job).where(Job.id == job_id, Job.notified_at.is_(None)).values(notified_at=now))
+    return result.rowcount == 1
+
+
+def recover_expired(session: Session) -> tuple[int, list[ClaimedJob]]:
+    """Requeue jobs whose worker died (lease expired). Those already out of attempts are
+    marked dead and returned, so the caller can tell their users."""
+    now = db_now(session)
+    expired = (
+        session.execute(
+            select(Job).where(IS_RUNNING, Job.lease_expires_at < now).with_for_update(skip_locked=True).limit(100)
+        )
+        .scalars()
+        .all()
+    )
+    requeued, dead = 0, []
+    for job in expired:
+        if job.attempts >= job.max_attempts:
+            job.status, job.finished_at = DEAD, now
+            job.last_error = "lease expired on the last attempt (worker died?)"
+            dead.append(_claimed(job))
+        else:
+            job.status, job.run_at = QUEUED, now
+            requeued += 1
+        job.lease_token, job.lease_expires_at = None, None
+    if requeued:
+        notify_workers(session)
+    return requeued, dead
+
+
+def jobs_waiting_since(session: Session, *, older_than_seconds: float, limit: int = 50) -> list[ClaimedJob]:
+    """Interactive jobs still queued after `older_than_seconds` whose users were not told yet."""
+    now = db_now(session)
+    rows = session.execute(
+        select(Job)
+        .where(
+            IS_QUEUED,
+            Job.lane == INTERACTIVE,
+            Job.notified_at.is_(None),
+            Job.created_at <= now - timedelta(seconds=older_than_seconds),
+        )
+        .order_by(Job.id)
+        .limit(limit)
+    ).scalars()
+    return [_claimed(job) for job in rows]
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    queued: int
+    running: int
+    dead: int
+    oldest_queued_age_seconds: float | None
+
+
+def queue_stats(session: Session) -> QueueStats:
+    now = db_now(session)
+    counts = dict(
+        session.execute(
+            select(Job.status, func.count()).where(Job.status.in_((QUEUED, RUNNING, DEAD))).group_by(Job.status)
+        ).all()
+    )
+    oldest = session.execute(select(func.min(Job.created_at)).where(IS_QUEUED)).scalar_one()
+    if isinstance(oldest, str):  # SQLite aggregate bypasses the column type
+        oldest = datetime.fromisoformat(oldest)
+    if oldest is not None and oldest.tzinfo is None:
+        from datetime import UTC
+
+        oldest = oldest.replace(tzinfo=UTC)
+    return QueueStats(
+        queued=counts.get(QUEUED, 0),
+        running=counts.get(RUNNING, 0),
+        dead=counts.get(DEAD, 0),
+        oldest_queued_age_seconds=(now - oldest).total_seconds() if oldest else None,
+    )

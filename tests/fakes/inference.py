@@ -1,0 +1,655 @@
+"""A fake Heroku Managed Inference server: real HTTP on 127.0.0.1, scripted answers, a real rate limit.
+
+In a test::
+
+    with FakeInference(max_requests=3, window=0.5) as fake:
+        client = InferenceClient(fake.url, fake.api_key, "claude-4-5-haiku")
+        ...
+
+For benchmarks, as its own process (prints its URL, then serves until SIGINT/SIGTERM)::
+
+    python -m tests.fakes.inference --port 0 --max-requests 200 --max-tokens 800000 --window 60 \
+        --latency-min 0.5 --latency-max 2.0
+
+``GET /_stats`` answers counts as JSON (requests, admitted, rejected_429, tokens_charged).
+
+Rate limit: a sliding window, checked when a request arrives. The request is refused with
+429 when, counting itself, more than ``max_requests`` admitted requests arrived in the last
+``window`` seconds, or when their tokens plus its own exceed ``max_tokens``. A refused
+request is not charged. A request is charged ``prompt_tokens + completion_tokens`` of the
+answer it is about to get. There is no tokenizer here: :func:`fake_prompt_tokens` stands
+in for one with ``ceil(len(json.dumps(messages) + json.dumps(tools)) / 4)``, and the answer
+costs ``ceil(len(text) / 4)`` of its content, reasoning and tool calls. ``usage`` reports
+the same numbers. A request bigger than ``max_tokens`` on its own is refused forever
+(429 with Retry-After of one window): the fake's stand-in for an answer that can never fit.
+
+Check order for each request: record it, bearer key (401), injected failures
+(:meth:`FakeInference.fail_next`), JSON validation (400), rate limit (429), injected hangs
+(:meth:`FakeInference.hang_next`: the request is charged, then not answered), latency, answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import signal
+import socket
+import socketserver
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+
+COMPLETIONS_PATH = "/v1/chat/completions"
+STATS_PATH = "/_stats"
+CHARS_PER_TOKEN = 4
+
+Responder = Callable[[dict[str, Any]], Mapping[str, Any]]
+
+
+class RecordedRequest(NamedTuple):
+    arrival: float  # time.monotonic() when the request line had been read
+    headers: dict[str, str]  # as sent (names in the sender's case)
+    body: Any  # the parsed JSON, or the raw text when it was not JSON
+
+
+def fake_text_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def fake_prompt_tokens(body: Mapping[str, Any]) -> int:
+    """The fake's prompt size, standing in for the real tokenizer (see the module docstring)."""
+    messages = body.get("messages") or []
+    tools = body.get("tools") or []
+    return fake_text_tokens(json.dumps(messages) + json.dumps(tools))
+
+
+def _arguments_text(arguments: Any) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments if arguments is not None else {})
+
+
+def fake_answer_tokens(answer: Mapping[str, Any]) -> int:
+    """Completion tokens of a responder's answer: its content, reasoning and tool calls."""
+    text = str(answer.get("content") or "") + str(answer.get("reasoning") or "")
+    for call in answer.get("tool_calls") or []:
+        text += str(call.get("name") or "") + _arguments_text(call.get("arguments"))
+    return fake_text_tokens(text)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def echo_responder(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The default model: a short answer quoting the last user message."""
+    last_user = next(
+        (m for m in reversed(body.get("messages") or []) if isinstance(m, dict) and m.get("role") == "user"),
+        {},
+    )
+    said = " ".join(_text_of(last_user.get("content")).split())[:80]
+    return {"content": f"You said: {said}" if said else "Hello! How can I help?"}
+
+
+@dataclass
+class _Failure:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class _Hang:
+    seconds: float
+    after_chunks: int
+
+
+class _Refusal(NamedTuple):
+    retry_after: int
+    headers: dict[str, str]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # hung handlers must not block stop()
+    request_queue_size = 128  # the default 5 makes bursts of connections wait a second for a SYN retry
+
+    def __init__(self, address: tuple[str, int], fake: FakeInference) -> None:
+        self.fake = fake
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) we neither need nor want to wait for.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        with self.connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that went away mid-answer is normal here
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_POST(self) -> None:
+        self.server.fake._handle_post(self)
+
+    def do_GET(self) -> None:
+        if self.path == STATS_PATH:
+            self.server.fake._send_json(self, 200, self.server.fake.stats())
+        else:
+            self.server.fake._send_error(self, 404, "not found", "not_found")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class FakeInference:
+    """A local ``/v1/chat/completions`` server; see the module docstring for its rules."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "test-inference-key",
+        max_requests: int | None = None,
+        max_tokens: int | None = None,
+        window: float = 60.0,
+        latency_min: float = 0.0,
+        latency_max: float = 0.0,
+        responder: Responder | None = None,
+        port: int = 0,
+    ) -> None:
+        if latency_max < latency_min:
+            raise ValueError("latency_max must be at least latency_min")
+        self.api_key = api_key
+        self.max_requests = max_requests
+        self.max_tokens = max_tokens
+        self.window = window
+        self.latency_min = latency_min
+        self.latency_max = latency_max
+        self.responder: Responder = responder or echo_responder
+        self.requests: list[RecordedRequest] = []
+        self.rejected_429 = 0
+        self.admitted = 0
+        self.tokens_charged = 0
+        self._port = port
+        self._lock = threading.RLock()  # re-entrant: wait_for predicates may call stats()
+        self._changed = threading.Condition(self._lock)
+        self._admitted_window: deque[tuple[float, int]] = deque()  # (arrival, tokens) of admitted requests
+        self._failures: deque[_Failure] = deque()
+        self._hangs: deque[_Hang] = deque()
+        self._stopping = threading.Event()
+        self._server_lock = threading.Lock()  # serialises start/stop/set_down
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._id_counter = 0
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> FakeInference:
+        with self._server_lock:
+            self._stopping.clear()
+            self._listen()
+        return self
+
+    def stop(self) -> None:
+        with self._server_lock:
+            self._stopping.set()  # wakes hung and slow handlers
+            self._close_listener()
+
+    def __enter__(self) -> FakeInference:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    def set_down(self, down: bool) -> None:
+        """Down: close the listening socket and every open connection, so new connections are
+        refused. Up again: listen on the same port."""
+        with self._server_lock:
+            if down:
+                self._close_listener()
+            elif self._server is None:
+                self._listen()
+
+    def _listen(self) -> None:
+        if self._server is not None:
+            return
+        server = _Server(("127.0.0.1", self._port), self)
+        self._port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-inference", daemon=True
+        )
+        self._thread.start()
+
+    def _close_listener(self) -> None:
+        server, thread = self._server, self._thread
+        self._server, self._thread = None, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.drop_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    # --- scripting -----------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> None:
+        """Answer the next ``times`` requests (after the key check) with ``status``.
+
+        ``body`` may be a dict (sent as JSON), str or bytes; by default a JSON error. A 429
+        without ``headers`` gets ``Retry-After: 1``. These are not counted in ``rejected_429``.
+        """
+        if headers is None:
+            headers = {"Retry-After": "1"} if status == 429 else {}
+        with self._lock:
+            for _ in range(times):
+                self._failures.append(_Failure(status, dict(headers), body))
+
+    def hang_next(self, seconds: float, times: int = 1, *, after_chunks: int = 0) -> None:
+        """Accept (and charge) the next ``times`` admitted requests, then send nothing for
+        ``seconds`` and close the connection. With ``after_chunks``, a streaming answer first
+        sends that many chunks (a stream that stalls midway)."""
+        with self._lock:
+            for _ in range(times):
+                self._hangs.append(_Hang(seconds, after_chunks))
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Block until ``predicate()`` is true (re-checked at every request); TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"condition not met within {timeout}s")
+                self._changed.wait(min(remaining, 0.05))
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "requests": len(self.requests),
+                "admitted": self.admitted,
+                "rejected_429": self.rejected_429,
+                "tokens_charged": self.tokens_charged,
+            }
+
+    # --- the rate limit ------------------------------------------------------------------
+
+    def _prune(self, now: float) -> None:
+        while self._admitted_window and self._admitted_window[0][0] <= now - self.window:
+            self._admitted_window.popleft()
+
+    def _limit_headers(self, now: float, *, request_wait: float | None, token_wait: float | None) -> dict[str, str]:
+        """x-ratelimit-* for the window as it stands; a reset is the time until capacity frees
+        (the given wait when the request was refused on that count)."""
+        headers: dict[str, str] = {}
+        oldest_expiry = self._admitted_window[0][0] + self.window - now if self._admitted_window else 0.0
+        used_requests = len(self._admitted_window)
+        used_tokens = sum(tokens for _, tokens in self._admitted_window)
+        if self.max_requests is not None:
+            reset = request_wait if request_wait is not None else oldest_expiry
+            headers["x-ratelimit-limit-requests"] = str(self.max_requests)
+            headers["x-ratelimit-remaining-requests"] = str(max(0, self.max_requests - used_requests))
+            headers["x-ratelimit-reset-requests"] = f"{math.ceil(reset)}s"
+        if self.max_tokens is not None:
+            reset = token_wait if token_wait is not None else oldest_expiry
+            headers["x-ratelimit-limit-tokens"] = str(self.max_tokens)
+            headers["x-ratelimit-remaining-tokens"] = str(max(0, self.max_tokens - used_tokens))
+            headers["x-ratelimit-reset-tokens"] = f"{math.ceil(reset)}s"
+        return headers
+
+    def _admit(self, now: float, tokens: int) -> tuple[_Refusal | None, dict[str, str]]:
+        """Charge the request to the window, or say why not; called with the lock held."""
+        self._prune(now)
+        entries = self._admitted_window
+        request_wait: float | None = None
+        token_wait: float | None = None
+        if self.max_requests is not None and len(entries) + 1 > self.max_requests:
+            must_leave = len(entries) + 1 - self.max_requests
+            request_wait = entries[must_leave - 1][0] + self.window - now if must_leave <= len(entries) else self.window
+        if self.max_tokens is not None:
+            used = sum(charged for _, charged in entries)
+            if tokens > self.max_tokens:
+                token_wait = self.window
+            elif used + tokens > self.max_tokens:
+                excess, freed = used + tokens - self.max_tokens, 0
+                for arrival, charged in entries:
+                    freed += charged
+                    if freed >= excess:
+                        token_wait = arrival + self.window - now
+                        break
+        waits = [wait for wait in (request_wait, token_wait) if wait is not None]
+        if waits:
+            self.rejected_429 += 1
+            headers = self._limit_headers(now, request_wait=request_wait, token_wait=token_wait)
+            return _Refusal(max(1, math.ceil(max(waits))), headers), headers
+        entries.append((now, tokens))
+        self.admitted += 1
+        self.tokens_charged += tokens
+        return None, self._limit_headers(now, request_wait=None, token_wait=None)
+
+    # --- answering -----------------------------------------------------------------------
+
+    def _handle_post(self, handler: _Handler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length > 0 else b""
+        arrival = time.monotonic()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", errors="replace")
+        with self._changed:
+            self.requests.append(RecordedRequest(arrival, dict(handler.headers.items()), body))
+            self._changed.notify_all()
+
+        if handler.path != COMPLETIONS_PATH:
+            self._send_error(handler, 404, f"no route for {handler.path}", "not_found")
+            return
+        if handler.headers.get("Authorization") != f"Bearer {self.api_key}":
+            self._send_error(handler, 401, "invalid or missing API key", "authentication_error")
+            return
+        with self._lock:
+            failure = self._failures.popleft() if self._failures else None
+        if failure is not None:
+            self._send_failure(handler, failure)
+            return
+        problem = self._validate(body)
+        if problem:
+            self._send_error(handler, 400, problem, "invalid_request_error")
+            return
+        try:
+            answer = self._answer(body)
+        except Exception as error:  # a broken test responder must show up as a 500, not a hang
+            self._send_error(handler, 500, f"responder failed: {error!r}", "server_error")
+            return
+        usage = {
+            "prompt_tokens": fake_prompt_tokens(body),
+            "completion_tokens": fake_answer_tokens(answer),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        with self._changed:
+            refusal, limit_headers = self._admit(arrival, usage["total_tokens"])
+            hang = self._hangs.popleft() if refusal is None and self._hangs else None
+            self._changed.notify_all()
+        if refusal is not None:
+            headers = {"Retry-After": str(refusal.retry_after), **refusal.headers}
+            self._send_error(handler, 429, "rate limit exceeded", "rate_limit_error", headers=headers)
+            return
+        streaming = body.get("stream") is True
+        if hang is not None and not (streaming and hang.after_chunks > 0):
+            self._hang_up(handler, hang.seconds)
+            return
+        latency = random.uniform(self.latency_min, self.latency_max)
+        if streaming:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            chunks = self._chunks(body, answer, usage if include_usage else None)
+            self._send_stream(handler, chunks, limit_headers, latency, hang)
+        else:
+            if latency > 0 and self._stopping.wait(latency):
+                return
+            self._send_json(handler, 200, self._completion(body, answer, usage), limit_headers)
+
+    @staticmethod
+    def _validate(body: Any) -> str | None:
+        if not isinstance(body, dict):
+            return "request body must be a JSON object"
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            return "model is required"
+        if not isinstance(body.get("messages"), list) or not body["messages"]:
+            return "messages must be a non-empty array"
+        return None
+
+    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The responder's answer with ids filled in and content cut to ``max_tokens``."""
+        answer = dict(self.responder(body))
+        calls = []
+        for call in answer.get("tool_calls") or []:
+            with self._lock:
+                self._id_counter += 1
+                number = self._id_counter
+            calls.append(
+                {
+                    "id": call.get("id") or f"toolu_fake_{number}",
+                    "name": call["name"],
+                    "arguments": _arguments_text(call.get("arguments")),
+                }
+            )
+        answer["tool_calls"] = calls
+        answer["content"] = str(answer.get("content") or "")
+        finish = answer.get("finish_reason") or ("tool_calls" if calls else "stop")
+        cap = body.get("max_tokens")
+        if isinstance(cap, int) and fake_answer_tokens(answer) > cap:
+            others = fake_answer_tokens({**answer, "content": ""})
+            answer["content"] = answer["content"][: max(0, cap - others) * CHARS_PER_TOKEN]
+            finish = "length"
+        answer["finish_reason"] = finish
+        return answer
+
+    def _next_id(self) -> str:
+        with self._lock:
+            self._id_counter += 1
+            return f"chatcmpl-fake-{self._id_counter}"
+
+    def _completion(self, body: dict[str, Any], answer: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": answer["content"]}
+        if answer["tool_calls"]:
+            message["tool_calls"] = [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in answer["tool_calls"]
+            ]
+        if answer.get("reasoning"):
+            message["reasoning"] = {"thinking": answer["reasoning"]}
+        return {
+            "id": self._next_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": answer["finish_reason"]}],
+            "usage": usage,
+        }
+
+    def _chunks(
+        self, body: dict[str, Any], answer: dict[str, Any], usage: dict[str, int] | None
+    ) -> list[dict[str, Any]]:
+        completion_id, created = self._next_id(), int(time.time())
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+            return {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            }
+
+        chunks = [chunk({"role": "assistant", "content": ""})]
+        for piece in _pieces(str(answer.get("reasoning") or ""), 3):
+            chunks.append(chunk({"reasoning": piece}))
+        for piece in _pieces(answer["content"], 4):
+            chunks.append(chunk({"content": piece}))
+        for index, call in enumerate(answer["tool_calls"]):
+            opening = {"index": index, "id": call["id"], "type": "function"}
+            chunks.append(chunk({"tool_calls": [{**opening, "function": {"name": call["name"], "arguments": ""}}]}))
+            for piece in _pieces(call["arguments"], 2):
+                chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
+        chunks.append(chunk({}, answer["finish_reason"]))
+        if usage is not None:
+            last = chunk({})
+            last["choices"] = []
+            last["usage"] = usage
+            chunks.append(last)
+        return chunks
+
+    # --- writing -------------------------------------------------------------------------
+
+    def _send_json(
+        self, handler: _Handler, status: int, document: Any, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self._send_bytes(
+            handler, status, json.dumps(document, ensure_ascii=False).encode(), "application/json", headers
+        )
+
+    def _send_bytes(
+        self,
+        handler: _Handler,
+        status: int,
+        payload: bytes,
+        content_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(payload)
+        handler.wfile.flush()
+
+    def _send_error(
+        self,
+        handler: _Handler,
+        status: int,
+        message: str,
+        error_type: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        document = {"error": {"message": message, "type": error_type, "code": str(status)}}
+        self._send_json(handler, status, document, headers)
+
+    def _send_failure(self, handler: _Handler, failure: _Failure) -> None:
+        body = failure.body
+        if body is None:
+            self._send_error(
+                handler, failure.status, f"injected failure {failure.status}", "injected_error", headers=failure.headers
+            )
+        elif isinstance(body, bytes | str):
+            payload = body.encode() if isinstance(body, str) else body
+            self._send_bytes(handler, failure.status, payload, "text/plain; charset=utf-8", failure.headers)
+        else:
+            self._send_json(handler, failure.status, body, failure.headers)
+
+    def _hang_up(self, handler: _Handler, seconds: float) -> None:
+        self._stopping.wait(seconds)
+        handler.close_connection = True
+
+    def _send_stream(
+        self,
+        handler: _Handler,
+        chunks: list[dict[str, Any]],
+        headers: Mapping[str, str],
+        latency: float,
+        hang: _Hang | None,
+    ) -> None:
+        # Half the latency before the first byte, the rest spread between chunks.
+        if latency > 0 and self._stopping.wait(latency / 2):
+            return
+        gap = latency / 2 / max(1, len(chunks))
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Cache-Control", "no-cache")
+        handler.send_header("Transfer-Encoding", "chunked")
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        for number, chunk in enumerate(chunks):
+            if hang is not None and number == hang.after_chunks:
+                self._hang_up(handler, hang.seconds)
+                return
+            if gap > 0 and self._stopping.wait(gap):
+                return
+            _write_chunked(handler, f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+        _write_chunked(handler, b"data: [DONE]\n\n")
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.wfile.flush()
+
+
+def _write_chunked(handler: _Handler, data: bytes) -> None:
+    handler.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+    handler.wfile.flush()
+
+
+def _pieces(text: str, count: int) -> list[str]:
+    """``text`` cut into at most ``count`` non-empty pieces of similar length."""
+    if not text:
+        return []
+    size = max(1, math.ceil(len(text) / count))
+    return [text[start : start + size] for start in range(0, len(text), size)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fake Heroku Managed Inference server for benchmarks.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default="test-inference-key")
+    parser.add_argument("--max-requests", type=int, default=None)
+    parser.add_argument("--max-tokens", type=int, default=None)
+    parser.add_argument("--window", type=float, default=60.0)
+    parser.add_argument("--latency-min", type=float, default=0.0)
+    parser.add_argument("--latency-max", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    fake = FakeInference(
+        api_key=args.api_key,
+        max_requests=args.max_requests,
+        max_tokens=args.max_tokens,
+        window=args.window,
+        latency_min=args.latency_min,
+        latency_max=max(args.latency_min, args.latency_max),
+        port=args.port,
+    ).start()
+    stop = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stop.set())
+    print(fake.url, flush=True)
+    stop.wait()
+    fake.stop()
+    print(json.dumps(fake.stats()), flush=True)
+
+
+if __name__ == "__main__":
+    main()

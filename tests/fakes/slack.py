@@ -1,0 +1,1129 @@
+"""A local, real-HTTP fake of Slack: the Web API, a private file host and response_url endpoints.
+
+Point slack_sdk at it with ``WebClient(token="xoxb-test-token", base_url=fake.api_url)``::
+
+    with FakeSlack() as slack:
+        client = WebClient(token="xoxb-test-token", base_url=slack.api_url)
+        client.chat_postMessage(channel="C1", text="hi")
+        assert slack.calls_to("chat.postMessage")[0].params["text"] == "hi"
+
+Paths on the one server:
+  ``POST|GET /api/<method>``                 Web API (form, multipart or JSON body; query string too)
+  ``GET /files-pri/<team>-<file>/[download/]<name>``  private file downloads (see :meth:`FakeSlack.add_file`)
+  ``GET /files-origin/<team>-<file>/<name>`` where ``mode="redirect"`` downloads are sent
+  ``POST /response/<name>``                  slash-command ``response_url`` (:meth:`FakeSlack.response_url`)
+
+What each request goes through, in order: optional delay (:meth:`delay_next`), injected fault
+(:meth:`fail_next`), authentication (Bearer header or ``token`` parameter; ``not_authed`` /
+``invalid_auth``), then the method. Like Slack, API errors are HTTP 200 with ``{"ok": false, "error": ...}``;
+only rate limits (429 + ``Retry-After``) and injected 5xx use other statuses.
+
+The fake holds Slack's limits that the bot must respect: ``text`` over 40,000 characters is
+``msg_too_long``; more than 50 blocks, a section text over 3,000 characters or markdown blocks over
+12,000 characters in total are ``invalid_blocks``; streaming into a channel (C…/G…) without
+``recipient_team_id``/``recipient_user_id`` is ``missing_recipient_*``; bots may delete only their own
+messages and files (an admin's user token, see :meth:`add_token`, may delete any).
+
+``ts`` values come from :func:`next_ts`, shared with ``tests.support.slack_requests``: they follow the
+wall clock and never repeat, so a bot reply always sorts after the user message it answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+T = TypeVar("T")
+
+DEFAULT_TOKEN = "xoxb-test-token"
+MAX_TEXT_CHARS = 40_000
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT_CHARS = 3_000
+MAX_MARKDOWN_BLOCK_CHARS = 12_000  # all markdown blocks of one message together
+MAX_STREAM_TEXT_CHARS = 12_000  # markdown_text of one stream call
+# Form-encoded calls carry these as JSON strings; decode them so params look the same either way.
+JSON_FIELDS = frozenset({"blocks", "attachments", "chunks", "metadata", "unfurls", "user_auth_blocks"})
+NO_AUTH_METHODS = frozenset({"oauth.v2.access", "api.test"})
+STREAM_METHODS = frozenset({"chat.startStream", "chat.appendStream", "chat.stopStream"})
+DEFAULT_REPLIES_LIMIT = 1000
+
+LOGIN_PAGE = (
+    b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Slack</title></head>'
+    b'<body><h1>Sign in to your workspace</h1><form action="/signin" method="post">'
+    b'<input type="email" name="email"></form></body></html>'
+)
+
+_FILETYPES = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "gif": "gif", "webp": "webp", "pdf": "pdf", "txt": "text"}
+
+
+# --- ts values -------------------------------------------------------------------------------------
+
+_ts_lock = threading.Lock()
+_last_ts_micros = 0
+
+
+def next_ts() -> str:
+    """A Slack ts ("1700000000.000100" style) from the wall clock, unique and increasing in this process."""
+    global _last_ts_micros
+    with _ts_lock:
+        _last_ts_micros = max(time.time_ns() // 1000, _last_ts_micros + 1)
+        micros = _last_ts_micros
+    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+# --- records ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Web API request as the fake saw it (recorded after it was answered)."""
+
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]  # as sent, names in the sender's case
+    time: float  # time.monotonic() when the request arrived
+    status: int = 200
+    response: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and bool(self.response.get("ok"))
+
+    @property
+    def authorization(self) -> str | None:
+        return _header(self.headers, "Authorization")
+
+
+@dataclass(frozen=True)
+class Download:
+    """One GET on the file host."""
+
+    path: str
+    file_id: str | None
+    authorization: str | None  # the Authorization header it carried, if any
+    status: int
+    time: float
+
+
+@dataclass(frozen=True)
+class ResponsePost:
+    """One POST to a response_url."""
+
+    name: str
+    body: Any  # parsed JSON, or the raw text when it was not JSON
+    headers: dict[str, str]
+    time: float
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a token speaks for. Bot tokens have a bot_id; user tokens do not."""
+
+    team_id: str
+    team_name: str
+    user_id: str
+    bot_id: str | None
+    is_admin: bool = False
+    enterprise_id: str | None = None
+
+
+@dataclass
+class _HostedFile:
+    file_id: str
+    content: bytes
+    info: dict[str, Any]
+    mode: str
+    redirect_to: str | None
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class _Fault:
+    status: int
+    retry_after: int | None
+    error: str | None
+
+
+class SlackError(Exception):
+    """An ``{"ok": false, "error": ...}`` answer, raised inside method handlers."""
+
+    def __init__(self, error: str, **extra: Any):
+        super().__init__(error)
+        self.error = error
+        self.extra = extra
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    seconds, _, micros = ts.partition(".")
+    return int(seconds), int(micros or 0)
+
+
+def _encode_cursor(ts: str) -> str:
+    # Slack's cursors look like base64("next_ts:1512085861000543").
+    return base64.b64encode(f"next_ts:{ts.replace('.', '')}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        text = base64.b64decode(cursor, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise SlackError("invalid_cursor") from error
+    prefix, _, digits = text.partition(":")
+    if prefix != "next_ts" or not digits.isdigit() or len(digits) < 7:
+        raise SlackError("invalid_cursor")
+    return int(digits[:-6]), int(digits[-6:])
+
+
+def parse_api_body(content_type: str, raw: bytes) -> dict[str, Any]:
+    """Parameters of a Web API request body, whichever encoding the client chose."""
+    kind = content_type.split(";")[0].strip().lower()
+    if not raw:
+        return {}
+    if kind == "application/json":
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise SlackError("invalid_json") from error
+        if not isinstance(body, dict):
+            raise SlackError("invalid_json")
+        return body
+    if kind == "multipart/form-data":
+        message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+        if not message.is_multipart():
+            raise SlackError("invalid_form_data")
+        params: dict[str, Any] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not name:
+                continue
+            payload = part.get_payload(decode=True) or b""
+            params[name] = payload if part.get_filename() else payload.decode("utf-8", "replace")
+        return _decode_json_fields(params)
+    if kind in ("application/x-www-form-urlencoded", "text/plain", ""):
+        try:
+            pairs = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise SlackError("invalid_form_data") from error
+        return _decode_json_fields({key: values[-1] for key, values in pairs.items()})
+    raise SlackError("invalid_post_type")
+
+
+def _decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
+    for name in JSON_FIELDS & params.keys():
+        value = params[name]
+        if isinstance(value, str) and value[:1] in ("[", "{"):
+            try:
+                params[name] = json.loads(value)
+            except ValueError as error:
+                raise SlackError(f"invalid_{name}_format" if name == "blocks" else "invalid_arguments") from error
+    return params
+
+
+def _markdown_chunks_text(chunks: Any) -> str:
+    if not isinstance(chunks, list):
+        return ""
+    return "".join(
+        str(chunk.get("text", ""))
+        for chunk in chunks
+        if isinstance(chunk, dict) and chunk.get("type") == "markdown_text"
+    )
+
+
+def check_message_limits(text: Any, blocks: Any) -> None:
+    """Slack's size limits for a posted or updated message (raises SlackError)."""
+    if isinstance(text, str) and len(text) > MAX_TEXT_CHARS:
+        raise SlackError("msg_too_long")
+    if blocks is None:
+        return
+    if not isinstance(blocks, list) or not all(isinstance(block, dict) for block in blocks):
+        raise SlackError("invalid_blocks_format")
+    if len(blocks) > MAX_BLOCKS:
+        raise SlackError("invalid_blocks", response_metadata={"messages": ["[ERROR] no more than 50 items allowed"]})
+    markdown_chars = 0
+    for index, block in enumerate(blocks):
+        if block.get("type") == "section":
+            section_text = (block.get("text") or {}).get("text", "")
+            if len(section_text) > MAX_SECTION_TEXT_CHARS:
+                message = f"[ERROR] must be less than 3001 characters [json-pointer:/blocks/{index}/text/text]"
+                raise SlackError("invalid_blocks", response_metadata={"messages": [message]})
+        elif block.get("type") == "markdown":
+            markdown_chars += len(block.get("text", ""))
+    if markdown_chars > MAX_MARKDOWN_BLOCK_CHARS:
+        message = "[ERROR] markdown blocks must not exceed 12000 characters in total"
+        raise SlackError("invalid_blocks", response_metadata={"messages": [message]})
+
+
+# --- the fake --------------------------------------------------------------------------------------
+
+
+class FakeSlack:
+    """Slack's Web API, file host and response_url endpoints on 127.0.0.1 (see the module docstring).
+
+    State you read: ``calls``, ``messages`` (channel -> ts -> message dict), ``downloads``, ``responses``,
+    ``reactions``. State you fill: ``users`` (id -> partial user dict), ``add_thread``, ``add_file``,
+    ``add_channel``, ``add_token``, ``add_oauth_code``. All of it is guarded by one lock; read through
+    the accessor methods (which copy) when the bot may be writing at the same time.
+    """
+
+    def __init__(
+        self,
+        tokens: Iterable[str] = (DEFAULT_TOKEN,),
+        *,
+        team_id: str = "T1",
+        team_name: str = "Test Workspace",
+        team_domain: str = "test-workspace",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        app_id: str = "A1",
+        streaming_enabled: bool = True,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+    ):
+        self.team_id = team_id
+        self.team_name = team_name
+        self.team_domain = team_domain
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.app_id = app_id
+        self.streaming_enabled = streaming_enabled
+        self.client_id = client_id  # None: oauth.v2.access accepts any client credentials
+        self.client_secret = client_secret
+
+        self._lock = threading.RLock()
+        self._identities: dict[str, Identity] = {}
+        for token in tokens:
+            self.add_token(token)
+        self.users: dict[str, dict[str, Any]] = {
+            bot_user_id: {"name": "bot", "real_name": "Bot", "is_bot": True, "tz": "UTC"}
+        }
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.messages: dict[str, dict[str, dict[str, Any]]] = {}
+        self.reactions: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (channel, ts) -> [(user, name)]
+        self.calls: list[Call] = []
+        self.downloads: list[Download] = []
+        self.responses: list[ResponsePost] = []
+        self._streams: dict[tuple[str, str], str] = {}  # (channel, ts) -> "streaming" | "stopped"
+        self._files: dict[str, _HostedFile] = {}
+        self._oauth_codes: dict[str, dict[str, Any]] = {}
+        self._used_oauth_codes: set[str] = set()
+        self._faults: dict[str, deque[_Fault]] = {}
+        self._delays: dict[str, deque[float]] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---
+
+    def start(self) -> FakeSlack:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (no trailing slash)."""
+        assert self._server is not None, "start the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base, ending with "/api/": pass it as ``WebClient(base_url=...)``."""
+        return f"{self.base_url}/api/"
+
+    # --- configuration ---
+
+    @property
+    def valid_tokens(self) -> set[str]:
+        with self._lock:
+            return set(self._identities)
+
+    def add_token(
+        self,
+        token: str,
+        *,
+        team_id: str | None = None,
+        team_name: str | None = None,
+        user_id: str | None = None,
+        bot_id: str | None = None,
+        is_admin: bool = False,
+        enterprise_id: str | None = None,
+    ) -> Identity:
+        """Accept `token`. Defaults to this workspace's bot; ``xoxp-`` tokens default to a user token (no bot_id)."""
+        is_user_token = token.startswith("xoxp-")
+        identity = Identity(
+            team_id=team_id or self.team_id,
+            team_name=team_name or self.team_name,
+            user_id=user_id or ("U1" if is_user_token else self.bot_user_id),
+            bot_id=None if is_user_token else (bot_id or self.bot_id),
+            is_admin=is_admin,
+            enterprise_id=enterprise_id,
+        )
+        with self._lock:
+            self._identities[token] = identity
+        return identity
+
+    def revoke_token(self, token: str) -> None:
+        with self._lock:
+            self._identities.pop(token, None)
+
+    def add_user(self, user_id: str, **info: Any) -> None:
+        """Shorthand for ``users[user_id] = info`` (name, real_name, is_admin, is_bot, tz, team_id...)."""
+        with self._lock:
+            self.users[user_id] = dict(info)
+
+    def add_channel(
+        self, channel_id: str, *, name: str | None = None, members: Iterable[str] = (), is_private: bool | None = None
+    ) -> None:
+        with self._lock:
+            self.channels[channel_id] = {"name": name, "members": list(members), "is_private": is_private}
+
+    def add_thread(self, channel: str, thread_ts: str, messages: Iterable[dict[str, Any] | str]) -> list[dict]:
+        """Seed a thread: the first message is the parent (ts=thread_ts), the others replies with fresh ts.
+
+        If the parent already exists, every message given is a reply. A message is a dict (``user``,
+        ``text``, optional ``ts``, ``bot_id``, ``files``...) or just its text (from "U1"). Returns the
+        stored messages in order.
+        """
+        stored = []
+        with self._lock:
+            has_parent = thread_ts in self.messages.get(channel, {})
+            for message in messages:
+                stored.append(
+                    self.add_message(channel, message, ts=None if has_parent else thread_ts, thread_ts=thread_ts)
+                )
+                has_parent = True
+        return stored
+
+    def add_message(
+        self, channel: str, message: dict[str, Any] | str, *, ts: str | None = None, thread_ts: str | None = None
+    ) -> dict[str, Any]:
+        """Seed one message someone posted (default user "U1"; a fresh ts unless given or in the dict).
+
+        E.g. the user message an event is about, so conversations.replies includes it. Returns a copy.
+        """
+        entry = {"text": message} if isinstance(message, str) else dict(message)
+        entry.setdefault("type", "message")
+        entry.setdefault("user", "U1")
+        entry.setdefault("ts", ts or next_ts())
+        if thread_ts and entry["ts"] != thread_ts:
+            entry.setdefault("thread_ts", thread_ts)
+        with self._lock:
+            self.messages.setdefault(channel, {})[entry["ts"]] = entry
+        return dict(entry)
+
+    def add_oauth_code(
+        self,
+        code: str,
+        *,
+        access_token: str = "xoxb-installed-token",
+        team_id: str = "T2",
+        team_name: str = "Second Workspace",
+        bot_user_id: str = "UBOT2",
+        bot_id: str = "BBOT2",
+        scope: str = "app_mentions:read,chat:write,commands,files:read,im:history,reactions:write,users:read",
+        authed_user_id: str = "U2",
+        enterprise: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Make `code` exchangeable (once) by oauth.v2.access; the token it yields then works for the API."""
+        answer = {
+            "ok": True,
+            "access_token": access_token,
+            "token_type": "bot",
+            "scope": scope,
+            "bot_user_id": bot_user_id,
+            "app_id": self.app_id,
+            "team": {"id": team_id, "name": team_name},
+            "enterprise": enterprise,
+            "is_enterprise_install": False,
+            "authed_user": {"id": authed_user_id},
+        }
+        with self._lock:
+            self._oauth_codes[code] = {"answer": answer, "bot_id": bot_id}
+        return answer
+
+    def add_file(
+        self,
+        file_id: str,
+        content: bytes,
+        *,
+        name: str,
+        mimetype: str,
+        filetype: str | None = None,
+        mode: str = "ok",
+        redirect_to: str | None = None,
+        user: str = "U1",
+        title: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Host a file and return the file object an event would carry.
+
+        Download behaviour by mode: "ok" (needs the Bearer token, else the HTML login page), "html"
+        (always the login page, as without files:read), "redirect" (302 to /files-origin/ on this host,
+        which needs the token), "redirect_foreign" (302 to `redirect_to`), "stub" (downloads like "ok",
+        but the returned object is a Slack Connect stub: ``file_access: "check_file_info"``; files.info
+        has the full object).
+        """
+        if mode not in ("ok", "html", "redirect", "redirect_foreign", "stub"):
+            raise ValueError(f"unknown file mode {mode!r}")
+        if mode == "redirect_foreign" and not redirect_to:
+            raise ValueError("mode='redirect_foreign' needs redirect_to")
+        extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        filetype = filetype or _FILETYPES.get(extension, extension or "binary")
+        created = int(time.time())
+        path_prefix = f"{self.base_url}/files-pri/{self.team_id}-{file_id}"
+        quoted_name = quote(name)
+        info = {
+            "id": file_id,
+            "created": created,
+            "timestamp": created,
+            "name": name,
+            "title": title or name,
+            "mimetype": mimetype,
+            "filetype": filetype,
+            "pretty_type": filetype.upper(),
+            "user": user,
+            "user_team": self.team_id,
+            "editable": False,
+            "size": len(content),
+            "mode": "hosted",
+            "is_external": False,
+            "external_type": "",
+            "is_public": True,
+            "public_url_shared": False,
+            "display_as_bot": False,
+            "username": "",
+            "url_private": f"{path_prefix}/{quoted_name}",
+            "url_private_download": f"{path_prefix}/download/{quoted_name}",
+            "permalink": f"{self.base_url}/files/{user}/{file_id}/{quoted_name}",
+            "permalink_public": f"{self.base_url}/{self.team_id}-{file_id}-public",
+            "has_rich_preview": False,
+            "file_access": "visible",
+            **(extra or {}),
+        }
+        with self._lock:
+            self._files[file_id] = _HostedFile(file_id, content, info, mode, redirect_to)
+        if mode == "stub":
+            return {
+                "id": file_id,
+                "mode": "hosted",
+                "file_access": "check_file_info",
+                "created": created,
+                "timestamp": created,
+                "user": user,
+            }
+        return dict(info)
+
+    def response_url(self, name: str) -> str:
+        """A response_url for a slash command; POSTs to it land in ``responses`` under `name`."""
+        return f"{self.base_url}/response/{quote(name, safe='')}"
+
+    # --- fault injection ---
+
+    def fail_next(
+        self, method: str, status: int = 429, retry_after: int | None = 1, times: int = 1, error: str | None = None
+    ) -> None:
+        """The next `times` calls to `method` ("*": any method) fail.
+
+        With `error`: HTTP 200 ``{"ok": false, "error": error}``. Otherwise HTTP `status` (429 carries
+        ``Retry-After: retry_after`` and error "ratelimited", as Slack sends).
+        """
+        with self._lock:
+            queue = self._faults.setdefault(method, deque())
+            queue.extend(_Fault(status, retry_after, error) for _ in range(times))
+
+    def delay_next(self, method: str, seconds: float, times: int = 1) -> None:
+        """The next `times` calls to `method` ("*": any method) are answered `seconds` late."""
+        with self._lock:
+            self._delays.setdefault(method, deque()).extend([seconds] * times)
+
+    def expire_stream(self, channel: str, ts: str) -> None:
+        """End a stream as Slack does when it times out: later appends get message_not_in_streaming_state."""
+        with self._lock:
+            self._streams[(channel, ts)] = "stopped"
+
+    # --- reading what happened ---
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [call for call in self.calls if call.method == method]
+
+    def all_calls(self) -> list[Call]:
+        with self._lock:
+            return list(self.calls)
+
+    def message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """The current state of a message (after every update/append), or None."""
+        with self._lock:
+            found = self.messages.get(channel, {}).get(ts)
+            return json.loads(json.dumps(found)) if found is not None else None
+
+    def messages_in(self, channel: str) -> list[dict[str, Any]]:
+        """Copies of every message in `channel`, oldest first."""
+        with self._lock:
+            found = sorted(self.messages.get(channel, {}).values(), key=lambda m: _ts_key(m["ts"]))
+            return json.loads(json.dumps(found))
+
+    def bot_messages(self, channel: str) -> list[dict[str, Any]]:
+        """Copies of the messages apps posted in `channel` (they carry a bot_id), oldest first."""
+        return [m for m in self.messages_in(channel) if m.get("bot_id")]
+
+    def text_of(self, channel: str, ts: str) -> str:
+        found = self.message(channel, ts)
+        if found is None:
+            raise KeyError(f"no message {channel}/{ts}")
+        return found.get("text", "")
+
+    def stream_state(self, channel: str, ts: str) -> str | None:
+        """ "streaming", "stopped", or None when `ts` was never a stream."""
+        with self._lock:
+            return self._streams.get((channel, ts))
+
+    def responses_to(self, name: str) -> list[ResponsePost]:
+        with self._lock:
+            return [post for post in self.responses if post.name == name]
+
+    def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.01) -> T:
+        """Poll `predicate` until it returns something truthy (returned) or `timeout` passes (TimeoutError)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() >= deadline:
+                methods = [call.method for call in self.all_calls()]
+                raise TimeoutError(f"condition not met within {timeout}s; Web API calls so far: {methods}")
+            time.sleep(interval)
+
+    def wait_for_call(self, method: str, where: Callable[[Call], bool] | None = None, timeout: float = 5.0) -> Call:
+        """The first recorded call to `method` (matching `where`), waiting up to `timeout` for it."""
+
+        def find() -> Call | None:
+            return next((call for call in self.calls_to(method) if where is None or where(call)), None)
+
+        return self.wait_for(find, timeout)
+
+    def reset(self) -> None:
+        """Forget what happened (calls, messages, streams, reactions, downloads, responses, pending faults).
+
+        Configuration stays: tokens, users, channels, hosted files, OAuth codes.
+        """
+        with self._lock:
+            self.calls.clear()
+            self.messages.clear()
+            self.reactions.clear()
+            self.downloads.clear()
+            self.responses.clear()
+            self._streams.clear()
+            self._faults.clear()
+            self._delays.clear()
+
+    # --- the Web API ---
+
+    def _take(self, queues: dict[str, deque], method: str) -> Any:
+        with self._lock:
+            for key in (method, "*"):
+                queue = queues.get(key)
+                if queue:
+                    return queue.popleft()
+        return None
+
+    def handle_api(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict, dict]:
+        """Answer one Web API call: (HTTP status, JSON body, extra response headers)."""
+        delay = self._take(self._delays, method)
+        if delay:
+            time.sleep(delay)  # the fake's latency, not test synchronisation
+        fault = self._take(self._faults, method)
+        if fault is not None:
+            if fault.error is not None:
+                return 200, {"ok": False, "error": fault.error}, {}
+            if fault.status == 429:
+                extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                return 429, {"ok": False, "error": "ratelimited"}, extra
+            return fault.status, {"ok": False, "error": "fatal_error"}, {}
+        try:
+            identity = self._authenticate(method, params, headers)
+            answer = self._answer(method, params, headers, identity)
+        except SlackError as error:
+            return 200, {"ok": False, "error": error.error, **error.extra}, {}
+        return 200, {"ok": True, **answer}, {}
+
+    def _authenticate(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> Identity | None:
+        if method in NO_AUTH_METHODS:
+            return None
+        authorization = _header(headers, "Authorization") or ""
+        token = params.pop("token", None)
+        if authorization.startswith("Bearer "):
+            token = authorization.removeprefix("Bearer ").strip()
+        if not token:
+            raise SlackError("not_authed")
+        with self._lock:
+            identity = self._identities.get(token)
+        if identity is None:
+            raise SlackError("invalid_auth")
+        return identity
+
+    def _answer(
+        self, method: str, params: dict[str, Any], headers: dict[str, str], identity: Identity | None
+    ) -> dict[str, Any]:
+        if method == "oauth.v2.access":
+            with self._lock:
+                return self._oauth_v2_access(params, headers)
+        handler = self._methods().get(method)
+        if handler is None or (method in STREAM_METHODS and not self.streaming_enabled):
+            raise SlackError("unknown_method", req_method=method)
+        assert identity is not None
+        with self._lock:
+            return handler(params, identity)
+
+    def _methods(self) -> dict[str, Callable[[dict[str, Any], Identity], dict[str, Any]]]:
+        return {
+            "auth.test": self._auth_test,
+            "team.info": self._team_info,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.startStream": self._chat_start_stream,
+            "chat.appendStream": self._chat_append_stream,
+            "chat.stopStream": self._chat_stop_stream,
+            "assistant.threads.setStatus": self._assistant_set_status,
+            "reactions.add": self._reactions_add,
+            "users.info": self._users_info,
+            "conversations.replies": self._conversations_replies,
+            "conversations.info": self._conversations_info,
+            "conversations.members": self._conversations_members,
+            "files.info": self._files_info,
+            "files.delete": self._files_delete,
+        }
+
+    @staticmethod
+    def _required(params: dict[str, Any], *names: str) -> None:
+        for name in names:
+            if params.get(name) in (None, ""):
+                raise SlackError("invalid_arguments", response_metadata={"messages": [f"[ERROR] missing '{name}'"]})
+
+    def _auth_test(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        answer = {
+            "url": f"https://{self.team_domain}.slack.com/",
+            "team": identity.team_name,
+            "user": (self.users.get(identity.user_id) or {}).get("name", "bot"),
+            "team_id": identity.team_id,
+            "user_id": identity.user_id,
+            "is_enterprise_install": False,
+        }
+        if identity.bot_id:
+            answer["bot_id"] = identity.bot_id
+        if identity.enterprise_id:
+            answer["enterprise_id"] = identity.enterprise_id
+        return answer
+
+    def _team_info(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        return {
+            "team": {
+                "id": identity.team_id,
+                "name": identity.team_name,
+                "domain": self.team_domain,
+                "email_domain": "",
+                "icon": {"image_default": True},
+                "enterprise_id": identity.enterprise_id,
+            }
+        }
+
+    def _new_message(self, params: dict[str, Any], identity: Identity, ts: str, text: str) -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "message", "text": text, "user": identity.user_id, "ts": ts}
+        if identity.bot_id:
+            message.update(bot_id=identity.bot_id, app_id=self.app_id)
+        message["team"] = identity.team_id
+        if params.get("blocks") is not None:
+            message["blocks"] = params["blocks"]
+        if params.get("thread_ts"):
+            message["thread_ts"] = str(params["thread_ts"])
+        if params.get("metadata"):
+            message["metadata"] = params["metadata"]
+        return message
+
+    def _chat_post_message(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel")
+        if not (params.get("text") or params.get("blocks") or params.get("attachments")):
+            raise SlackError("no_text")
+        check_message_limits(params.get("text"), params.get("blocks"))
+        channel = str(params["channel"])
+        ts = next_ts()
+        message = self._new_message(params, identity, ts, str(params.get("text") or ""))
+        self.messages.setdefault(channel, {})[ts] = message
+        return {"channel": channel, "ts": ts, "message": dict(message)}
+
+    def _existing(self, channel: str, ts: str) -> dict[str, Any]:
+        message = self.messages.get(channel, {}).get(ts)
+        if message is None:
+            raise SlackError("message_not_found")
+        return message
+
+    def _chat_update(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel", "ts")
+        channel, ts = str(params["channel"]), str(params["ts"])
+        message = self._existing(channel, ts)
+        if message.get("user") != identity.user_id:
+            raise SlackError("cant_update_message")
+        check_message_limits(params.get("text"), params.get("blocks"))
+        if "text" in params:
+            message["text"] = str(params["text"] or "")
+        if "blocks" in params:
+            message["blocks"] = params["blocks"]
+        message["edited"] = {"user": identity.user_id, "ts": next_ts()}
+        return {"channel": channel, "ts": ts, "text": message.get("text", ""), "message": dict(message)}
+
+    def _chat_delete(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel", "ts")
+        channel, ts = str(params["channel"]), str(params["ts"])
+        message = self._existing(channel, ts)
+        if message.get("user") != identity.user_id and not identity.is_admin:
+            raise SlackError("cant_delete_message")
+        del self.messages[channel][ts]
+        self._streams.pop((channel, ts), None)
+        return {"channel": channel, "ts": ts}
+
+    def _chat_post_ephemeral(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel", "user")
+        if not (params.get("text") or params.get("blocks") or params.get("attachments")):
+            raise SlackError("no_text")
+        check_message_limits(params.get("text"), params.get("blocks"))
+        return {"message_ts": next_ts()}
+
+    def _stream_text(self, params: dict[str, Any]) -> str:
+        markdown_text = params.get("markdown_text")
+        if isinstance(markdown_text, str) and len(markdown_text) > MAX_STREAM_TEXT_CHARS:
+            raise SlackError("msg_too_long")
+        return str(markdown_text or "") + _markdown_chunks_text(params.get("chunks"))
+
+    def _chat_start_stream(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel", "thread_ts")
+        channel = str(params["channel"])
+        if channel.startswith(("C", "G")):
+            if not params.get("recipient_team_id"):
+                raise SlackError("missing_recipient_team_id")
+            if not params.get("recipient_user_id"):
+                raise SlackError("missing_recipient_user_id")
+        text = self._stream_text(params)
+        ts = next_ts()
+        self.messages.setdefault(channel, {})[ts] = self._new_message(params, identity, ts, text)
+        self._streams[(channel, ts)] = "streaming"
+        return {"channel": channel, "ts": ts}
+
+    def _streaming_message(self, params: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        self._required(params, "channel", "ts")
+        channel, ts = str(params["channel"]), str(params["ts"])
+        if self._streams.get((channel, ts)) != "streaming":
+            raise SlackError("message_not_in_streaming_state")
+        return channel, ts, self.messages[channel][ts]
+
+    def _chat_append_stream(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        channel, ts, message = self._streaming_message(params)
+        message["text"] = message.get("text", "") + self._stream_text(params)
+        return {"channel": channel, "ts": ts}
+
+    def _chat_stop_stream(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        channel, ts, message = self._streaming_message(params)
+        message["text"] = message.get("text", "") + self._stream_text(params)
+        if params.get("blocks") is not None:
+            check_message_limits(None, params["blocks"])
+            message["blocks"] = params["blocks"]
+        if params.get("metadata"):
+            message["metadata"] = params["metadata"]
+        self._streams[(channel, ts)] = "stopped"
+        return {"channel": channel, "ts": ts, "message": dict(message)}
+
+    def _assistant_set_status(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel_id", "thread_ts")
+        if "status" not in params:
+            raise SlackError("invalid_arguments", response_metadata={"messages": ["[ERROR] missing 'status'"]})
+        return {}
+
+    def _reactions_add(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel", "timestamp", "name")
+        key = (str(params["channel"]), str(params["timestamp"]))
+        entry = (identity.user_id, str(params["name"]))
+        reactions = self.reactions.setdefault(key, [])
+        if entry in reactions:
+            raise SlackError("already_reacted")
+        reactions.append(entry)
+        return {}
+
+    def _users_info(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "user")
+        user_id = str(params["user"])
+        info = self.users.get(user_id)
+        if info is None:
+            raise SlackError("user_not_found")
+        name = info.get("name", user_id.lower())
+        real_name = info.get("real_name", name)
+        return {
+            "user": {
+                "id": user_id,
+                "team_id": info.get("team_id", identity.team_id),
+                "name": name,
+                "deleted": info.get("deleted", False),
+                "real_name": real_name,
+                "tz": info.get("tz", "UTC"),
+                "tz_label": info.get("tz_label", info.get("tz", "UTC")),
+                "tz_offset": info.get("tz_offset", 0),
+                "is_admin": info.get("is_admin", False),
+                "is_owner": info.get("is_owner", False),
+                "is_bot": info.get("is_bot", False),
+                "is_app_user": False,
+                "profile": {"real_name": real_name, "display_name": info.get("display_name", name)},
+            }
+        }
+
+    def _conversations_replies(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel", "ts")
+        channel, thread_ts = str(params["channel"]), str(params["ts"])
+        in_channel = self.messages.get(channel, {})
+        if thread_ts not in in_channel:
+            raise SlackError("thread_not_found")
+        thread = sorted(
+            (m for m in in_channel.values() if m["ts"] == thread_ts or m.get("thread_ts") == thread_ts),
+            key=lambda m: _ts_key(m["ts"]),
+        )
+        try:
+            limit = int(params.get("limit") or DEFAULT_REPLIES_LIMIT)
+        except (TypeError, ValueError) as error:
+            raise SlackError("invalid_limit") from error
+        start = 0
+        if params.get("cursor"):
+            position = _decode_cursor(str(params["cursor"]))
+            start = next((i for i, m in enumerate(thread) if _ts_key(m["ts"]) >= position), len(thread))
+        page = thread[start : start + max(limit, 1)]
+        has_more = start + len(page) < len(thread)
+        messages = [json.loads(json.dumps(m)) for m in page]
+        for message in messages:
+            if message["ts"] == thread_ts:
+                replies = thread[1:]
+                message.update(
+                    thread_ts=thread_ts,
+                    reply_count=len(replies),
+                    reply_users=sorted({m.get("user", "") for m in replies}),
+                    latest_reply=replies[-1]["ts"] if replies else thread_ts,
+                )
+        next_cursor = _encode_cursor(thread[start + len(page)]["ts"]) if has_more else ""
+        return {"messages": messages, "has_more": has_more, "response_metadata": {"next_cursor": next_cursor}}
+
+    def _channel(self, channel_id: str) -> dict[str, Any]:
+        # Channels nobody registered are made up from the id: C public, G private, D a DM.
+        known = self.channels.get(channel_id, {})
+        is_im = channel_id.startswith("D")
+        is_private = known.get("is_private")
+        if is_private is None:
+            is_private = channel_id.startswith("G")
+        members = known.get("members") or [self.bot_user_id, *sorted(u for u in self.users if u != self.bot_user_id)]
+        return {
+            "id": channel_id,
+            "name": known.get("name") or (None if is_im else channel_id.lower()),
+            "is_channel": not is_im and not is_private,
+            "is_group": is_private,
+            "is_im": is_im,
+            "is_private": is_private or is_im,
+            "is_member": self.bot_user_id in members,
+            "is_archived": False,
+            "is_ext_shared": False,
+            "members": members,
+        }
+
+    def _conversations_info(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel")
+        channel = self._channel(str(params["channel"]))
+        channel.pop("members")
+        return {"channel": channel}
+
+    def _conversations_members(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel")
+        return {"members": self._channel(str(params["channel"]))["members"], "response_metadata": {"next_cursor": ""}}
+
+    def _hosted(self, params: dict[str, Any]) -> _HostedFile:
+        self._required(params, "file")
+        hosted = self._files.get(str(params["file"]))
+        if hosted is None:
+            raise SlackError("file_not_found")
+        if hosted.deleted:
+            raise SlackError("file_deleted")
+        return hosted
+
+    def _files_info(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        hosted = self._hosted(params)
+        return {"file": dict(hosted.info), "comments": [], "response_metadata": {"next_cursor": ""}}
+
+    def _files_delete(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        hosted = self._hosted(params)
+        if hosted.info.get("user") != identity.user_id and not identity.is_admin:
+            raise SlackError("cant_delete_file")
+        hosted.deleted = True
+        return {}
+
+    def _oauth_v2_access(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        client_id, client_secret = params.get("client_id"), params.get("client_secret")
+        authorization = _header(headers, "Authorization") or ""
+        if authorization.startswith("Basic "):
+            try:
+                decoded = base64.b64decode(authorization.removeprefix("Basic ")).decode()
+            except (binascii.Error, UnicodeDecodeError) as error:
+                raise SlackError("invalid_client_id") from error
+            client_id, _, client_secret = decoded.partition(":")
+        if not client_id:
+            raise SlackError("invalid_client_id")
+        if self.client_id is not None and client_id != self.client_id:
+            raise SlackError("invalid_client_id")
+        if self.client_secret is not None and client_secret != self.client_secret:
+            raise SlackError("bad_client_secret")
+        code = str(params.get("code") or "")
+        if code in self._used_oauth_codes:
+            raise SlackError("code_already_used")
+        grant = self._oauth_codes.get(code)
+        if grant is None:
+            raise SlackError("invalid_code")
+        self._used_oauth_codes.add(code)
+        answer = grant["answer"]
+        self.add_token(
+            answer["access_token"],
+            team_id=answer["team"]["id"],
+            team_name=answer["team"]["name"],
+            user_id=answer["bot_user_id"],
+            bot_id=grant["bot_id"],
+        )
+        return {key: value for key, value in answer.items() if key != "ok"}
+
+    # --- file host and response_url ---
+
+    _FILE_PATH = re.compile(r"^/files-(pri|origin)/([A-Z0-9]+)-([A-Za-z0-9]+)/(?:download/)?([^/]+)$")
+
+    def handle_download(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        """Answer a GET on the file host: (status, body, headers)."""
+        authorization = _header(headers, "Authorization")
+        matched = self._FILE_PATH.match(path)
+        with self._lock:
+            hosted = self._files.get(matched.group(3)) if matched else None
+            if hosted is not None and (hosted.deleted or unquote(matched.group(4)) != hosted.info["name"]):
+                hosted = None
+            token_ok = (
+                authorization is not None
+                and authorization.startswith("Bearer ")
+                and authorization.removeprefix("Bearer ").strip() in self._identities
+            )
+        if hosted is None:
+            status, body, answer_headers = 404, b"<html><body>File not found</body></html>", {}
+            answer_headers["Content-Type"] = "text/html; charset=utf-8"
+        elif matched.group(1) == "pri" and hosted.mode == "redirect":
+            origin = f"{self.base_url}/files-origin/{matched.group(2)}-{hosted.file_id}/{matched.group(4)}"
+            status, body, answer_headers = 302, b"", {"Location": origin}
+        elif matched.group(1) == "pri" and hosted.mode == "redirect_foreign":
+            status, body, answer_headers = 302, b"", {"Location": str(hosted.redirect_to)}
+        elif hosted.mode == "html" or not token_ok:
+            status, body, answer_headers = 200, LOGIN_PAGE, {"Content-Type": "text/html; charset=utf-8"}
+        else:
+            status, body = 200, hosted.content
+            answer_headers = {"Content-Type": hosted.info["mimetype"]}
+        with self._lock:
+            file_id = hosted.file_id if hosted else None
+            self.downloads.append(Download(path, file_id, authorization, status, time.monotonic()))
+        return status, body, answer_headers
+
+    def handle_response_url(self, name: str, raw: bytes, headers: dict[str, str]) -> None:
+        try:
+            body: Any = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            body = raw.decode("utf-8", "replace")
+        with self._lock:
+            self.responses.append(ResponsePost(name, body, headers, time.monotonic()))
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _read_body(self) -> bytes:
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _api(self, method: str, query: str, raw: bytes) -> None:
+                arrival = time.monotonic()
+                headers = dict(self.headers.items())
+                try:
+                    params = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
+                    params.update(parse_api_body(self.headers.get("Content-Type", ""), raw))
+                except SlackError as error:
+                    params = {}
+                    status, answer, extra = 200, {"ok": False, "error": error.error}, {}
+                else:
+                    status, answer, extra = fake.handle_api(method, dict(params), headers)
+                recorded = {key: value for key, value in params.items() if key != "token"}
+                with fake._lock:
+                    fake.calls.append(Call(method, recorded, headers, arrival, status, answer))
+                self._reply(
+                    status, json.dumps(answer).encode(), {"Content-Type": "application/json; charset=utf-8", **extra}
+                )
+
+            def do_POST(self) -> None:
+                parts = urlsplit(self.path)
+                raw = self._read_body()
+                if parts.path.startswith("/api/"):
+                    self._api(parts.path.removeprefix("/api/"), parts.query, raw)
+                elif parts.path.startswith("/response/"):
+                    fake.handle_response_url(
+                        unquote(parts.path.removeprefix("/response/")), raw, dict(self.headers.items())
+                    )
+                    self._reply(200, b"ok", {"Content-Type": "text/plain"})
+                else:
+                    self._reply(404, b"not found", {"Content-Type": "text/plain"})
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.path.startswith("/api/"):
+                    self._api(parts.path.removeprefix("/api/"), parts.query, b"")
+                elif parts.path.startswith(("/files-pri/", "/files-origin/")):
+                    self._reply(*fake.handle_download(parts.path, dict(self.headers.items())))
+                else:
+                    self._reply(404, b"not found", {"Content-Type": "text/plain"})
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler

@@ -45,13 +45,25 @@ class Settings:
     # Absorbs the delay between our admission and the server counting the request.
     inference_rate_margin_seconds: float = 0.25
     inference_timeout_seconds: float = 60.0
-    inference_max_output_tokens: int = 1024
+    inference_max_output_tokens: int = 4096
     job_lease_seconds: float = 60.0
     job_max_attempts: int = 5
     worker_concurrency: int = 16
     daily_token_budget_per_user: int | None = None
     daily_token_budget_per_team: int | None = None
     system_prompt: str | None = None
+    answer_thread_followups: bool = True
+    answer_other_bots: bool = False
+    max_tool_rounds: int = 5
+    max_images_per_request: int = 10
+    max_file_bytes: int = 20 * 1024 * 1024
+    context_budget_tokens: int = 150_000
+    extended_thinking: bool = False
+    thinking_budget_tokens: int = 4096
+    show_reasoning: bool = False
+    open_meteo_geocoding_url: str = "https://geocoding-api.open-meteo.com"
+    open_meteo_forecast_url: str = "https://api.open-meteo.com"
+    tool_modules: tuple[str, ...] = ()
     moderation_channels: tuple[str, ...] = ()
     moderation_report_channel: str | None = None
     port: int = 3000
@@ -214,6 +226,33 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("DAILY_TOKEN_BUDGET_PER_TEAM", int, 1)
     if text("BOT_SYSTEM_PROMPT"):
         values["system_prompt"] = env["BOT_SYSTEM_PROMPT"]
+
+    number("BOT_MAX_TOOL_ROUNDS", int, 1, "max_tool_rounds")
+    number("BOT_MAX_IMAGES_PER_REQUEST", int, 0, "max_images_per_request")
+    number("BOT_MAX_FILE_BYTES", int, 1024, "max_file_bytes")
+    number("BOT_CONTEXT_BUDGET_TOKENS", int, 1000, "context_budget_tokens")
+    number("INFERENCE_THINKING_BUDGET_TOKENS", int, 1024, "thinking_budget_tokens")
+    for name, attr in (
+        ("BOT_ANSWER_THREAD_FOLLOWUPS", "answer_thread_followups"),
+        ("BOT_ANSWER_OTHER_BOTS", "answer_other_bots"),
+        ("INFERENCE_EXTENDED_THINKING", "extended_thinking"),
+        ("BOT_SHOW_REASONING", "show_reasoning"),
+    ):
+        raw = text(name)
+        if raw is None:
+            continue
+        if raw.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            problems.append(f"{name} must be true or false, got {raw!r}.")
+            continue
+        values[attr] = raw.lower() in ("true", "1", "yes", "on")
+    for name, attr in (
+        ("OPEN_METEO_GEOCODING_URL", "open_meteo_geocoding_url"),
+        ("OPEN_METEO_FORECAST_URL", "open_meteo_forecast_url"),
+    ):
+        if text(name):
+            values[attr] = text(name).rstrip("/")
+    if text("BOT_TOOL_MODULES"):
+        values["tool_modules"] = tuple(m.strip() for m in text("BOT_TOOL_MODULES").split(",") if m.strip())
 
     channels = text("MODERATION_CHANNELS")
     if channels:

@@ -18,8 +18,10 @@ def claim_once(session: Session, team_id: str, key: str) -> bool:
         insert(IdempotencyKey)
         .values(team_id=team_id, key=key[:200], created_at=db_now(session))
         .on_conflict_do_nothing(index_elements=[IdempotencyKey.team_id, IdempotencyKey.key])
+        # rowcount is not reliable for ORM-enabled INSERT … ON CONFLICT; RETURNING is.
+        .returning(IdempotencyKey.key)
     )
-    return result.rowcount == 1
+    return result.first() is not None
 
 
 def event_key(event_id: str) -> str:

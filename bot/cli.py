@@ -1,0 +1,188 @@
+"""`bot migrate | web | worker | serve | manifest | check`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable
+
+from bot.config import ConfigError, Settings, load_settings, require
+
+log = logging.getLogger("bot.cli")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bot", description="A Slack AI bot on Heroku Managed Inference.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("migrate", help="apply database migrations (idempotent)")
+    commands.add_parser("web", help="serve Slack events and /healthz with gunicorn on $PORT")
+    commands.add_parser("worker", help="claim and run queued jobs")
+    commands.add_parser("serve", help="web and worker in one process (local use)")
+    manifest = commands.add_parser("manifest", help="print the Slack app manifest as JSON")
+    manifest.add_argument("--url", help="the app's public URL, e.g. https://APP.herokuapp.com")
+    manifest.add_argument("--socket-mode", action="store_true", help="a development manifest for Socket Mode")
+    commands.add_parser("check", help="diagnose the configuration")
+    args = parser.parse_args(argv)
+
+    if args.command == "manifest":
+        return run_manifest(args.url, args.socket_mode)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        return report_config_problems(exc.problems)
+
+    from bot.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    runners: dict[str, Callable[[Settings], int]] = {
+        "migrate": run_migrate,
+        "web": run_web,
+        "worker": run_worker,
+        "serve": run_serve,
+        "check": run_check,
+    }
+    try:
+        return runners[args.command](settings)
+    except ConfigError as exc:
+        return report_config_problems(exc.problems)
+    except DatabaseUnavailable as exc:
+        print(str(exc), file=sys.stderr)
+        return 3
+
+
+def report_config_problems(problems: list[str]) -> int:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 2
+
+
+class DatabaseUnavailable(Exception):
+    pass
+
+
+def database_problem(settings: Settings, exc: Exception) -> DatabaseUnavailable:
+    from sqlalchemy.engine import make_url
+
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+    return DatabaseUnavailable(
+        f"The database at {where} is not reachable ({reason}): check DATABASE_URL and that the server is up."
+    )
+
+
+def run_migrate(settings: Settings) -> int:
+    from sqlalchemy.exc import OperationalError
+
+    from bot.db.migrate import upgrade
+
+    try:
+        upgrade(settings.database_url)
+    except OperationalError as exc:
+        raise database_problem(settings, exc) from None
+    print("Database migrated.")
+    return 0
+
+
+def ensure_migrated(settings: Settings) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from bot.db.engine import make_engine
+    from bot.db.migrate import is_up_to_date, upgrade
+
+    engine = make_engine(settings.database_url)
+    try:
+        if settings.database_url.startswith("sqlite") and not is_up_to_date(engine):
+            upgrade(settings.database_url)  # local use: no separate release step
+        elif not is_up_to_date(engine):
+            raise ConfigError(["The database is not migrated: run `bot migrate` (the Procfile's release step does)."])
+    except OperationalError as exc:
+        raise database_problem(settings, exc) from None
+    finally:
+        engine.dispose()
+
+
+def run_web(settings: Settings) -> int:
+    require(settings, "slack")
+    ensure_migrated(settings)
+    from bot.web.app import create_web_app
+    from bot.web.server import GunicornServer, gunicorn_options
+
+    GunicornServer(lambda: create_web_app(settings), gunicorn_options(settings.port)).run()
+    return 0
+
+
+def run_worker(settings: Settings) -> int:
+    require(settings, "slack", "inference")
+    ensure_migrated(settings)
+    from bot.runtime import build_worker
+
+    runtime = build_worker(settings)
+    runtime.worker.install_signal_handlers()
+    runtime.run()
+    return 0
+
+
+def run_serve(settings: Settings) -> int:
+    """Web (a threaded wsgiref server) and the worker in one process, for local use."""
+    if not settings.has_slack:
+        print(
+            "Slack is not configured (SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN): "
+            "set them from your Slack app, see the README.",
+            file=sys.stderr,
+        )
+        return 2
+    require(settings, "slack", "inference")
+    ensure_migrated(settings)
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from bot.runtime import build_worker
+    from bot.web.app import create_web_app
+
+    class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, *args) -> None:  # our app logs requests in logfmt already
+            pass
+
+    server = make_server(
+        "127.0.0.1",
+        settings.port,
+        create_web_app(settings),
+        server_class=ThreadingWSGIServer,
+        handler_class=QuietHandler,
+    )
+    threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
+    log.info("serve listening port=%d", settings.port)
+    runtime = build_worker(settings)
+    runtime.worker.install_signal_handlers()
+    try:
+        runtime.run()
+    finally:
+        server.shutdown()
+    return 0
+
+
+def run_manifest(url: str | None, socket_mode: bool) -> int:
+    from bot.slack.commands import manifest_commands
+    from bot.slack.manifest import build_manifest
+
+    print(json.dumps(build_manifest(url=url, socket_mode=socket_mode, commands=manifest_commands()), indent=2))
+    return 0
+
+
+def run_check(settings: Settings) -> int:
+    from bot.diagnostics import run_checks
+
+    results = run_checks(settings)
+    for result in results:
+        print(f"{'OK  ' if result.ok else 'FAIL'} {result.item}: {result.detail}")
+    return 0 if all(result.ok for result in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

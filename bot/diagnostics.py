@@ -1,0 +1,109 @@
+"""`bot check`: one line per item, OK or what to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config import Settings, missing_for
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    item: str
+    ok: bool
+    detail: str
+
+
+def run_checks(settings: Settings) -> list[CheckResult]:
+    results = [_variables(settings)]
+    database_ok = _database(settings, results)
+    results.append(_slack(settings))
+    results.append(_inference(settings, database_ok))
+    return results
+
+
+def _variables(settings: Settings) -> CheckResult:
+    problems = missing_for(settings, "slack", "inference")
+    if problems:
+        return CheckResult("variables", False, " ".join(problems))
+    mode = "OAuth (many workspaces)" if settings.oauth_enabled else "single workspace"
+    return CheckResult("variables", True, f"set; Slack mode: {mode}; model: {settings.inference_model_id}")
+
+
+def _database(settings: Settings, results: list[CheckResult]) -> bool:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.db.engine import make_engine, ping
+    from bot.db.migrate import current_revision, head_revision
+
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    engine = make_engine(settings.database_url)
+    try:
+        ping(engine)
+        current, head = current_revision(engine), head_revision(settings.database_url)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:160]
+        results.append(CheckResult("database", False, f"{where} is not reachable ({reason}); check DATABASE_URL."))
+        return False
+    finally:
+        engine.dispose()
+    results.append(CheckResult("database", True, f"{where} is reachable"))
+    if current != head:
+        results.append(CheckResult("migrations", False, f"at {current or 'none'}, head is {head}: run `bot migrate`."))
+        return False
+    results.append(CheckResult("migrations", True, f"at head ({head})"))
+    return True
+
+
+def _slack(settings: Settings) -> CheckResult:
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slack.clients import web_client
+
+    if not settings.slack_bot_token:
+        if settings.oauth_enabled:
+            return CheckResult("slack", True, "OAuth mode: tokens come from installations (/slack/install)")
+        return CheckResult("slack", False, "no SLACK_BOT_TOKEN to test; set it from your Slack app's OAuth page.")
+    try:
+        response = web_client(settings, settings.slack_bot_token).auth_test()
+    except SlackApiError as exc:
+        return CheckResult(
+            "slack",
+            False,
+            f"auth.test failed ({exc.response.get('error')}): reinstall the app and copy a fresh Bot User OAuth Token.",
+        )
+    except Exception as exc:
+        return CheckResult("slack", False, f"Slack is not reachable ({type(exc).__name__}); check SLACK_API_URL.")
+    return CheckResult("slack", True, f"auth.test OK: bot {response.get('user_id')} in team {response.get('team_id')}")
+
+
+def _inference(settings: Settings, database_ok: bool) -> CheckResult:
+    from bot.inference.client import InferenceClient
+    from bot.inference.errors import InferenceError
+
+    if not settings.has_inference:
+        return CheckResult("inference", False, " ".join(missing_for(settings, "inference")))
+    body = {"messages": [{"role": "user", "content": "Reply with OK."}], "max_tokens": 5}
+    with InferenceClient(
+        settings.inference_url or "", settings.inference_key or "", settings.inference_model_id, timeout=30
+    ) as client:
+        try:
+            if database_ok:  # every call goes through the shared limiter, this one too
+                from bot.db.engine import make_engine, make_session_factory
+                from bot.inference.gateway import CallContext, ModelGateway
+                from bot.limits.admission import GlobalRateLimiter, rate_limits
+
+                engine = make_engine(settings.database_url)
+                sessions = make_session_factory(engine)
+                gateway = ModelGateway(client, GlobalRateLimiter(sessions, rate_limits(settings)), sessions)
+                try:
+                    completion = gateway.call(body, CallContext(team_id="check", user_id="check"))
+                finally:
+                    engine.dispose()
+            else:
+                completion = client.complete(body)
+        except InferenceError as exc:
+            return CheckResult("inference", False, f"{settings.inference_model_id} failed: {exc.message}")
+    tokens = completion.usage.total_tokens if completion.usage else "?"
+    return CheckResult("inference", True, f"{settings.inference_model_id} answered ({tokens} tokens)")

@@ -1,0 +1,43 @@
+"""Slack Web API clients: retry handlers on, and the token sent only to Slack's host."""
+
+from __future__ import annotations
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot.config import Settings
+
+
+def retry_handlers() -> list:
+    # slack_sdk honours Retry-After on 429s; we never retry Slack calls by hand.
+    return [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=3),
+        ServerErrorRetryHandler(max_retry_count=2),
+    ]
+
+
+def web_client(settings: Settings, token: str | None) -> WebClient:
+    return WebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        timeout=15,
+        retry_handlers=retry_handlers(),
+    )
+
+
+class SlackClients:
+    """The bot's WebClient for a workspace (one token now; OAuth installations later)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._single = web_client(settings, settings.slack_bot_token) if settings.slack_bot_token else None
+
+    def for_team(self, team_id: str) -> WebClient:
+        if self._single is None:
+            raise LookupError(f"no Slack token for team {team_id}")
+        return self._single

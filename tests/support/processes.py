@@ -1,0 +1,131 @@
+"""Run the real `bot` processes (gunicorn web, worker) as subprocesses for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+SIGNING_SECRET = "test-signing-secret"
+BOT_TOKEN = "xoxb-test-token"
+INFERENCE_KEY = "inference-test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bot_env(database_url: str, **overrides: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SLACK_", "INFERENCE_", "DATABASE_", "MODERATION_", "JOB_", "WORKER_"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "INFERENCE_KEY": INFERENCE_KEY,
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+            # The console scripts of the interpreter running the tests come first.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+class BotProcess:
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, *, shell: bool = False):
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # closed in stop()
+        self.proc = subprocess.Popen(
+            # `exec` so signals reach the process itself, as on a dyno.
+            args if not shell else "exec " + " ".join(args),
+            env=env,
+            cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            shell=shell,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.proc.wait(5)
+        self._log.close()
+
+
+def start_web(env: dict[str, str], log_dir: Path, name: str = "web") -> tuple[BotProcess, str]:
+    port = free_port()
+    env = {**env, "PORT": str(port)}
+    process = BotProcess([sys.executable, "-m", "bot.cli", "web"], env, log_dir / f"{name}.log")
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, process)
+    return process, url
+
+
+def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> BotProcess:
+    process = BotProcess([sys.executable, "-m", "bot.cli", "worker"], env, log_dir / f"{name}.log")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if "worker started" in process.output():
+            return process
+        if process.proc.poll() is not None:
+            raise RuntimeError(f"worker exited: {process.output()}")
+        time.sleep(0.05)
+    raise RuntimeError(f"worker did not start: {process.output()}")
+
+
+def wait_healthy(url: str, process: BotProcess, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.proc.poll() is not None:
+            raise RuntimeError(f"web exited with {process.proc.returncode}: {process.output()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"web did not become healthy: {process.output()}")
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,390 @@
+"""The `reply` job: answer a message in its thread from the history kept in the database.
+
+Steps: backfill a thread joined mid-way (once), refresh unknown users' names, resolve
+attachments, rebuild the thread as chat messages within the context budget, run the model
+with the tools (several rounds if it calls tools), stream the answer into the thread, and
+store the turn (tool calls, results, answer) so the next rebuild is exact.
+
+A re-run after a crash continues instead of repeating: the ts of the posted reply is saved
+as soon as it exists, and a re-run updates that message rather than posting another.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Settings
+from bot.conversation import store as history
+from bot.conversation.budget import fit_to_budget
+from bot.conversation.messages import thread_to_messages
+from bot.conversation.prompt import build_system_prompt
+from bot.conversation.thread import ThreadEntry, ToolCall
+from bot.inference.errors import RejectedError
+from bot.inference.gateway import CallContext, ModelGateway, OverBudget
+from bot.limits.admission import RequestTooLarge
+from bot.limits.tokens import estimate_messages_tokens, estimate_tools_tokens
+from bot.queue.store import ClaimedJob
+from bot.queue.worker import JobContext, JobStopped
+from bot.slack.clients import SlackClients
+from bot.slack.replies import StreamingReply, UpdatingReply
+from bot.tools.registry import ToolContext, ToolRegistry
+from bot.tools.runner import run_tool_calls
+
+log = logging.getLogger(__name__)
+
+# After this long without an answer the user hears that we are still trying.
+APOLOGY_AFTER_SECONDS = 45.0
+THINKING_STATUS = "is thinking…"
+THINK_HARD = re.compile(r"\b(think (hard|harder|carefully|deeply)|ultrathink)\b", re.IGNORECASE)
+REPLIES_PAGE = 200
+LENGTH_NOTE = "\n\n_(The answer was cut off at the length limit.)_"
+
+
+def failure_message(exc: BaseException) -> str:
+    """One short plain sentence for the thread; never a stack trace."""
+    if isinstance(exc, OverBudget):
+        return exc.message
+    if isinstance(exc, RequestTooLarge):
+        return "Sorry, this conversation is too long for the model. Please start a new thread."
+    if isinstance(exc, RejectedError):
+        return f"Sorry, the model could not answer this: {exc.message}"
+    return "Sorry, I couldn't get an answer from the model this time. Please try again in a few minutes."
+
+
+def wants_extended_thinking(text: str) -> bool:
+    return bool(THINK_HARD.search(text or ""))
+
+
+@dataclass
+class BotIdentity:
+    user_id: str
+    bot_id: str | None
+
+
+class ReplyJob:
+    def __init__(
+        self,
+        gateway: ModelGateway,
+        slack: SlackClients,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        tools: ToolRegistry,
+        *,
+        resolve_attachments: Callable[[WebClient, str, list], None] | None = None,
+        streaming: bool = True,
+    ):
+        self.gateway = gateway
+        self.slack = slack
+        self.sessions = sessions
+        self.settings = settings
+        self.tools = tools
+        self.resolve_attachments = resolve_attachments
+        self.streaming = streaming
+        self._identities: dict[str, BotIdentity] = {}
+
+    # -- the job ----------------------------------------------------------------------------
+
+    def run(self, ctx: JobContext) -> None:
+        job, payload = ctx.job, ctx.job.payload
+        if ctx.progress.get("done"):
+            return
+        team, channel, thread_ts = job.team_id, payload["channel"], payload["thread_ts"]
+        client = self.slack.for_team(team)
+        self._backfill_if_needed(client, team, channel, thread_ts)
+        with self.sessions() as session:
+            rows = history.load_rows(session, team, channel, thread_ts)
+            user_ids = {row.user_id for row in rows if row.user_id and row.role == "user"}
+            stale = history.stale_users(session, team, user_ids, datetime.now(UTC))
+        self._refresh_users(client, team, stale)
+        if self.resolve_attachments:
+            self.resolve_attachments(client, team, rows)
+        with self.sessions() as session:
+            entries = history.load_thread(session, team, channel, thread_ts)
+            asker = history.get_user(session, team, job.user_id)
+        if not ctx.progress.get("status_set"):
+            self._set_status(client, channel, thread_ts)
+            ctx.save_progress(status_set=True)
+
+        writer = self._writer(ctx, client)
+        try:
+            turn, final_text = self._converse(ctx, entries, asker, writer)
+        except (OverBudget, RequestTooLarge, RejectedError) as exc:
+            ctx.checkpoint()
+            writer.finish_with_text(failure_message(exc))
+            ctx.save_progress(done=True)
+            return
+        except Exception:
+            if ctx.stopping.is_set():
+                raise JobStopped() from None
+            raise
+        ctx.checkpoint()
+        posted = writer.finish()
+        with self.sessions.begin() as session:
+            history.record_turn(
+                session,
+                team_id=team,
+                channel_id=channel,
+                thread_ts=thread_ts,
+                answers_ts=payload["ts"],
+                entries=[*turn, {"role": "assistant", "text": final_text, "reply_ts": posted}],
+            )
+            history.touch_thread(session, team, channel, thread_ts)
+        ctx.save_progress(done=True, reply_ts=posted)
+
+    def _converse(self, ctx: JobContext, entries: list[ThreadEntry], asker, writer) -> tuple[list[dict], str]:
+        job, payload = ctx.job, ctx.job.payload
+        system = build_system_prompt(
+            self.settings.system_prompt,
+            workspace=job.team_id,
+            channel=payload["channel"],
+            today=datetime.now(UTC).date().isoformat(),
+        )
+        openai_tools = self.tools.openai_tools()
+        newest_user_text = next((e.text for e in reversed(entries) if e.role == "user" and not e.deleted), "")
+        thinking = self.settings.extended_thinking or wants_extended_thinking(newest_user_text)
+        tool_ctx = ToolContext(
+            team_id=job.team_id,
+            channel_id=payload["channel"],
+            thread_ts=payload["thread_ts"],
+            user_id=job.user_id,
+            user_is_admin=bool(asker and asker.is_admin),
+            slack=self.slack.for_team(job.team_id),
+            db=self.sessions,
+            settings=self.settings,
+        )
+        call = CallContext(
+            team_id=job.team_id,
+            user_id=job.user_id,
+            should_stop=ctx.should_stop,
+            on_wait=lambda seconds, reason: self._tell_queued(ctx, seconds),
+        )
+        turn_entries: list[ThreadEntry] = []
+        stored_turn: list[dict] = []
+        max_rounds = self.settings.max_tool_rounds
+        for round_number in range(max_rounds + 1):
+            may_use_tools = bool(openai_tools) and round_number < max_rounds
+            body: dict = {"max_tokens": self.settings.inference_max_output_tokens}
+            if thinking:
+                body["extended_thinking"] = {"enabled": True, "budget_tokens": self.settings.thinking_budget_tokens}
+            fixed = (
+                estimate_messages_tokens([{"role": "system", "content": system}])
+                + (estimate_tools_tokens(openai_tools) if openai_tools else 0)
+                + body["max_tokens"]
+                + (self.settings.thinking_budget_tokens if thinking else 0)
+            )
+            budget = fit_to_budget(
+                [*entries, *turn_entries], budget_tokens=self.settings.context_budget_tokens, fixed_tokens=fixed
+            )
+            if not budget.fits:
+                raise RequestTooLarge("the thread does not fit the context budget")
+            body["messages"] = thread_to_messages(
+                budget.entries, system_prompt=system, max_images=self.settings.max_images_per_request
+            )
+            if openai_tools:
+                # Same tools every round: the prompt cache keys on them; "none" forbids new calls.
+                body["tools"] = openai_tools
+                body["tool_choice"] = "auto" if may_use_tools else "none"
+            completion = self.gateway.call(body, call, on_text=writer.append if writer.streams_text else None)
+            if not writer.streams_text:
+                writer.append(completion.content)
+            if completion.reasoning and self.settings.show_reasoning:
+                log.debug("reasoning chars=%d", len(completion.reasoning))
+            if completion.tool_calls and may_use_tools:
+                calls = [(c.id, c.name, c.arguments) for c in completion.tool_calls]
+                results = run_tool_calls(self.tools, calls, tool_ctx)
+                tool_calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls]
+                turn_entries.append(
+                    ThreadEntry(
+                        ts=payload["ts"],
+                        role="assistant",
+                        text=completion.content,
+                        tool_calls=tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in tool_calls),
+                    )
+                )
+                stored_turn.append({"role": "assistant", "text": completion.content, "tool_calls": tool_calls})
+                for call_id, result in results:
+                    turn_entries.append(
+                        ThreadEntry(ts=payload["ts"], role="tool", text=result.content, tool_call_id=call_id)
+                    )
+                    stored_turn.append({"role": "tool", "text": result.content, "tool_call_id": call_id})
+                log.info("reply tool_round=%d calls=%d", round_number + 1, len(calls))
+                continue
+            if completion.finish_reason == "length":
+                writer.append(LENGTH_NOTE)
+                return stored_turn, completion.content + LENGTH_NOTE
+            return stored_turn, completion.content
+        return stored_turn, ""
+
+    # -- Slack ------------------------------------------------------------------------------
+
+    def _writer(self, ctx: JobContext, client: WebClient) -> ReplyWriter:
+        payload = ctx.job.payload
+        existing = (ctx.progress.get("reply_ts") or [None])[0]
+
+        def remember(ts_list: list[str]) -> None:
+            ctx.save_progress(reply_ts=ts_list)
+
+        return ReplyWriter(
+            client,
+            channel=payload["channel"],
+            thread_ts=payload["thread_ts"],
+            team_id=ctx.job.team_id,
+            user_id=ctx.job.user_id,
+            existing_ts=existing,
+            streaming=self.streaming and existing is None,
+            on_posted=remember,
+            checkpoint=ctx.checkpoint,
+        )
+
+    def _set_status(self, client: WebClient, channel: str, thread_ts: str) -> None:
+        try:
+            client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread_ts, status=THINKING_STATUS)
+        except SlackApiError as error:  # not every surface allows it; the answer matters, not the status
+            log.debug("reply status_unavailable error=%s", error.response.get("error"))
+
+    def _tell_queued(self, ctx: JobContext, seconds: float) -> None:
+        if seconds < 5 or ctx.progress.get("told_queued"):
+            return
+        ctx.save_progress(told_queued=True)
+        self._post_note(ctx.job, f"_Queued: the model is busy; answering in about {seconds:.0f} s._")
+
+    def _post_note(self, job: ClaimedJob, text: str) -> None:
+        payload = job.payload
+        self.slack.for_team(job.team_id).chat_postMessage(
+            channel=payload["channel"], thread_ts=payload["thread_ts"], text=text
+        )
+
+    def identity(self, client: WebClient, team_id: str) -> BotIdentity:
+        if team_id not in self._identities:
+            response = client.auth_test()
+            self._identities[team_id] = BotIdentity(response["user_id"], response.get("bot_id"))
+        return self._identities[team_id]
+
+    def _backfill_if_needed(self, client: WebClient, team: str, channel: str, thread_ts: str) -> None:
+        with self.sessions() as session:
+            thread = history.get_thread(session, team, channel, thread_ts)
+            if thread is None or not thread.needs_backfill:
+                return
+        me = self.identity(client, team)
+        cursor, count = None, 0
+        while True:
+            response = client.conversations_replies(channel=channel, ts=thread_ts, limit=REPLIES_PAGE, cursor=cursor)
+            with self.sessions.begin() as session:
+                for message in response.get("messages", []):
+                    role = self._backfill_role(message, me)
+                    if role is None:
+                        continue
+                    count += history.upsert_message(
+                        session,
+                        team_id=team,
+                        channel_id=channel,
+                        thread_ts=thread_ts,
+                        ts=message["ts"],
+                        user_id=message.get("user") if role == "user" else None,
+                        text=message.get("text", ""),
+                        files=message.get("files"),
+                        role=role,
+                    )
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        with self.sessions.begin() as session:
+            history.mark_backfilled(session, team, channel, thread_ts)
+        log.info("thread backfilled channel=%s messages=%d", channel, count)
+
+    def _backfill_role(self, message: dict, me: BotIdentity) -> str | None:
+        if message.get("subtype") not in (None, "file_share", "thread_broadcast", "bot_message", "me_message"):
+            return None
+        if message.get("user") == me.user_id or (me.bot_id and message.get("bot_id") == me.bot_id):
+            return "assistant"
+        if message.get("bot_id") and not self.settings.answer_other_bots:
+            return None
+        return "user"
+
+    def _refresh_users(self, client: WebClient, team: str, user_ids: set[str]) -> None:
+        for user_id in sorted(user_ids):
+            try:
+                user = client.users_info(user=user_id)["user"]
+            except SlackApiError as error:
+                log.info("users.info failed error=%s", error.response.get("error"))
+                continue
+            profile = user.get("profile") or {}
+            with self.sessions.begin() as session:
+                history.save_user(
+                    session,
+                    team_id=team,
+                    user_id=user_id,
+                    display_name=profile.get("display_name") or user.get("real_name") or user.get("name") or "",
+                    is_admin=bool(user.get("is_admin") or user.get("is_owner")),
+                    is_bot=bool(user.get("is_bot")),
+                    timezone=user.get("tz"),
+                )
+
+    # -- hooks the worker calls -----------------------------------------------------------------
+
+    def on_waiting(self, job: ClaimedJob) -> None:
+        self._post_note(job, "_Queued: requests are ahead of yours; I'll answer as soon as the model is free._")
+
+    def on_retry(self, ctx: JobContext, exc: BaseException, delay: float) -> None:
+        age = (datetime.now(UTC) - ctx.job.created_at).total_seconds()
+        if age + delay < APOLOGY_AFTER_SECONDS or ctx.progress.get("apologized"):
+            return
+        ctx.save_progress(apologized=True)
+        self._post_note(ctx.job, "Sorry, the model is not answering right now. I'll keep trying and reply here.")
+
+    def on_dead(self, ctx: JobContext, exc: BaseException) -> None:
+        if ctx.progress.get("done"):
+            return
+        try:
+            self._post_note(ctx.job, failure_message(exc))
+        except SlackApiError as error:
+            log.warning("job dead_notice_failed id=%d error=%s", ctx.job.id, error.response.get("error"))
+
+
+class ReplyWriter:
+    """Picks streaming or post-and-update, and guards every Slack write with the lease."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        channel: str,
+        thread_ts: str,
+        team_id: str,
+        user_id: str,
+        existing_ts: str | None,
+        streaming: bool,
+        on_posted: Callable[[list[str]], None],
+        checkpoint: Callable[[], None],
+    ):
+        self.checkpoint = checkpoint
+        self.streams_text = True
+        if streaming:
+            self.inner: StreamingReply | UpdatingReply = StreamingReply(
+                client, channel=channel, thread_ts=thread_ts, team_id=team_id, user_id=user_id, on_posted=on_posted
+            )
+        else:
+            self.inner = UpdatingReply(
+                client, channel=channel, thread_ts=thread_ts, existing_ts=existing_ts, on_posted=on_posted
+            )
+
+    def append(self, text: str) -> None:
+        if text:
+            self.checkpoint()
+            self.inner.append(text)
+
+    def finish(self) -> list[str]:
+        self.checkpoint()
+        return self.inner.finish()
+
+    def finish_with_text(self, text: str) -> list[str]:
+        self.append(text)
+        return self.finish()

@@ -1,0 +1,362 @@
+"""The history store: threads and their messages in the database, scoped by team.
+
+Functions work in the caller's session; the caller commits. Loading returns the plain
+`ThreadEntry` values the pure conversation logic works on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from bot.conversation.models import MessageImage, SlackUser, Thread, ThreadMessage
+from bot.conversation.thread import FileNote, ImagePart, ThreadEntry, ToolCall
+from bot.db.clock import db_now
+
+USER_CACHE_TTL = timedelta(hours=24)
+
+
+def _insert(session: Session):
+    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+# -- threads ------------------------------------------------------------------------------
+
+
+def get_thread(session: Session, team_id: str, channel_id: str, thread_ts: str) -> Thread | None:
+    return session.get(Thread, (team_id, channel_id, thread_ts))
+
+
+def engage_thread(session: Session, team_id: str, channel_id: str, thread_ts: str, *, mid_thread: bool) -> bool:
+    """Start following a thread. True if it is new to us. `mid_thread`: the thread has
+    earlier messages we have not seen, so the worker backfills it once."""
+    now = db_now(session)
+    result = session.execute(
+        _insert(session)(Thread)
+        .values(
+            team_id=team_id,
+            channel_id=channel_id,
+            thread_ts=thread_ts,
+            engaged_at=now,
+            needs_backfill=mid_thread,
+            last_activity_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[Thread.team_id, Thread.channel_id, Thread.thread_ts])
+        .returning(Thread.thread_ts)  # rowcount is not reliable for ORM-enabled upserts
+    )
+    return result.first() is not None
+
+
+def touch_thread(session: Session, team_id: str, channel_id: str, thread_ts: str) -> None:
+    session.execute(
+        update(Thread)
+        .where(Thread.team_id == team_id, Thread.channel_id == channel_id, Thread.thread_ts == thread_ts)
+        .values(last_activity_at=db_now(session))
+    )
+
+
+def mark_backfilled(session: Session, team_id: str, channel_id: str, thread_ts: str) -> None:
+    session.execute(
+        update(Thread)
+        .where(Thread.team_id == team_id, Thread.channel_id == channel_id, Thread.thread_ts == thread_ts)
+        .values(needs_backfill=False, backfilled_at=db_now(session))
+    )
+
+
+# -- messages -----------------------------------------------------------------------------
+
+
+def file_metadata(files: Iterable[dict] | None) -> list[dict] | None:
+    """What we keep of Slack's file objects (never their content, never thumbnails' URLs)."""
+    kept = [
+        {
+            key: f.get(key)
+            for key in (
+                "id",
+                "name",
+                "title",
+                "mimetype",
+                "filetype",
+                "size",
+                "url_private_download",
+                "url_private",
+                "permalink",
+                "file_access",
+            )
+            if f.get(key) is not None
+        }
+        for f in files or ()
+        if isinstance(f, dict) and f.get("id")
+    ]
+    return kept or None
+
+
+def upsert_message(
+    session: Session,
+    *,
+    team_id: str,
+    channel_id: str,
+    thread_ts: str,
+    ts: str,
+    user_id: str | None,
+    text: str,
+    files: list[dict] | None = None,
+    role: str = "user",
+) -> bool:
+    """Store a Slack message once; a repeat delivery changes nothing. True if it was new."""
+    now = db_now(session)
+    result = session.execute(
+        _insert(session)(ThreadMessage)
+        .values(
+            team_id=team_id,
+            channel_id=channel_id,
+            thread_ts=thread_ts,
+            ts=ts,
+            seq=0,
+            role=role,
+            user_id=user_id,
+            text=text or "",
+            files=file_metadata(files),
+            edited=False,
+            deleted=False,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(
+            index_elements=[ThreadMessage.team_id, ThreadMessage.channel_id, ThreadMessage.ts, ThreadMessage.seq]
+        )
+        .returning(ThreadMessage.id)
+    )
+    return result.first() is not None
+
+
+def edit_message(
+    session: Session, *, team_id: str, channel_id: str, ts: str, text: str, files: list[dict] | None
+) -> bool:
+    result = session.execute(
+        update(ThreadMessage)
+        .where(
+            ThreadMessage.team_id == team_id,
+            ThreadMessage.channel_id == channel_id,
+            ThreadMessage.ts == ts,
+            ThreadMessage.seq == 0,
+        )
+        .values(text=text or "", files=file_metadata(files), edited=True, updated_at=db_now(session))
+    )
+    return result.rowcount > 0
+
+
+def delete_message(session: Session, *, team_id: str, channel_id: str, ts: str) -> bool:
+    """The model never sees it again; its text and images are dropped, not just hidden."""
+    ids = select(ThreadMessage.id).where(
+        ThreadMessage.team_id == team_id,
+        ThreadMessage.channel_id == channel_id,
+        ThreadMessage.ts == ts,
+        ThreadMessage.seq == 0,
+    )
+    session.execute(delete(MessageImage).where(MessageImage.message_id.in_(ids)))
+    result = session.execute(
+        update(ThreadMessage)
+        .where(
+            ThreadMessage.team_id == team_id,
+            ThreadMessage.channel_id == channel_id,
+            ThreadMessage.ts == ts,
+            ThreadMessage.seq == 0,
+        )
+        .values(text="", files=None, deleted=True, updated_at=db_now(session))
+    )
+    return result.rowcount > 0
+
+
+def thread_of_message(session: Session, team_id: str, channel_id: str, ts: str) -> str | None:
+    return session.execute(
+        select(ThreadMessage.thread_ts)
+        .where(ThreadMessage.team_id == team_id, ThreadMessage.channel_id == channel_id, ThreadMessage.ts == ts)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def record_turn(
+    session: Session,
+    *,
+    team_id: str,
+    channel_id: str,
+    thread_ts: str,
+    answers_ts: str,
+    entries: list[dict],
+) -> None:
+    """Store the bot's turn (tool calls, tool results, answer) right after the message it answers.
+    Each entry: role, text, and optionally tool_calls, tool_call_id, reply_ts."""
+    now = db_now(session)
+    last = session.execute(
+        select(ThreadMessage.seq)
+        .where(ThreadMessage.team_id == team_id, ThreadMessage.channel_id == channel_id, ThreadMessage.ts == answers_ts)
+        .order_by(ThreadMessage.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    seq = (last or 0) + 1
+    for entry in entries:
+        session.add(
+            ThreadMessage(
+                team_id=team_id,
+                channel_id=channel_id,
+                thread_ts=thread_ts,
+                ts=answers_ts,
+                seq=seq,
+                role=entry["role"],
+                user_id=None,
+                text=entry.get("text") or "",
+                tool_calls=entry.get("tool_calls"),
+                tool_call_id=entry.get("tool_call_id"),
+                reply_ts=entry.get("reply_ts"),
+                edited=False,
+                deleted=False,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        seq += 1
+    session.flush()
+
+
+def forget_thread(session: Session, team_id: str, channel_id: str, thread_ts: str) -> int:
+    """Delete a thread's stored history (its images go with it). Returns messages deleted."""
+    ids = select(ThreadMessage.id).where(
+        ThreadMessage.team_id == team_id,
+        ThreadMessage.channel_id == channel_id,
+        ThreadMessage.thread_ts == thread_ts,
+    )
+    session.execute(delete(MessageImage).where(MessageImage.message_id.in_(ids)))
+    result = session.execute(
+        delete(ThreadMessage).where(
+            ThreadMessage.team_id == team_id,
+            ThreadMessage.channel_id == channel_id,
+            ThreadMessage.thread_ts == thread_ts,
+        )
+    )
+    session.execute(
+        delete(Thread).where(Thread.team_id == team_id, Thread.channel_id == channel_id, Thread.thread_ts == thread_ts)
+    )
+    return result.rowcount
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+def load_rows(session: Session, team_id: str, channel_id: str, thread_ts: str) -> list[ThreadMessage]:
+    return list(
+        session.execute(
+            select(ThreadMessage)
+            .where(
+                ThreadMessage.team_id == team_id,
+                ThreadMessage.channel_id == channel_id,
+                ThreadMessage.thread_ts == thread_ts,
+            )
+            .order_by(ThreadMessage.ts, ThreadMessage.seq)
+        ).scalars()
+    )
+
+
+def load_thread(session: Session, team_id: str, channel_id: str, thread_ts: str) -> list[ThreadEntry]:
+    rows = load_rows(session, team_id, channel_id, thread_ts)
+    images: dict[int, list[MessageImage]] = {}
+    if rows:
+        for image in session.execute(
+            select(MessageImage).where(MessageImage.message_id.in_([row.id for row in rows])).order_by(MessageImage.id)
+        ).scalars():
+            images.setdefault(image.message_id, []).append(image)
+    names = user_names(session, team_id, {row.user_id for row in rows if row.user_id})
+    return [_entry(row, images.get(row.id, []), names) for row in rows]
+
+
+def _entry(row: ThreadMessage, images: list[MessageImage], names: dict[str, str]) -> ThreadEntry:
+    parts, notes = [], []
+    processed = {image.file_id for image in images}
+    for image in images:
+        if image.data and image.media_type and image.width and image.height:
+            parts.append(ImagePart(image.media_type, image.data, image.width, image.height))
+        else:
+            meta = next((f for f in row.files or [] if f.get("id") == image.file_id), {})
+            notes.append(
+                FileNote(
+                    meta.get("name", image.file_id),
+                    meta.get("mimetype", ""),
+                    int(meta.get("size") or 0),
+                    image.problem or "could not be read",
+                )
+            )
+    for meta in row.files or []:
+        if meta.get("id") in processed:
+            continue
+        notes.append(
+            FileNote(meta.get("name", meta.get("id", "file")), meta.get("mimetype", ""), int(meta.get("size") or 0))
+        )
+    return ThreadEntry(
+        ts=row.ts,
+        role=row.role,  # type: ignore[arg-type]
+        text=row.text,
+        user_id=row.user_id,
+        user_name=names.get(row.user_id or ""),
+        deleted=row.deleted,
+        images=tuple(parts),
+        files=tuple(notes),
+        tool_calls=tuple(ToolCall(c["id"], c["name"], c.get("arguments", "{}")) for c in row.tool_calls or []),
+        tool_call_id=row.tool_call_id,
+        extra={"id": row.id, "seq": row.seq},
+    )
+
+
+# -- users ----------------------------------------------------------------------------------
+
+
+def user_names(session: Session, team_id: str, user_ids: set[str]) -> dict[str, str]:
+    if not user_ids:
+        return {}
+    rows = session.execute(
+        select(SlackUser.user_id, SlackUser.display_name).where(
+            SlackUser.team_id == team_id, SlackUser.user_id.in_(user_ids)
+        )
+    ).all()
+    return {user_id: name for user_id, name in rows if name}
+
+
+def stale_users(session: Session, team_id: str, user_ids: set[str], now: datetime) -> set[str]:
+    """Users never fetched or fetched over a day ago."""
+    if not user_ids:
+        return set()
+    fresh = set(
+        session.execute(
+            select(SlackUser.user_id).where(
+                SlackUser.team_id == team_id,
+                SlackUser.user_id.in_(user_ids),
+                SlackUser.fetched_at > now - USER_CACHE_TTL,
+            )
+        ).scalars()
+    )
+    return user_ids - fresh
+
+
+def save_user(
+    session: Session,
+    *,
+    team_id: str,
+    user_id: str,
+    display_name: str,
+    is_admin: bool,
+    is_bot: bool,
+    timezone: str | None,
+) -> None:
+    values = dict(
+        display_name=display_name[:200], is_admin=is_admin, is_bot=is_bot, timezone=timezone, fetched_at=db_now(session)
+    )
+    statement = _insert(session)(SlackUser).values(team_id=team_id, user_id=user_id, **values)
+    session.execute(statement.on_conflict_do_update(index_elements=[SlackUser.team_id, SlackUser.user_id], set_=values))
+
+
+def get_user(session: Session, team_id: str, user_id: str) -> SlackUser | None:
+    return session.get(SlackUser, (team_id, user_id))

@@ -1,0 +1,106 @@
+"""Message and mention events: record each delivery once, keep engaged threads' history,
+and enqueue a reply when the bot should answer.
+
+These run before Bolt acknowledges (process_before_response), so an event is acknowledged
+only once it is durably recorded: a database outage makes Slack retry instead of losing it.
+Nothing here calls Slack or the model; that is the worker's job.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Settings
+from bot.conversation import store as history
+from bot.conversation.engagement import Inbound, classify, decide
+from bot.inbound.store import claim_once, event_key, message_key
+from bot.queue.models import INTERACTIVE
+from bot.queue.store import enqueue
+
+log = logging.getLogger(__name__)
+
+REPLY_JOB = "reply"
+
+
+def register(app: App, sessions: sessionmaker[Session], settings: Settings) -> None:
+    def handle_message_event(body: dict, event: dict, context) -> None:
+        inbound = classify(
+            event,
+            bot_user_id=context.bot_user_id,
+            bot_id=context.bot_id,
+            allow_bots=settings.answer_other_bots,
+        )
+        if inbound.kind == "ignore":
+            log.debug("event ignored reason=%s", inbound.reason)
+            return
+        team_id = context.team_id or body.get("team_id", "")
+        record(sessions, settings, team_id=team_id, event_id=body.get("event_id"), inbound=inbound)
+
+    app.event("app_mention")(handle_message_event)
+    app.event("message")(handle_message_event)
+
+
+def record(
+    sessions: sessionmaker[Session], settings: Settings, *, team_id: str, event_id: str | None, inbound: Inbound
+) -> int | None:
+    """Store and enqueue in one transaction. Returns the reply job's id, if one was enqueued."""
+    with sessions.begin() as session:
+        if event_id and not claim_once(session, team_id, event_key(event_id)):
+            log.info("event duplicate event_id=%s", event_id)
+            return None
+        if inbound.kind == "edit":
+            history.edit_message(
+                session,
+                team_id=team_id,
+                channel_id=inbound.channel,
+                ts=inbound.ts,
+                text=inbound.text,
+                files=list(inbound.files),
+            )
+            return None
+        if inbound.kind == "delete":
+            history.delete_message(session, team_id=team_id, channel_id=inbound.channel, ts=inbound.ts)
+            return None
+        engaged = history.get_thread(session, team_id, inbound.channel, inbound.thread_ts) is not None
+        decision = decide(inbound, thread_engaged=engaged, answer_followups=settings.answer_thread_followups)
+        if decision.engage:
+            history.engage_thread(session, team_id, inbound.channel, inbound.thread_ts, mid_thread=decision.mid_thread)
+        if decision.store:
+            history.upsert_message(
+                session,
+                team_id=team_id,
+                channel_id=inbound.channel,
+                thread_ts=inbound.thread_ts,
+                ts=inbound.ts,
+                user_id=inbound.user,
+                text=inbound.text,
+                files=list(inbound.files),
+                role="user",
+            )
+            history.touch_thread(session, team_id, inbound.channel, inbound.thread_ts)
+        if not decision.answer:
+            return None
+        # app_mention and message arrive separately for one message: answer it once.
+        if not claim_once(session, team_id, message_key(inbound.channel, inbound.ts)):
+            log.info("event duplicate_message channel=%s ts=%s", inbound.channel, inbound.ts)
+            return None
+        job_id = enqueue(
+            session,
+            kind=REPLY_JOB,
+            payload={
+                "channel": inbound.channel,
+                "thread_ts": inbound.thread_ts,
+                "ts": inbound.ts,
+                "user": inbound.user,
+                "channel_type": inbound.channel_type,
+            },
+            team_id=team_id,
+            user_id=inbound.user,
+            lane=INTERACTIVE,
+            max_attempts=settings.job_max_attempts,
+        )
+    log.info("event queued job_id=%d channel=%s event_id=%s", job_id, inbound.channel, event_id)
+    return job_id

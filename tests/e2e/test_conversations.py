@@ -1,0 +1,194 @@
+"""Conversations end to end: signed events → web (gunicorn) → worker → fake inference → fake Slack."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+
+from tests.e2e.conftest import new_channel, wait_idle
+from tests.fakes.slack import next_ts
+from tests.support import slack_requests as sr
+from tests.support.processes import wait_for
+
+READ_METHODS = {"conversations.replies", "conversations.history", "users.info", "auth.test", "files.info"}
+
+
+def replies_in(stack, channel: str) -> list[str]:
+    """Texts the bot posted in `channel` (final state of each message), oldest first."""
+    messages = stack.slack.messages.get(channel, {})
+    return [
+        stack.slack.text_of(channel, ts)
+        for ts in sorted(messages)
+        if messages[ts].get("bot_id") or messages[ts].get("user") == stack.slack.bot_user_id
+    ]
+
+
+def bot_messages(stack, channel: str) -> list[dict]:
+    with stack.slack._lock:
+        messages = dict(stack.slack.messages.get(channel, {}))
+    return [m for ts, m in sorted(messages.items()) if m.get("user") == stack.slack.bot_user_id or m.get("bot_id")]
+
+
+def finished_replies(stack, channel: str, count: int = 1, timeout: float = 20.0) -> list[dict]:
+    """Wait until the bot has `count` finished messages in `channel` and no job is pending."""
+
+    def done():
+        messages = [
+            m for m in bot_messages(stack, channel) if stack.slack.stream_state(channel, m["ts"]) != "streaming"
+        ]
+        return messages if len(messages) >= count else None
+
+    assert wait_for(done, timeout=timeout), f"no reply in {channel}; logs:\n{stack.logs()[-3000:]}"
+    wait_idle(stack, timeout=timeout)
+    return done()
+
+
+def requests_mentioning(stack, text: str) -> list[dict]:
+    return [body for _, _, body in list(stack.inference.requests) if text in json.dumps(body)]
+
+
+def test_a_mention_is_answered_in_its_thread(fresh):
+    channel = new_channel()
+    fresh.slack.add_user("U1", name="alice", real_name="Alice", display_name="Alice")
+    event = sr.app_mention("<@UBOT> what is a dyno?", channel=channel)
+    assert fresh.post_event(event).status_code == 200
+    [reply] = finished_replies(fresh, channel)
+    assert reply["thread_ts"] == event["ts"]
+    assert "what is a dyno?" in fresh.slack.text_of(channel, reply["ts"])
+    [body] = requests_mentioning(fresh, "what is a dyno?")
+    system = body["messages"][0]
+    assert system["role"] == "system" and channel in system["content"]
+    user = body["messages"][-1]
+    assert user["role"] == "user" and "<@U1>" in json.dumps(user) and "Alice" in json.dumps(user)
+
+
+def test_a_follow_up_in_a_known_thread_reads_nothing_from_slack(fresh):
+    channel = new_channel()
+    fresh.slack.add_user("U1", name="alice", real_name="Alice", display_name="Alice")
+    first = sr.app_mention("<@UBOT> remember the word pineapple", channel=channel)
+    fresh.post_event(first)
+    finished_replies(fresh, channel)
+    calls_before = len(fresh.slack.all_calls())
+    follow_up = sr.message("which word?", user="U1", channel=channel, thread_ts=first["ts"])
+    fresh.post_event(follow_up)
+    finished_replies(fresh, channel, count=2)
+    new_calls = [call.method for call in fresh.slack.all_calls()[calls_before:]]
+    assert not READ_METHODS & set(new_calls), new_calls
+    # The model saw the whole thread, rebuilt from the database.
+    [body] = requests_mentioning(fresh, "which word?")
+    roles = [m["role"] for m in body["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert "pineapple" in json.dumps(body["messages"][1])
+
+
+def test_duplicate_deliveries_give_one_reply(fresh):
+    channel = new_channel()
+    event = sr.app_mention("<@UBOT> only once please", channel=channel)
+    event_id = sr.new_event_id()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        statuses = list(
+            pool.map(lambda n: fresh.post_event(event, event_id=event_id, retry_num=n or None).status_code, range(4))
+        )
+    assert statuses == [200] * 4
+    finished_replies(fresh, channel)
+    # The message event Slack also sends for the same message is not a second request either.
+    message_event = {**event, "type": "message", "channel_type": "channel"}
+    assert fresh.post_event(message_event).status_code == 200
+    wait_for(lambda: len(requests_mentioning(fresh, "only once please")) > 1, timeout=3)
+    assert len(bot_messages(fresh, channel)) == 1
+    assert len(requests_mentioning(fresh, "only once please")) == 1
+
+
+def test_edits_and_deletions_change_what_the_model_sees(fresh):
+    channel = new_channel()
+    parent = sr.app_mention("<@UBOT> the secret number is 41", channel=channel)
+    fresh.post_event(parent)
+    finished_replies(fresh, channel)
+    aside = sr.message("an aside that gets deleted", user="U2", channel=channel, thread_ts=parent["ts"])
+    fresh.post_event(aside)
+    finished_replies(fresh, channel, count=2)
+    fresh.post_event(sr.message_changed(channel, parent["ts"], "<@UBOT> the secret number is 42"))
+    fresh.post_event(sr.message_deleted(channel, aside["ts"], thread_ts=parent["ts"]))
+    follow_up = sr.message("what is the secret number?", user="U1", channel=channel, thread_ts=parent["ts"])
+    fresh.post_event(follow_up)
+    finished_replies(fresh, channel, count=3)
+    [body] = requests_mentioning(fresh, "what is the secret number?")
+    # The bot's own earlier answers stay as they were; what people wrote is what they wrote last.
+    seen = json.dumps([m for m in body["messages"] if m["role"] == "user"])
+    assert "number is 42" in seen and "number is 41" not in seen
+    assert "an aside that gets deleted" not in seen
+
+
+def test_a_mention_mid_thread_backfills_once(fresh):
+    channel = new_channel()
+    parent_ts = next_ts()
+    fresh.slack.add_thread(
+        channel, parent_ts, ["we are planning the offsite", {"user": "U2", "text": "Lisbon or Porto?"}]
+    )
+    before = len(fresh.slack.calls_to("conversations.replies"))
+    mention = sr.app_mention("<@UBOT> which one do you suggest?", channel=channel, thread_ts=parent_ts)
+    fresh.slack.add_thread(channel, parent_ts, [])  # no-op: the thread exists
+    with fresh.slack._lock:
+        fresh.slack.messages[channel][mention["ts"]] = {
+            "type": "message",
+            "user": "U1",
+            "text": mention["text"],
+            "ts": mention["ts"],
+            "thread_ts": parent_ts,
+        }
+    fresh.post_event(mention)
+    finished_replies(fresh, channel)
+    [body] = requests_mentioning(fresh, "which one do you suggest?")
+    seen = json.dumps(body["messages"])
+    assert "planning the offsite" in seen and "Lisbon or Porto?" in seen
+    assert len(fresh.slack.calls_to("conversations.replies")) == before + 1
+    fresh.post_event(sr.message("and for food?", user="U2", channel=channel, thread_ts=parent_ts))
+    finished_replies(fresh, channel, count=2)
+    assert len(fresh.slack.calls_to("conversations.replies")) == before + 1
+
+
+def test_two_users_in_one_thread_are_told_apart(fresh):
+    channel = new_channel()
+    fresh.slack.add_user("U1", name="alice", real_name="Alice", display_name="Alice")
+    fresh.slack.add_user("U2", name="bob", real_name="Bob", display_name="Bob")
+    parent = sr.app_mention("<@UBOT> I like tea", channel=channel, user="U1")
+    fresh.post_event(parent)
+    finished_replies(fresh, channel)
+    fresh.post_event(sr.message("I prefer coffee", user="U2", channel=channel, thread_ts=parent["ts"]))
+    finished_replies(fresh, channel, count=2)
+    [body] = requests_mentioning(fresh, "I prefer coffee")
+    user_messages = [json.dumps(m) for m in body["messages"] if m["role"] == "user"]
+    assert "<@U1> Alice" in user_messages[0] and "tea" in user_messages[0]
+    assert "<@U2> Bob" in user_messages[-1] and "coffee" in user_messages[-1]
+
+
+def test_a_dm_is_answered(fresh):
+    channel = "D" + new_channel()[1:]
+    fresh.post_event(sr.message("hello in private", user="U1", channel=channel, channel_type="im"))
+    [reply] = finished_replies(fresh, channel)
+    assert "hello in private" in fresh.slack.text_of(channel, reply["ts"])
+
+
+def test_a_20000_character_answer_is_split_within_slacks_limits(fresh):
+    channel = new_channel()
+    paragraphs = [f"Paragraph {n}: " + "lorem ipsum dolor sit amet " * 30 for n in range(30)]
+    long_answer = "\n\n".join(paragraphs)
+    assert len(long_answer) > 20_000
+    fresh.inference.responder = lambda body: {"content": long_answer}
+    fresh.post_event(sr.app_mention("<@UBOT> write a lot", channel=channel))
+    replies = finished_replies(fresh, channel, count=2)
+    texts = [fresh.slack.text_of(channel, m["ts"]) for m in replies]
+    assert all(len(text) <= 12_000 for text in texts)
+    joined = "".join(texts)
+    for paragraph in paragraphs:
+        assert paragraph.strip() in joined
+
+
+def test_when_the_model_rejects_the_request_the_user_hears_one_plain_sentence(fresh):
+    channel = new_channel()
+    fresh.inference.fail_next(400, body={"error": {"message": "prompt is too long", "type": "invalid_request_error"}})
+    fresh.post_event(sr.app_mention("<@UBOT> this will be rejected", channel=channel))
+    [reply] = finished_replies(fresh, channel)
+    text = fresh.slack.text_of(channel, reply["ts"])
+    assert text.startswith("Sorry") and "prompt is too long" in text
+    assert "Traceback" not in text

@@ -47,7 +47,7 @@ class Settings:
     inference_timeout_seconds: float = 60.0
     inference_max_output_tokens: int = 4096
     job_lease_seconds: float = 60.0
-    job_max_attempts: int = 5
+    job_max_attempts: int = 8
     worker_concurrency: int = 16
     daily_token_budget_per_user: int | None = None
     daily_token_budget_per_team: int | None = None
@@ -64,6 +64,9 @@ class Settings:
     open_meteo_geocoding_url: str = "https://geocoding-api.open-meteo.com"
     open_meteo_forecast_url: str = "https://api.open-meteo.com"
     tool_modules: tuple[str, ...] = ()
+    # Nobody waits long in silence: a queued note after this long, an apology after that.
+    queued_notice_seconds: float = 5.0
+    apology_after_seconds: float = 45.0
     moderation_channels: tuple[str, ...] = ()
     moderation_report_channel: str | None = None
     port: int = 3000
@@ -227,6 +230,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if text("BOT_SYSTEM_PROMPT"):
         values["system_prompt"] = env["BOT_SYSTEM_PROMPT"]
 
+    number("BOT_QUEUED_NOTICE_SECONDS", float, 0.0, "queued_notice_seconds")
+    number("BOT_APOLOGY_AFTER_SECONDS", float, 0.0, "apology_after_seconds")
     number("BOT_MAX_TOOL_ROUNDS", int, 1, "max_tool_rounds")
     number("BOT_MAX_IMAGES_PER_REQUEST", int, 0, "max_images_per_request")
     number("BOT_MAX_FILE_BYTES", int, 1024, "max_file_bytes")

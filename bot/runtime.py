@@ -73,6 +73,7 @@ def build_worker(settings: Settings) -> WorkerRuntime:
         concurrency=settings.worker_concurrency,
         lease_seconds=settings.job_lease_seconds,
         poll_seconds=1.0 if settings.is_postgres else 0.1,
+        queued_notice_seconds=settings.queued_notice_seconds,
     )
     listener = None
     if settings.is_postgres:

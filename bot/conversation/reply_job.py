@@ -40,8 +40,6 @@ from bot.tools.runner import run_tool_calls
 
 log = logging.getLogger(__name__)
 
-# After this long without an answer the user hears that we are still trying.
-APOLOGY_AFTER_SECONDS = 45.0
 THINKING_STATUS = "is thinking…"
 THINK_HARD = re.compile(r"\b(think (hard|harder|carefully|deeply)|ultrathink)\b", re.IGNORECASE)
 REPLIES_PAGE = 200
@@ -251,7 +249,7 @@ class ReplyJob:
             log.debug("reply status_unavailable error=%s", error.response.get("error"))
 
     def _tell_queued(self, ctx: JobContext, seconds: float) -> None:
-        if seconds < 5 or ctx.progress.get("told_queued"):
+        if seconds < self.settings.queued_notice_seconds or ctx.progress.get("told_queued"):
             return
         ctx.save_progress(told_queued=True)
         self._post_note(ctx.job, f"_Queued: the model is busy; answering in about {seconds:.0f} s._")
@@ -335,7 +333,7 @@ class ReplyJob:
 
     def on_retry(self, ctx: JobContext, exc: BaseException, delay: float) -> None:
         age = (datetime.now(UTC) - ctx.job.created_at).total_seconds()
-        if age + delay < APOLOGY_AFTER_SECONDS or ctx.progress.get("apologized"):
+        if age + delay < self.settings.apology_after_seconds or ctx.progress.get("apologized"):
             return
         ctx.save_progress(apologized=True)
         self._post_note(ctx.job, "Sorry, the model is not answering right now. I'll keep trying and reply here.")

@@ -257,7 +257,8 @@ def recover_expired(session: Session) -> tuple[int, list[ClaimedJob]]:
 
 
 def jobs_waiting_since(session: Session, *, older_than_seconds: float, limit: int = 50) -> list[ClaimedJob]:
-    """Interactive jobs still queued after `older_than_seconds` whose users were not told yet."""
+    """Interactive jobs never started, still queued after `older_than_seconds` (waiting behind
+    others), whose users were not told yet. Retried jobs have their own notice (on_retry)."""
     now = db_now(session)
     rows = session.execute(
         select(Job)
@@ -265,6 +266,7 @@ def jobs_waiting_since(session: Session, *, older_than_seconds: float, limit: in
             IS_QUEUED,
             Job.lane == INTERACTIVE,
             Job.notified_at.is_(None),
+            Job.attempts == 0,
             Job.created_at <= now - timedelta(seconds=older_than_seconds),
         )
         .order_by(Job.id)

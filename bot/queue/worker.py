@@ -95,6 +95,7 @@ class Worker:
         poll_seconds: float = 1.0,
         drain_seconds: float = 25.0,
         housekeeping: list[Callable[[], None]] | None = None,
+        queued_notice_seconds: float = QUEUED_NOTICE_SECONDS,
     ):
         self.sessions = sessions
         self.handlers = handlers
@@ -103,6 +104,7 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.drain_seconds = drain_seconds
         self.housekeeping = housekeeping or []
+        self.queued_notice_seconds = queued_notice_seconds
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -282,7 +284,7 @@ class Worker:
                     RuntimeError("the worker running it stopped responding"),
                 )
             with self.sessions.begin() as session:
-                waiting = store.jobs_waiting_since(session, older_than_seconds=QUEUED_NOTICE_SECONDS)
+                waiting = store.jobs_waiting_since(session, older_than_seconds=self.queued_notice_seconds)
             for job in waiting:
                 hook = _hook(self.handlers.get(job.kind), "on_waiting")
                 if hook is None:

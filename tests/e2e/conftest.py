@@ -74,16 +74,15 @@ def build_stack(request, tmp_path_factory, kind: str, **env_overrides: str) -> S
     inference = FakeInference(api_key=INFERENCE_KEY).start()
     request.addfinalizer(inference.stop)
     log_dir = tmp_path_factory.mktemp(f"e2e-logs-{kind}")
-    env = bot_env(
-        database_url,
-        SLACK_API_URL=slack.api_url,
-        INFERENCE_URL=inference.url,
-        WEB_CONCURRENCY="2",
-        WORKER_CONCURRENCY="4",
-        JOB_LEASE_SECONDS="10",
-        INFERENCE_MAX_OUTPUT_TOKENS="8192",
-        **env_overrides,
-    )
+    settings = {
+        "SLACK_API_URL": slack.api_url,
+        "INFERENCE_URL": inference.url,
+        "WEB_CONCURRENCY": "2",
+        "WORKER_CONCURRENCY": "4",
+        "JOB_LEASE_SECONDS": "10",
+        "INFERENCE_MAX_OUTPUT_TOKENS": "8192",
+    }
+    env = bot_env(database_url, **{**settings, **env_overrides})
     web, url = start_web(env, log_dir)
     stack = Stack(url, slack, inference, env, database_url, log_dir, web)
     stack.workers.append(start_worker(env, log_dir))

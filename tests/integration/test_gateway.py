@@ -1,0 +1,84 @@
+"""Every model call through the gateway: admission, 429 pause, reconciliation, usage, budgets."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from bot.inference.client import InferenceClient
+from bot.inference.errors import RetryableError
+from bot.inference.gateway import CallContext, ModelGateway, OverBudget
+from bot.limits.admission import GlobalRateLimiter
+from bot.limits.budgets import BudgetPolicy
+from bot.limits.models import RateReservation, TokenUsage
+from bot.limits.window import RateLimits
+from tests.fakes.inference import FakeInference
+
+KEY = "gateway-test-key"
+BODY = {"messages": [{"role": "user", "content": "hello there"}], "max_tokens": 50}
+
+
+@pytest.fixture
+def fake():
+    with FakeInference(api_key=KEY) as server:
+        yield server
+
+
+def gateway(sessions, fake, *, limits=None, budgets=None) -> ModelGateway:
+    limiter = GlobalRateLimiter(sessions, limits or RateLimits(max_requests=100, max_tokens=100_000, window_seconds=60))
+    return ModelGateway(
+        InferenceClient(fake.url, KEY, "claude-4-5-haiku", timeout=5), limiter, sessions, budgets=budgets
+    )
+
+
+def test_a_call_reserves_then_reconciles_to_the_reported_usage(sessions, fake):
+    completion = gateway(sessions, fake).call(BODY, CallContext(team_id="T1", user_id="U1"))
+    assert completion.usage is not None
+    with sessions() as session:
+        [reservation] = session.execute(select(RateReservation)).scalars().all()
+        usage = session.execute(select(TokenUsage)).scalar_one()
+    assert reservation.reconciled and reservation.tokens == completion.usage.total_tokens
+    assert (usage.team_id, usage.user_id, usage.requests) == ("T1", "U1", 1)
+    assert usage.prompt_tokens == completion.usage.prompt_tokens
+
+
+def test_a_429_pauses_the_whole_pool_and_the_call_is_retried(sessions, fake):
+    fake.fail_next(429, headers={"Retry-After": "1"})
+    first = gateway(sessions, fake)
+    other_process = gateway(sessions, fake)
+    started = time.monotonic()
+    results = {}
+
+    def call_other():
+        time.sleep(0.2)  # after the 429 has paused the pool
+        results["other"] = other_process.call(BODY, CallContext(team_id="T1", user_id="U2"))
+        results["other_at"] = time.monotonic()
+
+    thread = threading.Thread(target=call_other)
+    thread.start()
+    completion = first.call(BODY, CallContext(team_id="T1", user_id="U1"))
+    thread.join(10)
+    assert completion.content
+    assert time.monotonic() - started >= 0.9  # waited out Retry-After
+    assert results["other_at"] - started >= 0.9  # so did everyone else
+    assert len(fake.requests) == 3  # the 429, the retry, the other call: no storm
+
+
+def test_server_errors_go_up_to_the_queue(sessions, fake):
+    fake.fail_next(503)
+    with pytest.raises(RetryableError):
+        gateway(sessions, fake).call(BODY, CallContext(team_id="T1", user_id="U1"))
+
+
+def test_over_budget_makes_no_call(sessions, fake):
+    gw = gateway(sessions, fake, budgets=BudgetPolicy(per_user_daily_tokens=10))
+    gw.call(BODY, CallContext(team_id="T1", user_id="U1"))  # spends more than 10 tokens
+    calls_before = len(fake.requests)
+    with pytest.raises(OverBudget) as refused:
+        gw.call(BODY, CallContext(team_id="T1", user_id="U1"))
+    assert "daily allowance" in refused.value.message
+    assert len(fake.requests) == calls_before
+    gw.call(BODY, CallContext(team_id="T1", user_id="U2"))  # others are not affected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -12,6 +13,7 @@ from bot.config import Settings
 from bot.conversation.reply_job import ReplyJob
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
+from bot.images.attachments import AttachmentResolver
 from bot.inference.client import InferenceClient
 from bot.inference.gateway import ModelGateway
 from bot.limits import admission
@@ -66,7 +68,15 @@ def build_worker(settings: Settings) -> WorkerRuntime:
     tools = default_registry(settings)
     for problem in load_plugins(tools, settings.tool_modules):
         log.warning("plugin problem=%r", problem)
-    handlers = {REPLY_JOB: ReplyJob(gateway, SlackClients(settings), sessions, settings, tools)}
+    attachments = AttachmentResolver(
+        sessions,
+        api_url=settings.slack_api_url,
+        max_file_bytes=settings.max_file_bytes,
+        http=httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)),
+    )
+    handlers = {
+        REPLY_JOB: ReplyJob(gateway, SlackClients(settings), sessions, settings, tools, resolve_attachments=attachments)
+    }
     worker = Worker(
         sessions,
         handlers,

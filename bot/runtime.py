@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.conversation.reply_job import ReplyJob
+from bot.conversation.welcome_job import WelcomeJob
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
 from bot.images.attachments import AttachmentResolver
@@ -22,6 +23,7 @@ from bot.limits.budgets import BudgetPolicy
 from bot.queue import store
 from bot.queue.worker import Worker
 from bot.slack.clients import SlackClients
+from bot.slack.listeners.home import WELCOME_JOB
 from bot.slack.listeners.messages import REPLY_JOB
 from bot.tools.builtin import default_registry
 from bot.tools.plugins import load_plugins
@@ -75,7 +77,10 @@ def build_worker(settings: Settings) -> WorkerRuntime:
         http=httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)),
     )
     handlers = {
-        REPLY_JOB: ReplyJob(gateway, SlackClients(settings), sessions, settings, tools, resolve_attachments=attachments)
+        REPLY_JOB: ReplyJob(
+            gateway, SlackClients(settings), sessions, settings, tools, resolve_attachments=attachments
+        ),
+        WELCOME_JOB: WelcomeJob(SlackClients(settings)),
     }
     worker = Worker(
         sessions,

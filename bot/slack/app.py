@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Settings
 from bot.slack.authorization import SingleWorkspaceAuthorization
 from bot.slack.clients import web_client
-from bot.slack.listeners import messages
+from bot.slack.listeners import home, messages
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def create_bolt_app(settings: Settings, sessions: sessionmaker[Session], *, warm
         logger=_bolt_logger(),
     )
     messages.register(app, sessions, settings)
+    home.register(app, sessions)
 
     # Bolt answers 404 to events no listener matches, and Slack retries those.
     @app.event(re.compile(".*"))

@@ -192,3 +192,52 @@ def test_when_the_model_rejects_the_request_the_user_hears_one_plain_sentence(fr
     text = fresh.slack.text_of(channel, reply["ts"])
     assert text.startswith("Sorry") and "prompt is too long" in text
     assert "Traceback" not in text
+
+
+def test_without_streaming_the_answer_is_posted_then_finished_with_a_markdown_block(fresh):
+    channel = new_channel()
+    fresh.slack.streaming_enabled = False
+    try:
+        fresh.inference.responder = lambda body: {"content": "**Bold** answer with `code`."}
+        fresh.post_event(sr.app_mention("<@UBOT> no streaming here", channel=channel))
+        [reply] = finished_replies(fresh, channel)
+    finally:
+        fresh.slack.streaming_enabled = True
+    message = fresh.slack.message(channel, reply["ts"])
+    assert message["blocks"] == [{"type": "markdown", "text": "**Bold** answer with `code`."}]
+    assert fresh.slack.calls_to("chat.update")
+
+
+def test_an_expired_stream_is_finished_with_chat_update_on_the_same_message(fresh):
+    channel = new_channel()
+    answer = " ".join(f"word{n}" for n in range(400))
+    fresh.inference.responder = lambda body: {"content": answer}
+    fresh.slack.fail_next("chat.appendStream", error="message_not_in_streaming_state")
+    fresh.post_event(sr.app_mention("<@UBOT> a stream that expires", channel=channel))
+    assert wait_for(lambda: bot_messages(fresh, channel), timeout=20)
+    wait_idle(fresh)
+    # (The injected error leaves the fake's stream open; Slack's would have ended it.)
+    [reply] = bot_messages(fresh, channel)
+    assert fresh.slack.text_of(channel, reply["ts"]).strip() == answer
+    assert fresh.slack.calls_to("chat.update")
+
+
+def test_the_messages_tab_greets_once_and_assistant_threads_get_suggested_prompts(fresh):
+    dm = "D" + new_channel()[1:]
+    opened = {"type": "app_home_opened", "user": "U7", "channel": dm, "tab": "messages", "event_ts": next_ts()}
+    fresh.post_event(opened)
+    fresh.post_event({**opened, "event_ts": next_ts()})  # a second visit
+    assert wait_for(lambda: bot_messages(fresh, dm), timeout=20)
+    wait_idle(fresh)
+    [greeting] = bot_messages(fresh, dm)
+    assert "What can you help me with" in fresh.slack.text_of(dm, greeting["ts"])
+    started = {
+        "type": "assistant_thread_started",
+        "assistant_thread": {"user_id": "U7", "channel_id": dm, "thread_ts": next_ts()},
+        "event_ts": next_ts(),
+    }
+    fresh.post_event(started)
+    call = fresh.slack.wait_for_call("assistant.threads.setSuggestedPrompts", timeout=20)
+    assert call.ok and call.params["channel_id"] == dm
+    prompts = call.params["prompts"]
+    assert len(json.loads(prompts) if isinstance(prompts, str) else prompts) == 3

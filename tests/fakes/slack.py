@@ -720,6 +720,7 @@ class FakeSlack:
             "chat.appendStream": self._chat_append_stream,
             "chat.stopStream": self._chat_stop_stream,
             "assistant.threads.setStatus": self._assistant_set_status,
+            "assistant.threads.setSuggestedPrompts": self._assistant_set_suggested_prompts,
             "reactions.add": self._reactions_add,
             "users.info": self._users_info,
             "conversations.replies": self._conversations_replies,
@@ -870,6 +871,15 @@ class FakeSlack:
         self._required(params, "channel_id", "thread_ts")
         if "status" not in params:
             raise SlackError("invalid_arguments", response_metadata={"messages": ["[ERROR] missing 'status'"]})
+        return {}
+
+    def _assistant_set_suggested_prompts(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel_id", "prompts")
+        prompts = params["prompts"]
+        if isinstance(prompts, str):
+            prompts = json.loads(prompts)
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= 4:
+            raise SlackError("invalid_arguments", response_metadata={"messages": ["[ERROR] 1 to 4 prompts"]})
         return {}
 
     def _reactions_add(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:

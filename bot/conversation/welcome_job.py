@@ -1,0 +1,32 @@
+"""The `welcome` job: suggested prompts in the agent messages tab."""
+
+from __future__ import annotations
+
+from bot.queue.worker import JobContext
+from bot.slack.clients import SlackClients
+from bot.slack.manifest import SUGGESTED_PROMPTS
+
+GREETING = "Hi! Ask me anything here, mention me in a channel, or attach a screenshot. For example:"
+
+
+def greeting_text() -> str:
+    return "\n".join([GREETING, *(f"• _{prompt['message']}_" for prompt in SUGGESTED_PROMPTS)])
+
+
+class WelcomeJob:
+    def __init__(self, slack: SlackClients):
+        self.slack = slack
+
+    def run(self, ctx: JobContext) -> None:
+        payload = ctx.job.payload
+        client = self.slack.for_team(ctx.job.team_id)
+        ctx.checkpoint()
+        if payload["kind"] == "assistant_thread":
+            client.assistant_threads_setSuggestedPrompts(
+                channel_id=payload["channel"],
+                thread_ts=payload["thread_ts"],
+                title="Try asking",
+                prompts=[dict(prompt) for prompt in SUGGESTED_PROMPTS],
+            )
+        else:
+            client.chat_postMessage(channel=payload["channel"], text=greeting_text())

@@ -1,0 +1,60 @@
+"""The agent messages tab: suggested prompts when someone opens it or starts an assistant thread.
+
+Recorded and enqueued here (before the ack); the welcome job makes the Slack calls."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.inbound.store import claim_once
+from bot.queue.models import INTERACTIVE
+from bot.queue.store import enqueue
+
+WELCOME_JOB = "welcome"
+
+
+def register(app: App, sessions: sessionmaker[Session]) -> None:
+    def handle_app_home_opened(body: dict, event: dict, context) -> None:
+        if event.get("tab") != "messages" or not event.get("channel"):
+            return
+        team_id = context.team_id or body.get("team_id", "")
+        # Greet once per person, not on every visit.
+        welcome(
+            sessions,
+            team_id,
+            f"welcome:{event.get('user')}",
+            {"kind": "home", "channel": event["channel"]},
+            event.get("user", ""),
+        )
+
+    def handle_assistant_thread_started(body: dict, event: dict, context) -> None:
+        thread = event.get("assistant_thread") or {}
+        channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
+        if not channel or not thread_ts:
+            return
+        team_id = context.team_id or body.get("team_id", "")
+        welcome(
+            sessions,
+            team_id,
+            f"assistant_thread:{channel}:{thread_ts}",
+            {"kind": "assistant_thread", "channel": channel, "thread_ts": thread_ts},
+            thread.get("user_id", ""),
+        )
+
+    app.event("app_home_opened")(handle_app_home_opened)
+    app.event("assistant_thread_started")(handle_assistant_thread_started)
+
+
+def welcome(sessions: sessionmaker[Session], team_id: str, key: str, payload: dict, user_id: str) -> None:
+    with sessions.begin() as session:
+        if claim_once(session, team_id, key):
+            enqueue(
+                session,
+                kind=WELCOME_JOB,
+                payload=payload,
+                team_id=team_id,
+                user_id=user_id,
+                lane=INTERACTIVE,
+                max_attempts=3,
+            )

@@ -42,43 +42,59 @@ class Decision:
     mid_thread: bool  # the thread has earlier messages we have not seen: backfill once
 
 
+def _str(value: object) -> str:
+    """Slack sends strings; anything else (a malformed or hostile payload) counts as absent."""
+    return value if isinstance(value, str) else ""
+
+
+def _files(value: object) -> tuple:
+    return tuple(f for f in value if isinstance(f, dict)) if isinstance(value, list) else ()
+
+
 def classify(event: dict, *, bot_user_id: str | None, bot_id: str | None, allow_bots: bool) -> Inbound:
     """Read a message or app_mention event into the facts the decision needs."""
     subtype = event.get("subtype")
-    channel = event.get("channel", "")
+    channel = _str(event.get("channel"))
     if subtype == "message_changed":
-        message = event.get("message") or {}
+        message = event.get("message") if isinstance(event.get("message"), dict) else {}
+        ts = _str(message.get("ts"))
+        if not channel or not ts:
+            return Inbound(kind="ignore", reason="malformed edit")
         return Inbound(
             kind="edit",
             channel=channel,
-            ts=message.get("ts", ""),
-            thread_ts=message.get("thread_ts") or message.get("ts", ""),
-            user=message.get("user", ""),
-            text=message.get("text", ""),
-            files=tuple(message.get("files") or ()),
+            ts=ts,
+            thread_ts=_str(message.get("thread_ts")) or ts,
+            user=_str(message.get("user")),
+            text=_str(message.get("text")),
+            files=_files(message.get("files")),
         )
     if subtype == "message_deleted":
-        return Inbound(kind="delete", channel=channel, ts=event.get("deleted_ts", ""))
-    if subtype not in MESSAGE_SUBTYPES:
+        if not channel or not _str(event.get("deleted_ts")):
+            return Inbound(kind="ignore", reason="malformed deletion")
+        return Inbound(kind="delete", channel=channel, ts=_str(event.get("deleted_ts")))
+    if not isinstance(subtype, str | None) or subtype not in MESSAGE_SUBTYPES:
         return Inbound(kind="ignore", reason=f"subtype {subtype}")
-    user = event.get("user", "")
+    user = _str(event.get("user"))
     own = bool(user and user == bot_user_id) or bool(bot_id and event.get("bot_id") == bot_id)
     if own:
         return Inbound(kind="ignore", reason="own message")
     from_bot = bool(event.get("bot_id")) or subtype == "bot_message"
     if from_bot and not allow_bots:
         return Inbound(kind="ignore", reason="other bot")
-    text = event.get("text", "") or ""
-    ts = event.get("ts", "")
+    text = _str(event.get("text"))
+    ts = _str(event.get("ts"))
+    if not channel or not ts:
+        return Inbound(kind="ignore", reason="no channel or ts")
     return Inbound(
         kind="message",
         channel=channel,
         ts=ts,
-        thread_ts=event.get("thread_ts") or ts,
-        user=user or event.get("bot_id", ""),
+        thread_ts=_str(event.get("thread_ts")) or ts,
+        user=user or _str(event.get("bot_id")),
         text=text,
-        files=tuple(event.get("files") or ()),
-        channel_type=event.get("channel_type", ""),
+        files=_files(event.get("files")),
+        channel_type=_str(event.get("channel_type")),
         mentions_bot=event.get("type") == "app_mention" or bool(bot_user_id and f"<@{bot_user_id}>" in text),
         from_bot=from_bot,
     )

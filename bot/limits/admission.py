@@ -66,12 +66,15 @@ class GlobalRateLimiter:
         self.name = name
         # Reconciliations in this process wake waiters at once; other processes' arrive by NOTIFY.
         self._capacity_changed = threading.Condition()
+        # One admission transaction at a time per process: waiting threads queue here, not on a
+        # database connection blocked behind the limiter row's lock.
+        self._admitting = threading.Lock()
 
     # -- one transaction each ---------------------------------------------------------
 
     def try_admit(self, tokens: int) -> tuple[Admission, int | None, float]:
         """Admit now or refuse. Returns (decision, reservation id, database time)."""
-        with self.sessions.begin() as session:
+        with self._admitting, self.sessions.begin() as session:
             paused_until = self._lock_state(session)
             now = db_epoch(session)
             horizon = now - self.limits.occupancy_seconds
@@ -175,9 +178,16 @@ class GlobalRateLimiter:
             wait = max(0.0, (decision.retry_at or now) - now)
             if on_wait:
                 on_wait(wait, decision.reason)
-            # A little jitter so waiters released by the same expiry do not all collide.
-            with self._capacity_changed:
-                self._capacity_changed.wait(timeout=min(wait + random.uniform(0, 0.01), 1.0))
+            self._wait(min(wait + random.uniform(0, 0.01), 1.0), woken_by_reconciliation=decision.reason == "tokens")
+
+    def _wait(self, seconds: float, *, woken_by_reconciliation: bool) -> None:
+        """Sleep until capacity may be free. Only a token shortage can end early (a reconciliation
+        frees tokens); requests and pauses free up only with time, so those waiters ignore wake-ups."""
+        deadline = time.monotonic() + seconds
+        with self._capacity_changed:
+            while (remaining := deadline - time.monotonic()) > 0:
+                if self._capacity_changed.wait(timeout=remaining) and woken_by_reconciliation:
+                    return
 
 
 def record_usage(session: Session, *, team_id: str, user_id: str, prompt_tokens: int, completion_tokens: int) -> None:

@@ -10,6 +10,14 @@ from bot.db.schema import metadata
 config = context.config
 url = config.attributes.get("database_url") or load_settings().database_url
 
+# Indexes a migration creates for one dialect only, which the models cannot declare (e.g. the
+# PostgreSQL full-text index of 0003): autogenerate must not offer to drop them.
+DIALECT_ONLY_INDEXES = frozenset({"ix_thread_messages_text_search"})
+
+
+def include_name(name, type_, parent_names) -> bool:
+    return not (type_ == "index" and name in DIALECT_ONLY_INDEXES)
+
 
 def run_offline() -> None:
     context.configure(url=url, target_metadata=metadata, literal_binds=True, render_as_batch=True)
@@ -29,6 +37,7 @@ def run_online() -> None:
             target_metadata=metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_name=include_name,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -23,27 +23,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.conversation import store as history
-from bot.conversation.budget import fit_to_budget
-from bot.conversation.messages import thread_to_messages
 from bot.conversation.prompt import build_system_prompt
-from bot.conversation.thread import ThreadEntry, ToolCall
+from bot.conversation.thread import ThreadEntry
+from bot.conversation.tool_loop import converse
+from bot.conversation.users import refresh_users
 from bot.inference.errors import RejectedError
 from bot.inference.gateway import CallContext, ModelGateway, OverBudget
 from bot.limits.admission import RequestTooLarge
-from bot.limits.tokens import estimate_messages_tokens, estimate_tools_tokens
 from bot.queue.store import ClaimedJob
 from bot.queue.worker import JobContext, JobStopped
 from bot.slack.clients import SlackClients
 from bot.slack.replies import StreamingReply, UpdatingReply
 from bot.tools.registry import ToolContext, ToolRegistry
-from bot.tools.runner import run_tool_calls
 
 log = logging.getLogger(__name__)
 
 THINKING_STATUS = "is thinking…"
 THINK_HARD = re.compile(r"\b(think (hard|harder|carefully|deeply)|ultrathink)\b", re.IGNORECASE)
 REPLIES_PAGE = 200
-LENGTH_NOTE = "\n\n_(The answer was cut off at the length limit.)_"
 
 
 def failure_message(exc: BaseException) -> str:
@@ -87,6 +84,8 @@ class ReplyJob:
         self.resolve_attachments = resolve_attachments
         self.streaming = streaming
         self._identities: dict[str, BotIdentity] = {}
+        # More text than the context budget can hold (estimates run ~3.5 characters a token).
+        self._history_chars = settings.context_budget_tokens * 4
 
     # -- the job ----------------------------------------------------------------------------
 
@@ -98,18 +97,16 @@ class ReplyJob:
         client = self.slack.for_team(team)
         self._backfill_if_needed(client, team, channel, thread_ts)
         with self.sessions() as session:
-            rows = history.load_rows(session, team, channel, thread_ts)
+            rows = history.load_rows(session, team, channel, thread_ts, newest_chars=self._history_chars)
             user_ids = {row.user_id for row in rows if row.user_id and row.role == "user"}
             stale = history.stale_users(session, team, user_ids, datetime.now(UTC))
         self._refresh_users(client, team, stale)
         if self.resolve_attachments:
             self.resolve_attachments(client, team, rows)
         with self.sessions() as session:
-            entries = history.load_thread(session, team, channel, thread_ts)
+            entries = history.load_thread(session, team, channel, thread_ts, newest_chars=self._history_chars)
             asker = history.get_user(session, team, job.user_id)
-        if not ctx.progress.get("status_set"):
-            self._set_status(client, channel, thread_ts)
-            ctx.save_progress(status_set=True)
+        self._set_status(client, channel, thread_ts)  # idempotent: a re-run may set it again
 
         writer = self._writer(ctx, client)
         try:
@@ -145,7 +142,6 @@ class ReplyJob:
             channel=payload["channel"],
             today=datetime.now(UTC).date().isoformat(),
         )
-        openai_tools = self.tools.openai_tools()
         newest_user_text = next((e.text for e in reversed(entries) if e.role == "user" and not e.deleted), "")
         thinking = self.settings.extended_thinking or wants_extended_thinking(newest_user_text)
         tool_ctx = ToolContext(
@@ -164,62 +160,19 @@ class ReplyJob:
             should_stop=ctx.should_stop,
             on_wait=lambda seconds, reason: self._tell_queued(ctx, seconds),
         )
-        turn_entries: list[ThreadEntry] = []
-        stored_turn: list[dict] = []
-        max_rounds = self.settings.max_tool_rounds
-        for round_number in range(max_rounds + 1):
-            may_use_tools = bool(openai_tools) and round_number < max_rounds
-            body: dict = {"max_tokens": self.settings.inference_max_output_tokens}
-            if thinking:
-                body["extended_thinking"] = {"enabled": True, "budget_tokens": self.settings.thinking_budget_tokens}
-            fixed = (
-                estimate_messages_tokens([{"role": "system", "content": system}])
-                + (estimate_tools_tokens(openai_tools) if openai_tools else 0)
-                + body["max_tokens"]
-                + (self.settings.thinking_budget_tokens if thinking else 0)
-            )
-            budget = fit_to_budget(
-                [*entries, *turn_entries], budget_tokens=self.settings.context_budget_tokens, fixed_tokens=fixed
-            )
-            if not budget.fits:
-                raise RequestTooLarge("the thread does not fit the context budget")
-            body["messages"] = thread_to_messages(
-                budget.entries, system_prompt=system, max_images=self.settings.max_images_per_request
-            )
-            if openai_tools:
-                # Same tools every round: the prompt cache keys on them; "none" forbids new calls.
-                body["tools"] = openai_tools
-                body["tool_choice"] = "auto" if may_use_tools else "none"
-            completion = self.gateway.call(body, call, on_text=writer.append if writer.streams_text else None)
-            if not writer.streams_text:
-                writer.append(completion.content)
-            if completion.reasoning and self.settings.show_reasoning:
-                log.debug("reasoning chars=%d", len(completion.reasoning))
-            if completion.tool_calls and may_use_tools:
-                calls = [(c.id, c.name, c.arguments) for c in completion.tool_calls]
-                results = run_tool_calls(self.tools, calls, tool_ctx)
-                tool_calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls]
-                turn_entries.append(
-                    ThreadEntry(
-                        ts=payload["ts"],
-                        role="assistant",
-                        text=completion.content,
-                        tool_calls=tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in tool_calls),
-                    )
-                )
-                stored_turn.append({"role": "assistant", "text": completion.content, "tool_calls": tool_calls})
-                for call_id, result in results:
-                    turn_entries.append(
-                        ThreadEntry(ts=payload["ts"], role="tool", text=result.content, tool_call_id=call_id)
-                    )
-                    stored_turn.append({"role": "tool", "text": result.content, "tool_call_id": call_id})
-                log.info("reply tool_round=%d calls=%d", round_number + 1, len(calls))
-                continue
-            if completion.finish_reason == "length":
-                writer.append(LENGTH_NOTE)
-                return stored_turn, completion.content + LENGTH_NOTE
-            return stored_turn, completion.content
-        return stored_turn, ""
+        turn = converse(
+            self.gateway,
+            self.tools,
+            self.settings,
+            system=system,
+            entries=entries,
+            tool_ctx=tool_ctx,
+            call=call,
+            sink=writer,
+            turn_ts=payload["ts"],
+            thinking=thinking,
+        )
+        return turn.stored, turn.text
 
     # -- Slack ------------------------------------------------------------------------------
 
@@ -308,23 +261,7 @@ class ReplyJob:
         return "user"
 
     def _refresh_users(self, client: WebClient, team: str, user_ids: set[str]) -> None:
-        for user_id in sorted(user_ids):
-            try:
-                user = client.users_info(user=user_id)["user"]
-            except SlackApiError as error:
-                log.info("users.info failed error=%s", error.response.get("error"))
-                continue
-            profile = user.get("profile") or {}
-            with self.sessions.begin() as session:
-                history.save_user(
-                    session,
-                    team_id=team,
-                    user_id=user_id,
-                    display_name=profile.get("display_name") or user.get("real_name") or user.get("name") or "",
-                    is_admin=bool(user.get("is_admin") or user.get("is_owner")),
-                    is_bot=bool(user.get("is_bot")),
-                    timezone=user.get("tz"),
-                )
+        refresh_users(client, self.sessions, team, user_ids)
 
     # -- hooks the worker calls -----------------------------------------------------------------
 

@@ -1,10 +1,36 @@
-"""Slash commands offered in the manifest, generated from the tool registry."""
+"""Slash commands offered in the manifest, generated from the tool registry.
+
+`bot manifest` has no settings and must not need the database or the network, so the registry
+is built from the built-in tools (`default_registry(None)`: the tools only need settings and a
+database when they run) plus the installed plugins' entry points; plugin modules named in
+BOT_TOOL_MODULES are included when the caller passes them as `tool_modules`.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+
 from bot.slack.manifest import SlashCommand
 
+log = logging.getLogger(__name__)
 
-def manifest_commands() -> list[SlashCommand]:
-    # The tool registry becomes the source of slash commands once it is wired (tools issue).
-    return []
+# Not a tool: a whole model conversation, with the tools (bot.conversation.ask_job).
+ASK_COMMAND = SlashCommand(
+    "ask", "Ask the assistant a question; it can use its tools to answer.", "<question> [--public]"
+)
+
+
+def manifest_commands(tool_modules: Sequence[str] = ()) -> list[SlashCommand]:
+    """`/ask` and every registry tool's command, sorted by name."""
+    from bot.tools.builtin import default_registry
+    from bot.tools.plugins import load_plugins
+
+    registry = default_registry(None)
+    for problem in load_plugins(registry, tool_modules):
+        log.warning("plugin problem=%r", problem)
+    commands = {ASK_COMMAND.command: ASK_COMMAND}
+    for spec in registry.slash_commands():
+        name = spec.command.lstrip("/")
+        commands.setdefault(name, SlashCommand(name, spec.description, spec.usage_hint))
+    return [commands[name] for name in sorted(commands)]

@@ -130,7 +130,15 @@ def test_first_sentence(text, short):
 
 
 def test_default_registry_commands():
-    assert [spec.command for spec in default_registry().slash_commands()] == ["/calc", "/time", "/weather"]
+    assert [spec.command for spec in default_registry().slash_commands()] == [
+        "/calc",
+        "/forget",
+        "/moderation",
+        "/search",
+        "/time",
+        "/usage",
+        "/weather",
+    ]
 
 
 ANYONE = ToolContext(user_id="U9")

@@ -1,0 +1,123 @@
+"""The `ask` job (`/ask <question> [--public]`): one model conversation with the tools, outside
+any thread, answered through the command's response_url.
+
+The question is the whole conversation: nothing is stored in the thread history (there is no
+thread). The answer is ephemeral unless `--public`; a public answer is not offered the tools
+whose results are private to the asker (`bot.tools.audience`). Budgets, the global limiter and
+the tool loop are the same as for thread replies (`bot.conversation.tool_loop`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Settings
+from bot.conversation.prompt import build_system_prompt
+from bot.conversation.reply_job import failure_message, wants_extended_thinking
+from bot.conversation.thread import ThreadEntry
+from bot.conversation.tool_loop import CollectedText, converse
+from bot.conversation.users import current_user
+from bot.inference.errors import RejectedError
+from bot.inference.gateway import CallContext, ModelGateway, OverBudget
+from bot.limits.admission import RequestTooLarge
+from bot.queue.worker import JobContext, JobStopped
+from bot.slack.clients import SlackClients
+from bot.tools.audience import without_private_tools
+from bot.tools.registry import ToolContext, ToolRegistry
+from bot.tools.slash_args import split_public_flag
+from bot.tools.slash_job import ResponseUrlAnswers
+
+log = logging.getLogger(__name__)
+
+ASK_USAGE = "Ask me anything after the command.\nUsage: /ask <question> [--public]"
+NO_ANSWER = "Sorry, I have no answer to that."
+
+
+class AskJob(ResponseUrlAnswers):
+    def __init__(
+        self,
+        gateway: ModelGateway,
+        slack: SlackClients,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        tools: ToolRegistry,
+        http: httpx.Client,
+    ):
+        super().__init__(http, settings.slack_api_url)
+        self.gateway = gateway
+        self.slack = slack
+        self.sessions = sessions
+        self.settings = settings
+        self.tools = tools
+        self.public_tools = without_private_tools(tools)
+
+    def run(self, ctx: JobContext) -> None:
+        if ctx.progress.get("done"):
+            return
+        if "answer" in ctx.progress:
+            self.post_saved(ctx)
+            return
+        question, public = split_public_flag(ctx.job.payload.get("text", ""))
+        if not question:
+            self.answer(ctx, ASK_USAGE, False)
+            return
+        try:
+            text = self.ask(ctx, question, public) or NO_ANSWER
+        except (OverBudget, RequestTooLarge, RejectedError) as exc:
+            self.answer(ctx, failure_message(exc), False)
+            return
+        except Exception:
+            if ctx.stopping.is_set():
+                raise JobStopped() from None
+            raise
+        self.answer(ctx, text, public)
+
+    def ask(self, ctx: JobContext, question: str, public: bool) -> str:
+        job, payload = ctx.job, ctx.job.payload
+        client = self.slack.for_team(job.team_id)
+        asker = current_user(client, self.sessions, job.team_id, job.user_id, datetime.now(UTC))
+        channel = payload.get("channel") or ""
+        system = build_system_prompt(
+            self.settings.system_prompt,
+            workspace=job.team_id,
+            channel=channel,
+            today=datetime.now(UTC).date().isoformat(),
+        )
+        entry = ThreadEntry(
+            ts=str(job.id),
+            role="user",
+            text=question,
+            user_id=job.user_id,
+            user_name=(asker.display_name or None) if asker else None,
+        )
+        tool_ctx = ToolContext(
+            team_id=job.team_id,
+            channel_id=channel or None,
+            thread_ts=None,  # no thread: tools that need one say so
+            user_id=job.user_id,
+            user_is_admin=bool(asker and asker.is_admin),
+            slack=client,
+            db=self.sessions,
+            settings=self.settings,
+            http=self.http,
+        )
+        sink = CollectedText()
+        turn = converse(
+            self.gateway,
+            self.public_tools if public else self.tools,
+            self.settings,
+            system=system,
+            entries=[entry],
+            tool_ctx=tool_ctx,
+            call=CallContext(team_id=job.team_id, user_id=job.user_id, should_stop=ctx.should_stop),
+            sink=sink,
+            turn_ts=str(job.id),
+            thinking=self.settings.extended_thinking or wants_extended_thinking(question),
+        )
+        log.info("ask answered id=%d tool_rounds=%d public=%s", job.id, turn.tool_rounds, public)
+        # What the model said in every round, as a thread reply would show it.
+        return sink.text.strip()

@@ -1,0 +1,92 @@
+"""Slash commands: every tool with a command, and `/ask`. Record, enqueue, acknowledge.
+
+Like the message listeners these run before Bolt acknowledges (process_before_response), so
+they only write to the database: the tool or the model runs in the worker (`slash_command`
+and `ask` jobs), which answers through the command's `response_url`. Commands are accepted
+in channels and DMs alike. What people typed is stored in the job, never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Settings
+from bot.inbound.store import claim_once
+from bot.queue.models import INTERACTIVE
+from bot.queue.store import enqueue
+from bot.slack.commands import ASK_COMMAND
+from bot.tools.registry import ToolRegistry
+
+log = logging.getLogger(__name__)
+
+SLASH_COMMAND_JOB = "slash_command"
+ASK_JOB = "ask"
+ASK_ACK = "_Thinking…_"
+UNAVAILABLE = "Sorry, I can't take commands right now. Please try again in a minute."
+
+
+def command_names(registry: ToolRegistry) -> list[str]:
+    """`/ask` and the registry's commands, each once (a tool cannot take over `/ask`)."""
+    ask = f"/{ASK_COMMAND.command}"
+    names = [ask]
+    for spec in registry.slash_commands():
+        if spec.command == ask:
+            log.warning("command /%s of a tool is shadowed by the built-in /ask", ASK_COMMAND.command)
+            continue
+        names.append(spec.command)
+    return names
+
+
+def job_kind(command_name: str) -> str:
+    return ASK_JOB if command_name == f"/{ASK_COMMAND.command}" else SLASH_COMMAND_JOB
+
+
+def register(app: App, sessions: sessionmaker[Session], settings: Settings, registry: ToolRegistry) -> None:
+    def handle_command(ack, command: dict, context) -> None:
+        name = command.get("command", "")
+        team_id = command.get("team_id") or context.team_id or ""
+        try:
+            job_id = record_command(sessions, settings, team_id=team_id, command=command)
+        except SQLAlchemyError as exc:
+            log.warning("command not_recorded command=%s error=%s", name, type(exc).__name__)
+            ack(text=UNAVAILABLE, response_type="ephemeral")
+            return
+        if job_id is not None and job_kind(name) == ASK_JOB:
+            ack(text=ASK_ACK, response_type="ephemeral")
+        else:
+            ack()
+
+    for name in command_names(registry):
+        app.command(name)(handle_command)
+
+
+def record_command(sessions: sessionmaker[Session], settings: Settings, *, team_id: str, command: dict) -> int | None:
+    """Enqueue the command's job once per trigger_id. Returns the job's id, None for a repeat."""
+    name = command.get("command", "")
+    with sessions.begin() as session:
+        trigger_id = command.get("trigger_id")
+        if trigger_id and not claim_once(session, team_id, f"command:{trigger_id}"):
+            log.info("command duplicate command=%s", name)
+            return None
+        job_id = enqueue(
+            session,
+            kind=job_kind(name),
+            payload={
+                "command": name,
+                "text": command.get("text") or "",
+                "channel": command.get("channel_id") or "",
+                "channel_name": command.get("channel_name") or "",
+                "user": command.get("user_id") or "",
+                "response_url": command.get("response_url") or "",
+            },
+            team_id=team_id,
+            user_id=command.get("user_id") or "",
+            lane=INTERACTIVE,
+            max_attempts=settings.job_max_attempts,
+        )
+    log.info("command queued job_id=%d command=%s channel=%s", job_id, name, command.get("channel_id"))
+    return job_id

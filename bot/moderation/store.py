@@ -1,0 +1,158 @@
+"""Moderation in the database: channel switches, decisions, moderator clicks, the summary.
+
+Every function works inside the caller's session; the caller commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from bot.db.clock import db_now
+from bot.moderation.models import ModerationChannel, ModerationDecision
+from bot.moderation.report import DecisionView
+from bot.moderation.verdict import Verdict
+
+
+def channel_switch(session: Session, team_id: str, channel_id: str) -> bool | None:
+    """The stored `/moderation on|off` for the channel, None when nobody switched it."""
+    return session.execute(
+        select(ModerationChannel.enabled).where(
+            ModerationChannel.team_id == team_id, ModerationChannel.channel_id == channel_id
+        )
+    ).scalar_one_or_none()
+
+
+def set_channel_switch(session: Session, team_id: str, channel_id: str, *, enabled: bool, user_id: str) -> None:
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    values = {"enabled": enabled, "changed_by": user_id, "changed_at": db_now(session)}
+    session.execute(
+        insert(ModerationChannel)
+        .values(team_id=team_id, channel_id=channel_id, **values)
+        .on_conflict_do_update(index_elements=[ModerationChannel.team_id, ModerationChannel.channel_id], set_=values)
+    )
+
+
+def find_decision(session: Session, team_id: str, file_id: str) -> ModerationDecision | None:
+    return session.execute(
+        select(ModerationDecision).where(ModerationDecision.team_id == team_id, ModerationDecision.file_id == file_id)
+    ).scalar_one_or_none()
+
+
+def get_decision(session: Session, decision_id: int) -> ModerationDecision | None:
+    return session.get(ModerationDecision, decision_id)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The file a decision is about, from the job's payload."""
+
+    team_id: str
+    channel_id: str
+    message_ts: str
+    user_id: str
+    file_id: str
+    file_name: str
+    permalink: str | None
+
+
+def save_decision(
+    session: Session,
+    subject: Subject,
+    verdict: Verdict,
+    *,
+    model: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    action: str,
+) -> ModerationDecision:
+    decision = ModerationDecision(
+        team_id=subject.team_id,
+        channel_id=subject.channel_id,
+        message_ts=subject.message_ts,
+        user_id=subject.user_id,
+        file_id=subject.file_id,
+        file_name=subject.file_name[:255],
+        permalink=subject.permalink,
+        verdict=verdict.verdict,
+        categories=list(verdict.categories),
+        confidence=verdict.confidence,
+        reason=verdict.reason,
+        model=model,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        action=action,
+        created_at=db_now(session),
+    )
+    session.add(decision)
+    session.flush()
+    return decision
+
+
+def record_click(session: Session, decision_id: int, *, action: str, user_id: str) -> ModerationDecision | None:
+    """A moderator's Dismiss or Remove: who, what, when (the latest click wins)."""
+    decision = session.get(ModerationDecision, decision_id, with_for_update=True)
+    if decision is None:
+        return None
+    decision.override_action = action
+    decision.overridden_by = user_id
+    decision.overridden_at = db_now(session)
+    return decision
+
+
+def view(decision: ModerationDecision) -> DecisionView:
+    return DecisionView(
+        id=decision.id,
+        channel_id=decision.channel_id,
+        user_id=decision.user_id,
+        file_id=decision.file_id,
+        file_name=decision.file_name,
+        permalink=decision.permalink,
+        verdict=decision.verdict,
+        categories=tuple(decision.categories or ()),
+        confidence=decision.confidence,
+        reason=decision.reason,
+        model=decision.model,
+        action=decision.action,
+        created_at=decision.created_at,
+        action_detail=decision.action_detail,
+        override_action=decision.override_action,
+        overridden_by=decision.overridden_by,
+        overridden_at=decision.overridden_at,
+    )
+
+
+@dataclass(frozen=True)
+class Summary:
+    counts: dict[str, int]  # by verdict
+    overridden: int
+    recent: list[DecisionView]
+
+
+def summary(session: Session, team_id: str, *, days: int = 7, recent: int = 10) -> Summary:
+    since: datetime = db_now(session) - timedelta(days=days)
+    in_window = (ModerationDecision.team_id == team_id, ModerationDecision.created_at >= since)
+    counts = dict(
+        session.execute(
+            select(ModerationDecision.verdict, func.count()).where(*in_window).group_by(ModerationDecision.verdict)
+        ).all()
+    )
+    overridden = session.execute(
+        select(func.count()).where(*in_window, ModerationDecision.override_action.is_not(None))
+    ).scalar_one()
+    rows = (
+        session.execute(
+            select(ModerationDecision)
+            .where(ModerationDecision.team_id == team_id)
+            .order_by(ModerationDecision.id.desc())
+            .limit(recent)
+        )
+        .scalars()
+        .all()
+    )
+    return Summary({k: int(v) for k, v in counts.items()}, int(overridden), [view(row) for row in rows])

@@ -1,0 +1,1 @@
+"""`bot chat`: talk to the bot in a terminal through the same pipeline as Slack, without Slack."""

@@ -1,0 +1,92 @@
+"""`bot stats`: what /healthz reports (queue, limiter) plus model usage per workspace."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.db.clock import db_now
+from bot.limits.admission import GlobalRateLimiter
+from bot.limits.models import TokenUsage
+from bot.queue.store import queue_stats
+
+
+@dataclass(frozen=True)
+class WorkspaceUsage:
+    team_id: str
+    requests_today: int
+    tokens_today: int
+    requests_7d: int
+    tokens_7d: int
+    users_7d: int
+
+
+def usage_by_workspace(session: Session, today: date) -> list[WorkspaceUsage]:
+    """Today's and the last 7 days' (UTC) requests and tokens per workspace, biggest first."""
+    week_start = today - timedelta(days=6)
+    tokens = TokenUsage.prompt_tokens + TokenUsage.completion_tokens
+    is_today = TokenUsage.day == today
+    rows = session.execute(
+        select(
+            TokenUsage.team_id,
+            func.sum(case((is_today, TokenUsage.requests), else_=0)),
+            func.sum(case((is_today, tokens), else_=0)),
+            func.sum(TokenUsage.requests),
+            func.sum(tokens),
+            func.count(func.distinct(TokenUsage.user_id)),
+        )
+        .where(TokenUsage.day >= week_start, TokenUsage.day <= today)
+        .group_by(TokenUsage.team_id)
+    ).all()
+    usage = [WorkspaceUsage(row[0], *(int(value or 0) for value in row[1:])) for row in rows]
+    return sorted(usage, key=lambda u: (-u.tokens_7d, u.team_id))
+
+
+def collect(sessions: sessionmaker[Session], limiter: GlobalRateLimiter) -> dict:
+    with sessions() as session:
+        queue = queue_stats(session)
+        today = db_now(session).date()
+        workspaces = usage_by_workspace(session, today)
+    requests, tokens = limiter.usage()
+    limits = limiter.limits
+    return {
+        "queue": {
+            "queued": queue.queued,
+            "running": queue.running,
+            "dead": queue.dead,
+            "oldest_queued_age_seconds": queue.oldest_queued_age_seconds,
+        },
+        "limiter": {
+            "window_seconds": limits.window_seconds,
+            "requests": requests,
+            "max_requests": limits.max_requests,
+            "tokens": tokens,
+            "max_tokens": limits.max_tokens,
+        },
+        "usage_day": today.isoformat(),
+        "workspaces": [asdict(w) for w in workspaces],
+    }
+
+
+def format_stats(stats: dict) -> str:
+    """Plain lines for a terminal (pure)."""
+    queue, limiter = stats["queue"], stats["limiter"]
+    age = queue["oldest_queued_age_seconds"]
+    lines = [
+        f"queue: {queue['queued']} queued, {queue['running']} running, {queue['dead']} dead; "
+        f"oldest queued: {'none' if age is None else f'{age:.1f} s'}",
+        f"limiter ({limiter['window_seconds']:g} s window): {limiter['requests']}/{limiter['max_requests']} requests, "
+        f"{limiter['tokens']}/{limiter['max_tokens']} tokens",
+        f"usage per workspace (today is {stats['usage_day']} UTC):",
+    ]
+    if not stats["workspaces"]:
+        lines.append("  none in the last 7 days")
+    for w in stats["workspaces"]:
+        lines.append(
+            f"  {w['team_id']}: today {w['requests_today']} requests, {w['tokens_today']} tokens; "
+            f"7 days {w['requests_7d']} requests, {w['tokens_7d']} tokens, {w['users_7d']} users"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,23 @@
+from bot.stats import format_stats
+
+STATS = {
+    "queue": {"queued": 3, "running": 1, "dead": 0, "oldest_queued_age_seconds": 12.34},
+    "limiter": {"window_seconds": 60.0, "requests": 5, "max_requests": 200, "tokens": 900, "max_tokens": 800000},
+    "usage_day": "2026-11-25",
+    "workspaces": [
+        {"team_id": "T1", "requests_today": 2, "tokens_today": 50, "requests_7d": 9, "tokens_7d": 400, "users_7d": 3}
+    ],
+}
+
+
+def test_format_stats_lines():
+    lines = format_stats(STATS).splitlines()
+    assert lines[0] == "queue: 3 queued, 1 running, 0 dead; oldest queued: 12.3 s"
+    assert lines[1] == "limiter (60 s window): 5/200 requests, 900/800000 tokens"
+    assert lines[3] == "  T1: today 2 requests, 50 tokens; 7 days 9 requests, 400 tokens, 3 users"
+
+
+def test_no_usage_and_an_empty_queue_say_so():
+    empty = {**STATS, "queue": {**STATS["queue"], "oldest_queued_age_seconds": None}, "workspaces": []}
+    text = format_stats(empty)
+    assert "oldest queued: none" in text and "none in the last 7 days" in text

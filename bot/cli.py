@@ -1,4 +1,4 @@
-"""`bot migrate | web | worker | serve | manifest | check`."""
+"""`bot migrate | web | worker | serve | chat | stats | manifest | check`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply database migrations (idempotent)")
     commands.add_parser("web", help="serve Slack events and /healthz with gunicorn on $PORT")
     commands.add_parser("worker", help="claim and run queued jobs")
-    commands.add_parser("serve", help="web and worker in one process (local use)")
+    commands.add_parser("serve", help="web and worker in one process (local use; Socket Mode with SLACK_APP_TOKEN)")
+    chat = commands.add_parser("chat", help="talk to the bot in this terminal, without Slack")
+    chat.add_argument("--resume", action="store_true", help="continue the latest terminal conversation")
+    stats = commands.add_parser("stats", help="queue, limiter and model usage per workspace")
+    stats.add_argument("--json", action="store_true", help="print JSON")
     manifest = commands.add_parser("manifest", help="print the Slack app manifest as JSON")
     manifest.add_argument("--url", help="the app's public URL, e.g. https://APP.herokuapp.com")
     manifest.add_argument("--socket-mode", action="store_true", help="a development manifest for Socket Mode")
@@ -38,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging(settings.log_level)
     runners: dict[str, Callable[[Settings], int]] = {
+        "chat": lambda s: run_chat(s, resume=args.resume),
+        "stats": lambda s: run_stats(s, as_json=args.json),
         "migrate": run_migrate,
         "web": run_web,
         "worker": run_worker,
@@ -105,8 +111,12 @@ def ensure_migrated(settings: Settings) -> None:
 
 
 def run_web(settings: Settings) -> int:
-    require(settings, "slack")
     ensure_migrated(settings)
+    if not (settings.has_slack and settings.slack_signing_secret):
+        # Right after a Heroku deploy: /healthz and /setup (the next steps) still serve.
+        log.warning("slack not_configured: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (see /setup)")
+    elif settings.socket_mode:
+        log.info("web slack_over=http (SLACK_APP_TOKEN is for `bot serve`, Socket Mode)")
     from bot.web.app import create_web_app
     from bot.web.server import GunicornServer, gunicorn_options
 
@@ -115,8 +125,10 @@ def run_web(settings: Settings) -> int:
 
 
 def run_worker(settings: Settings) -> int:
-    require(settings, "slack", "inference")
+    require(settings, "inference")
     ensure_migrated(settings)
+    if not settings.has_slack:
+        log.warning("slack not_configured: replies cannot be posted until SLACK_BOT_TOKEN (or OAuth) is set")
     from bot.runtime import build_worker
 
     runtime = build_worker(settings)
@@ -125,14 +137,17 @@ def run_worker(settings: Settings) -> int:
     return 0
 
 
+SERVE_WITHOUT_SLACK = (
+    "Slack is not configured (SLACK_BOT_TOKEN with SLACK_APP_TOKEN for Socket Mode, or with SLACK_SIGNING_SECRET "
+    "for HTTP): to talk to the bot without Slack, run `bot chat`."
+)
+
+
 def run_serve(settings: Settings) -> int:
-    """Web (a threaded wsgiref server) and the worker in one process, for local use."""
+    """Web (a threaded wsgiref server) and the worker in one process, for local use. With
+    SLACK_APP_TOKEN, Slack's events arrive over Socket Mode; /healthz is served either way."""
     if not settings.has_slack:
-        print(
-            "Slack is not configured (SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN): "
-            "set them from your Slack app, see the README.",
-            file=sys.stderr,
-        )
+        print(SERVE_WITHOUT_SLACK, file=sys.stderr)
         return 2
     require(settings, "slack", "inference")
     ensure_migrated(settings)
@@ -149,21 +164,62 @@ def run_serve(settings: Settings) -> int:
         def log_message(self, *args) -> None:  # our app logs requests in logfmt already
             pass
 
+    web_app = create_web_app(settings)
     server = make_server(
-        "127.0.0.1",
-        settings.port,
-        create_web_app(settings),
-        server_class=ThreadingWSGIServer,
-        handler_class=QuietHandler,
+        "127.0.0.1", settings.port, web_app, server_class=ThreadingWSGIServer, handler_class=QuietHandler
     )
     threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
-    log.info("serve listening port=%d", settings.port)
     runtime = build_worker(settings)
     runtime.worker.install_signal_handlers()
+    socket_mode = None
+    if settings.socket_mode:
+        from bot.slack.socket_mode import SocketModeConnection
+
+        socket_mode = SocketModeConnection(web_app.bolt, settings.slack_app_token, stopping=runtime.worker.stopping)
+        socket_mode.start()
+    log.info("serve listening port=%d slack_over=%s", settings.port, "socket_mode" if socket_mode else "http")
     try:
         runtime.run()
     finally:
+        if socket_mode:
+            socket_mode.close()
         server.shutdown()
+    return 0
+
+
+def run_chat(settings: Settings, *, resume: bool) -> int:
+    """A conversation in this terminal through the queue, the limiter, the tools and the history store."""
+    require(settings, "inference")
+    ensure_migrated(settings)
+    # The terminal is the conversation: logs go to stderr, and only warnings unless debugging.
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+    if settings.log_level != "DEBUG":
+        root.setLevel(logging.WARNING)
+    from bot.chat.session import run_chat as chat
+
+    return chat(settings, sys.stdin, sys.stdout, resume=resume)
+
+
+def run_stats(settings: Settings, *, as_json: bool) -> int:
+    ensure_migrated(settings)
+    from sqlalchemy.exc import OperationalError
+
+    from bot.db.engine import make_engine, make_session_factory
+    from bot.limits.admission import GlobalRateLimiter, rate_limits
+    from bot.stats import collect, format_stats
+
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = make_session_factory(engine)
+        stats = collect(sessions, GlobalRateLimiter(sessions, rate_limits(settings)))
+    except OperationalError as exc:
+        raise database_problem(settings, exc) from None
+    finally:
+        engine.dispose()
+    print(json.dumps(stats, indent=2) if as_json else format_stats(stats))
     return 0
 
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from bot.moderation.policy import PolicyError, parse_policy
+
 DEFAULT_DATABASE_URL = "sqlite:///bot.sqlite3"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_MODEL = "claude-4-5-haiku"
@@ -69,8 +71,13 @@ class Settings:
     apology_after_seconds: float = 45.0
     moderation_channels: tuple[str, ...] = ()
     moderation_report_channel: str | None = None
+    # Categories "name: description; …" (bot.moderation.policy); None: the built-in list.
+    moderation_policy: str | None = None
+    moderation_allow_reaction: str | None = None  # emoji name added to allowed images' messages
     port: int = 3000
     log_level: str = "INFO"
+    # Stored messages, images, idempotency keys and finished jobs older than this are purged; 0 keeps them.
+    retention_days: int = 30
 
     @property
     def is_postgres(self) -> bool:
@@ -82,7 +89,12 @@ class Settings:
 
     @property
     def has_slack(self) -> bool:
-        return bool(self.slack_signing_secret and (self.slack_bot_token or self.oauth_enabled))
+        receives = self.slack_signing_secret or self.slack_app_token
+        return bool(receives and (self.slack_bot_token or self.oauth_enabled))
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
 
     @property
     def has_inference(self) -> bool:
@@ -102,7 +114,8 @@ def missing_for(settings: Settings, *needs: str) -> list[str]:
     """Sentences for what a command needs but the settings lack. `needs`: "slack", "inference"."""
     problems = []
     if "slack" in needs:
-        if not settings.slack_signing_secret:
+        # Socket Mode receives events over a websocket: no signed requests to verify.
+        if not settings.slack_signing_secret and not settings.slack_app_token:
             problems.append(
                 "SLACK_SIGNING_SECRET is not set: copy it from your Slack app's Basic Information page "
                 "(create the app from `bot manifest`)."
@@ -227,6 +240,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("PORT", int, 1)
     number("DAILY_TOKEN_BUDGET_PER_USER", int, 1)
     number("DAILY_TOKEN_BUDGET_PER_TEAM", int, 1)
+    number("RETENTION_DAYS", int, 0)
     if text("BOT_SYSTEM_PROMPT"):
         values["system_prompt"] = env["BOT_SYSTEM_PROMPT"]
 
@@ -262,6 +276,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     channels = text("MODERATION_CHANNELS")
     if channels:
         values["moderation_channels"] = tuple(c.strip() for c in channels.split(",") if c.strip())
+    if text("MODERATION_POLICY"):
+        try:
+            parse_policy(text("MODERATION_POLICY"))
+            values["moderation_policy"] = text("MODERATION_POLICY")
+        except PolicyError as exc:
+            problems.append(str(exc))
+    if text("MODERATION_ALLOW_REACTION"):
+        values["moderation_allow_reaction"] = text("MODERATION_ALLOW_REACTION").strip(":")
     level = (text("LOG_LEVEL") or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -248,22 +248,39 @@ def forget_thread(session: Session, team_id: str, channel_id: str, thread_ts: st
 # -- loading --------------------------------------------------------------------------------
 
 
-def load_rows(session: Session, team_id: str, channel_id: str, thread_ts: str) -> list[ThreadMessage]:
-    return list(
-        session.execute(
-            select(ThreadMessage)
-            .where(
-                ThreadMessage.team_id == team_id,
-                ThreadMessage.channel_id == channel_id,
-                ThreadMessage.thread_ts == thread_ts,
-            )
-            .order_by(ThreadMessage.ts, ThreadMessage.seq)
-        ).scalars()
+def load_rows(
+    session: Session, team_id: str, channel_id: str, thread_ts: str, *, newest_chars: int | None = None
+) -> list[ThreadMessage]:
+    """The thread in order. With `newest_chars`, only the newest messages whose text adds up
+    to that much, plus the thread's first message: what the context budget could keep anyway,
+    so a 10,000-message thread does not load 10,000 rows."""
+    in_thread = (
+        ThreadMessage.team_id == team_id,
+        ThreadMessage.channel_id == channel_id,
+        ThreadMessage.thread_ts == thread_ts,
     )
+    query = select(ThreadMessage).where(*in_thread)
+    if newest_chars is not None:
+        newest = (
+            select(
+                ThreadMessage.id.label("id"),
+                func.sum(func.length(ThreadMessage.text))
+                .over(order_by=(ThreadMessage.ts.desc(), ThreadMessage.seq.desc()))
+                .label("chars_after"),
+            )
+            .where(*in_thread)
+            .subquery()
+        )
+        first = select(ThreadMessage.id).where(*in_thread).order_by(ThreadMessage.ts, ThreadMessage.seq).limit(1)
+        kept = select(newest.c.id).where(newest.c.chars_after <= newest_chars)
+        query = query.where(or_(ThreadMessage.id.in_(kept), ThreadMessage.id.in_(first)))
+    return list(session.execute(query.order_by(ThreadMessage.ts, ThreadMessage.seq)).scalars())
 
 
-def load_thread(session: Session, team_id: str, channel_id: str, thread_ts: str) -> list[ThreadEntry]:
-    rows = load_rows(session, team_id, channel_id, thread_ts)
+def load_thread(
+    session: Session, team_id: str, channel_id: str, thread_ts: str, *, newest_chars: int | None = None
+) -> list[ThreadEntry]:
+    rows = load_rows(session, team_id, channel_id, thread_ts, newest_chars=newest_chars)
     images: dict[int, list[MessageImage]] = {}
     if rows:
         for image in session.execute(

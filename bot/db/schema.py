@@ -4,6 +4,8 @@ from bot.conversation import models as _conversation  # noqa: F401
 from bot.db.base import Base
 from bot.inbound import models as _inbound  # noqa: F401
 from bot.limits import models as _limits  # noqa: F401
+from bot.moderation import models as _moderation  # noqa: F401
 from bot.queue import models as _queue  # noqa: F401
+from bot.slack import oauth_tables as _slack_oauth  # noqa: F401
 
 metadata = Base.metadata

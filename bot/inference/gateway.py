@@ -107,9 +107,9 @@ class ModelGateway:
     ) -> None:
         usage = completion.usage
         actual = usage.total_tokens if usage else estimate
-        self.limiter.reconcile(reservation_id, actual)
-        if usage:
-            with self.sessions.begin() as session:
+
+        def record(session: Session) -> None:
+            if usage:
                 record_usage(
                     session,
                     team_id=ctx.team_id,
@@ -117,6 +117,8 @@ class ModelGateway:
                     prompt_tokens=usage.prompt_tokens,
                     completion_tokens=usage.completion_tokens,
                 )
+
+        self.limiter.reconcile(reservation_id, actual, also=record)
         log.info(
             "inference done team=%s estimated_tokens=%d prompt_tokens=%s completion_tokens=%s duration_ms=%d",
             ctx.team_id,

@@ -107,14 +107,19 @@ class GlobalRateLimiter:
             return None
         return state[0]
 
-    def reconcile(self, reservation_id: int, actual_tokens: int) -> None:
-        """Replace the estimate with what the model reported, freeing any excess."""
+    def reconcile(
+        self, reservation_id: int, actual_tokens: int, *, also: Callable[[Session], None] | None = None
+    ) -> None:
+        """Replace the estimate with what the model reported, freeing any excess. `also` runs in
+        the same transaction (recording usage costs no extra commit)."""
         with self.sessions.begin() as session:
             session.execute(
                 update(RateReservation)
                 .where(RateReservation.id == reservation_id)
                 .values(tokens=max(0, int(actual_tokens)), reconciled=True)
             )
+            if also:
+                also(session)
             self._notify(session)
         self._wake_local()
 

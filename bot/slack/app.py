@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Settings
 from bot.slack.authorization import SingleWorkspaceAuthorization
 from bot.slack.clients import web_client
-from bot.slack.listeners import home, messages
+from bot.slack.listeners import commands, home, messages, moderation, workspace
+from bot.tools.builtin import configured_registry
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ def _bolt_logger() -> logging.Logger:
 
 
 def create_bolt_app(settings: Settings, sessions: sessionmaker[Session], *, warm_up: bool = True) -> App:
+    if settings.oauth_enabled:
+        return _create_oauth_app(settings, sessions)
     client = web_client(settings, settings.slack_bot_token)
     authorization = SingleWorkspaceAuthorization(client)
     app = App(
@@ -43,14 +46,43 @@ def create_bolt_app(settings: Settings, sessions: sessionmaker[Session], *, warm
         token_verification_enabled=False,
         logger=_bolt_logger(),
     )
-    messages.register(app, sessions, settings)
-    home.register(app, sessions)
-
-    # Bolt answers 404 to events no listener matches, and Slack retries those.
-    @app.event(re.compile(".*"))
-    def handle_any_other_event() -> None:
-        return None
-
+    _register_listeners(app, sessions, settings, installation_store=None)
     if warm_up:
         authorization.warm_up()
     return app
+
+
+def _create_oauth_app(settings: Settings, sessions: sessionmaker[Session]) -> App:
+    """Many workspaces: tokens from the installation store on our database; Bolt's cached
+    authorize makes one auth.test per token and process, not one per event."""
+    from bot.slack import oauth
+
+    engine = sessions.kw["bind"]
+    store = oauth.installation_store(settings, engine)
+    client = web_client(settings, None)  # the token exchange and auth.test go to SLACK_API_URL too
+    app = App(
+        signing_secret=settings.slack_signing_secret,
+        client=client,
+        authorize=oauth.bolt_authorize(settings, store),
+        installation_store=store,
+        oauth_flow=oauth.oauth_flow(settings, engine, store, client),
+        process_before_response=True,
+        token_verification_enabled=False,
+        logger=_bolt_logger(),
+    )
+    _register_listeners(app, sessions, settings, installation_store=store)
+    return app
+
+
+def _register_listeners(app: App, sessions: sessionmaker[Session], settings: Settings, *, installation_store) -> None:
+    workspace.register(app, sessions, settings, installation_store)
+    messages.register(app, sessions, settings)
+    home.register(app, sessions)
+    commands.register(app, sessions, settings, configured_registry(settings))
+    moderation.register(app, sessions, settings)
+
+    # Last: Bolt runs the first listener that matches, and answers 404 (Slack then retries)
+    # to events no listener matches.
+    @app.event(re.compile(".*"))
+    def handle_any_other_event() -> None:
+        return None

@@ -31,13 +31,22 @@ def web_client(settings: Settings, token: str | None) -> WebClient:
 
 
 class SlackClients:
-    """The bot's WebClient for a workspace (one token now; OAuth installations later)."""
+    """The bot's WebClient for a workspace: SLACK_BOT_TOKEN (one workspace), or in OAuth mode
+    the workspace's installed token (`installations`: bot.slack.oauth.InstalledTokens)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, installations=None):
         self.settings = settings
+        self.installations = installations
         self._single = web_client(settings, settings.slack_bot_token) if settings.slack_bot_token else None
+        self._by_token: dict[str, WebClient] = {}
 
     def for_team(self, team_id: str) -> WebClient:
+        if self.installations is not None:
+            token = self.installations.token_for(team_id)  # raises WorkspaceNotInstalled
+            client = self._by_token.get(token)
+            if client is None:
+                client = self._by_token[token] = web_client(self.settings, token)
+            return client
         if self._single is None:
             raise LookupError(f"no Slack token for team {team_id}")
         return self._single

@@ -59,14 +59,42 @@ def malformed_body(body: bytes, content_type: str) -> str | None:
     return None
 
 
+def malformed_envelope(payload: dict) -> str | None:
+    """Shapes Bolt assumes without checking; a payload that breaks them is not from Slack."""
+    for key in ("team_id", "event_id", "api_app_id", "type", "enterprise_id"):
+        if payload.get(key) is not None and not isinstance(payload[key], str):
+            return f"{key} is not a string"
+    authorizations = payload.get("authorizations")
+    if authorizations is not None and not (
+        isinstance(authorizations, list) and all(isinstance(a, dict) for a in authorizations)
+    ):
+        return "authorizations is not a list of objects"
+    if payload.get("type") == "event_callback":
+        event = payload.get("event")
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            return "event is not an object with a type"
+        for key in ("user", "channel", "ts", "thread_ts", "subtype", "text", "bot_id", "channel_type", "team"):
+            if event.get(key) is not None and not isinstance(event[key], str):
+                return f"event.{key} is not a string"
+        for key in ("message", "previous_message", "assistant_thread", "item", "channel"):
+            value = event.get(key)
+            if value is not None and not isinstance(value, dict | str):
+                return f"event.{key} has the wrong type"
+        if event.get("files") is not None and not isinstance(event["files"], list):
+            return "event.files is not a list"
+    return None
+
+
 class WebApp:
     def __init__(self, settings: Settings, engine: Engine, *, warm_up: bool = True):
         self.settings = settings
         self.engine = engine
         self.sessions = make_session_factory(engine)
-        self.verifier = SignatureVerifier(settings.slack_signing_secret or "")
-        self.bolt = create_bolt_app(settings, self.sessions, warm_up=warm_up)
-        self.slack = SlackRequestHandler(self.bolt)
+        # None in Socket Mode without a signing secret: every HTTP Slack request is then refused.
+        self.verifier = SignatureVerifier(settings.slack_signing_secret) if settings.slack_signing_secret else None
+        # Without Slack credentials (right after a Heroku deploy) /healthz and /setup still serve.
+        self.bolt = create_bolt_app(settings, self.sessions, warm_up=warm_up) if settings.has_slack else None
+        self.slack = SlackRequestHandler(self.bolt) if self.bolt else None
         self.limiter = GlobalRateLimiter(self.sessions, rate_limits(settings))
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
@@ -95,6 +123,10 @@ class WebApp:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz" and method in ("GET", "HEAD"):
             return self.health(start_response)
+        if path == "/setup" and method in ("GET", "HEAD"):
+            return self.setup_page(environ, start_response)
+        if path.startswith("/slack/") and self.slack is None:
+            return _respond(start_response, "503 Service Unavailable", {"error": "Slack is not configured: see /setup"})
         if path in SLACK_PATHS and method == "POST":
             return self.slack_event(environ, start_response)
         if path.startswith("/slack/"):
@@ -112,18 +144,44 @@ class WebApp:
         if not self._signed_by_slack(body, environ):
             return _respond(start_response, "401 Unauthorized", {"error": "invalid signature"})
         problem = malformed_body(body, environ.get("CONTENT_TYPE", ""))
+        if problem is None and body.lstrip().startswith(b"{"):
+            problem = malformed_envelope(json.loads(body))
         if problem:
             log.warning("request rejected reason=%r", problem)
             return _respond(start_response, "400 Bad Request", {"error": problem})
         environ["wsgi.input"] = io.BytesIO(body)
-        return self.slack(environ, start_response)
+        try:
+            return self.slack(environ, start_response)
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+            # Raised by Bolt itself on a payload shape it does not expect (listener errors are
+            # caught by Bolt and answered 500, so Slack retries those).
+            log.warning("request rejected reason=unexpected_payload error=%s", type(exc).__name__)
+            return _respond(start_response, "400 Bad Request", {"error": "unexpected payload"})
 
     def _signed_by_slack(self, body: bytes, environ: dict) -> bool:
         timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
         signature = environ.get("HTTP_X_SLACK_SIGNATURE")
-        if not timestamp or not signature or not timestamp.isdigit():
+        if self.verifier is None or not timestamp or not signature or not timestamp.isdigit():
             return False
         return self.verifier.is_valid(body, timestamp, signature)
+
+    def setup_page(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        from bot.slack.commands import manifest_commands
+        from bot.web.setup_page import public_base_url, render_setup_page
+
+        base_url = public_base_url(
+            environ.get("HTTP_HOST"), environ.get("HTTP_X_FORWARDED_PROTO"), environ.get("wsgi.url_scheme", "")
+        )
+        if base_url is None:
+            return _respond(start_response, "400 Bad Request", {"error": "bad Host header"})
+        page = render_setup_page(
+            base_url,
+            commands=manifest_commands(),
+            slack_configured=self.settings.has_slack,
+            oauth=self.settings.oauth_enabled,
+        ).encode()
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))])
+        return [page]
 
     def health(self, start_response: StartResponse) -> Iterable[bytes]:
         try:

@@ -30,9 +30,7 @@ def upgrade() -> None:
 
     op.create_table(
         "jobs",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("kind", sa.String(length=64), nullable=False),
         sa.Column("payload", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
         sa.Column("lane", sa.String(length=16), nullable=False),
@@ -81,9 +79,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "rate_reservations",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("limiter", sa.String(length=64), nullable=False),
         sa.Column("admitted_at", sa.Float(), nullable=False),
         sa.Column("tokens", sa.Integer(), nullable=False),
@@ -91,9 +87,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rate_reservations")),
     )
     with op.batch_alter_table("rate_reservations", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_rate_reservations_limiter_admitted_at", ["limiter", "admitted_at"], unique=False
-        )
+        batch_op.create_index("ix_rate_reservations_limiter_admitted_at", ["limiter", "admitted_at"], unique=False)
 
     op.create_table(
         "token_usage",

@@ -44,8 +44,8 @@ def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(
-        b"IEND", b""
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
     )
 
 
@@ -78,11 +78,13 @@ def decoded(part: dict) -> tuple[str, Image.Image, int]:
 
 def test_png_gif_and_webp_reach_the_model_as_data_urls(stack):
     files = [
-        stack.slack.add_file("FPNG", encode(Image.new("RGB", (64, 48), "red"), "PNG"), name="a.png",
-                             mimetype="image/png"),
+        stack.slack.add_file(
+            "FPNG", encode(Image.new("RGB", (64, 48), "red"), "PNG"), name="a.png", mimetype="image/png"
+        ),
         stack.slack.add_file("FGIF", encode(Image.new("P", (32, 32)), "GIF"), name="b.gif", mimetype="image/gif"),
-        stack.slack.add_file("FWEBP", encode(Image.new("RGB", (40, 40), "blue"), "WEBP"), name="c.webp",
-                             mimetype="image/webp"),
+        stack.slack.add_file(
+            "FWEBP", encode(Image.new("RGB", (40, 40), "blue"), "WEBP"), name="c.webp", mimetype="image/webp"
+        ),
     ]
     _, body = mention_with(stack, files, "what colours are these?")
     parts = image_parts(body)
@@ -112,8 +114,9 @@ def test_a_large_photo_is_scaled_and_a_follow_up_reuses_it_without_downloading(s
 
 
 def test_the_login_page_means_the_image_could_not_be_read(stack):
-    file_object = stack.slack.add_file("FHTML", encode(Image.new("RGB", (8, 8)), "PNG"), name="x.png",
-                                       mimetype="image/png", mode="html")
+    file_object = stack.slack.add_file(
+        "FHTML", encode(Image.new("RGB", (8, 8)), "PNG"), name="x.png", mimetype="image/png", mode="html"
+    )
     _, body = mention_with(stack, [file_object], "can you see it?")
     assert image_parts(body) == []
     assert "could not be read" in json.dumps(body) and "files:read" in json.dumps(body)
@@ -137,7 +140,11 @@ def test_a_redirect_to_a_foreign_host_never_carries_the_token(stack):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         file_object = stack.slack.add_file(
-            "FFOREIGN", b"irrelevant", name="y.png", mimetype="image/png", mode="redirect_foreign",
+            "FFOREIGN",
+            b"irrelevant",
+            name="y.png",
+            mimetype="image/png",
+            mode="redirect_foreign",
             redirect_to=f"http://127.0.0.1:{server.server_port}/elsewhere.png",
         )
         _, body = mention_with(stack, [file_object], "is this safe?")
@@ -163,8 +170,9 @@ def test_hostile_or_oversized_files_are_refused_with_a_reason(stack, content, na
 
 
 def test_other_files_become_a_short_note(stack):
-    file_object = stack.slack.add_file("FPDF", b"%PDF-1.4 " + b"x" * 2048, name="report.pdf",
-                                       mimetype="application/pdf")
+    file_object = stack.slack.add_file(
+        "FPDF", b"%PDF-1.4 " + b"x" * 2048, name="report.pdf", mimetype="application/pdf"
+    )
     downloads = len(stack.slack.downloads)
     _, body = mention_with(stack, [file_object], "summarize the report")
     text = json.dumps(body)
@@ -173,8 +181,9 @@ def test_other_files_become_a_short_note(stack):
 
 
 def test_a_slack_connect_stub_is_resolved_with_files_info(stack):
-    file_object = stack.slack.add_file("FSTUB", encode(Image.new("RGB", (20, 10)), "PNG"), name="s.png",
-                                       mimetype="image/png", mode="stub")
+    file_object = stack.slack.add_file(
+        "FSTUB", encode(Image.new("RGB", (20, 10)), "PNG"), name="s.png", mimetype="image/png", mode="stub"
+    )
     before = len(stack.slack.calls_to("files.info"))
     _, body = mention_with(stack, [file_object], "what is in the shared file?")
     assert len(stack.slack.calls_to("files.info")) == before + 1

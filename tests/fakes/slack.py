@@ -305,6 +305,8 @@ class FakeSlack:
         self.streaming_enabled = streaming_enabled
         self.client_id = client_id  # None: oauth.v2.access accepts any client credentials
         self.client_secret = client_secret
+        # Socket Mode: apps.connections.open answers this websocket URL (None: unknown_method).
+        self.socket_mode_url: str | None = None
 
         self._lock = threading.RLock()
         self._identities: dict[str, Identity] = {}
@@ -701,6 +703,8 @@ class FakeSlack:
         if method == "oauth.v2.access":
             with self._lock:
                 return self._oauth_v2_access(params, headers)
+        if method == "apps.connections.open" and self.socket_mode_url:
+            return {"url": self.socket_mode_url}
         handler = self._methods().get(method)
         if handler is None or (method in STREAM_METHODS and not self.streaming_enabled):
             raise SlackError("unknown_method", req_method=method)

@@ -30,8 +30,9 @@ def test_edits_replace_text_and_deletions_hide_and_drop_content(sessions):
     add(sessions, "1.1", "typo", files=[{"id": "F1", "name": "a.png", "mimetype": "image/png", "size": 10}])
     with sessions.begin() as session:
         message_id = history.load_rows(session, "T1", "C1", "1.0")[1].id
-        session.add(MessageImage(message_id=message_id, file_id="F1", media_type="image/png", data=b"x",
-                                 width=1, height=1))
+        session.add(
+            MessageImage(message_id=message_id, file_id="F1", media_type="image/png", data=b"x", width=1, height=1)
+        )
     with sessions.begin() as session:
         assert history.edit_message(session, team_id="T1", channel_id="C1", ts="1.0", text="better", files=None)
         assert history.delete_message(session, team_id="T1", channel_id="C1", ts="1.1")
@@ -47,10 +48,17 @@ def test_the_bots_turn_sorts_right_after_the_message_it_answers(sessions):
     add(sessions, "1.5", "meanwhile, someone else", user="U2")
     with sessions.begin() as session:
         history.record_turn(
-            session, team_id="T1", channel_id="C1", thread_ts="1.0", answers_ts="1.0",
+            session,
+            team_id="T1",
+            channel_id="C1",
+            thread_ts="1.0",
+            answers_ts="1.0",
             entries=[
-                {"role": "assistant", "text": "", "tool_calls": [{"id": "c1", "name": "get_weather",
-                                                                 "arguments": '{"city": "Oslo"}'}]},
+                {
+                    "role": "assistant",
+                    "text": "",
+                    "tool_calls": [{"id": "c1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}],
+                },
                 {"role": "tool", "text": "5 °C", "tool_call_id": "c1"},
                 {"role": "assistant", "text": "It is 5 °C.", "reply_ts": ["2.0"]},
             ],
@@ -94,3 +102,15 @@ def test_engaging_twice_keeps_the_first_engagement(sessions):
         assert history.get_thread(session, "T1", "C1", "1.0").needs_backfill
         history.mark_backfilled(session, "T1", "C1", "1.0")
         assert not history.get_thread(session, "T1", "C1", "1.0").needs_backfill
+
+
+def test_loading_the_newest_part_of_a_long_thread_keeps_its_first_message(sessions):
+    for n in range(30):
+        add(sessions, f"1.{n:03d}", f"message {n:02d} " + "x" * 88)  # 100 characters each
+    with sessions() as session:
+        entries = history.load_thread(session, "T1", "C1", "1.0", newest_chars=1000)
+        everything = history.load_thread(session, "T1", "C1", "1.0")
+    texts = [e.text[:10] for e in entries]
+    assert texts[0] == "message 00"
+    assert texts[1:] == [f"message {n:02d}" for n in range(20, 30)]
+    assert len(everything) == 30

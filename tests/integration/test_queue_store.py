@@ -174,9 +174,7 @@ def test_claim_and_recovery_queries_use_the_partial_indexes(postgres_url):
             plan = "\n".join(
                 row[0]
                 for row in session.execute(
-                    text(
-                        "EXPLAIN SELECT id FROM jobs WHERE jobs.status = 'queued' AND run_at <= now()"
-                    )
+                    text("EXPLAIN SELECT id FROM jobs WHERE jobs.status = 'queued' AND run_at <= now()")
                 )
             )
             assert "ix_jobs_ready" in plan

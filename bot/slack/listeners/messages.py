@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.conversation import store as history
 from bot.conversation.engagement import Inbound, classify, decide
 from bot.inbound.store import claim_once, event_key, message_key
+from bot.moderation.intake import enqueue_moderation
 from bot.queue.models import INTERACTIVE
 from bot.queue.store import enqueue
 
@@ -51,6 +52,7 @@ def record(
         if event_id and not claim_once(session, team_id, event_key(event_id)):
             log.info("event duplicate event_id=%s", event_id)
             return None
+        enqueue_moderation(session, settings, team_id=team_id, inbound=inbound)  # images in watched channels
         if inbound.kind == "edit":
             history.edit_message(
                 session,

@@ -74,7 +74,7 @@ def admin_execute(statement: str) -> None:
     engine.dispose()
 
 
-def one_run(rate: float, seconds: float, log_dir: Path) -> dict:
+def one_run(rate: float, seconds: float, log_dir: Path, *, with_worker: bool = True) -> dict:
     name = f"bench_service_{uuid.uuid4().hex[:8]}"
     admin_execute(f'CREATE DATABASE "{name}"')
     database_url = normalize_database_url(ADMIN_URL).rsplit("/", 1)[0] + f"/{name}"
@@ -94,8 +94,9 @@ def one_run(rate: float, seconds: float, log_dir: Path) -> dict:
             )
             web, url = start_web(env, log_dir, name=f"web-{name}")
             processes.append(web)
-            worker = start_worker({**env, "LOG_LEVEL": "INFO"}, log_dir, name=f"worker-{name}")
-            processes.append(worker)
+            worker = start_worker({**env, "LOG_LEVEL": "INFO"}, log_dir, name=f"worker-{name}") if with_worker else None
+            if worker:
+                processes.append(worker)
 
             peaks = {"web": 0.0, "worker": 0.0}
             sampling = threading.Event()
@@ -104,7 +105,8 @@ def one_run(rate: float, seconds: float, log_dir: Path) -> dict:
                 while not sampling.is_set():
                     web_pids = [web.proc.pid, *children(web.proc.pid)]
                     peaks["web"] = max(peaks["web"], max(rss_mb(pid) for pid in web_pids))
-                    peaks["worker"] = max(peaks["worker"], rss_mb(worker.proc.pid))
+                    if worker:
+                        peaks["worker"] = max(peaks["worker"], rss_mb(worker.proc.pid))
                     time.sleep(0.5)
 
             sampler = threading.Thread(target=sample, daemon=True)
@@ -141,7 +143,7 @@ def one_run(rate: float, seconds: float, log_dir: Path) -> dict:
                     if delay > 0:
                         time.sleep(delay)
                     pool.submit(send, f"CB{n:06d}")
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + (120 if worker else 0)
             while time.monotonic() < deadline:
                 posted = {c.params.get("channel") for c in slack.all_calls() if c.method in WRITE_METHODS}
                 if len(posted & set(sent_at)) >= total:
@@ -191,12 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="events per second")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-worker", action="store_true", help="web alone: ack latency without a worker")
     args = parser.parse_args(argv)
     log_dir = Path("bench/results") / time.strftime("service-%Y%m%d-%H%M%S")
     log_dir.mkdir(parents=True, exist_ok=True)
     runs = []
     for n in range(args.runs):
-        result = one_run(args.rate, args.seconds, log_dir)
+        result = one_run(args.rate, args.seconds, log_dir, with_worker=not args.no_worker)
         runs.append(result)
         print(
             f"run {n + 1}: "
@@ -204,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     keys = [k for k in runs[0] if k not in ("events",)]
-    print(f"\nmedian of {len(runs)} runs, {args.rate:g} events/s for {args.seconds:g} s each:\n")
+    mode = "web alone" if args.no_worker else "web + worker"
+    print(f"\nmedian of {len(runs)} runs, {mode}, {args.rate:g} events/s for {args.seconds:g} s each:\n")
     print("| figure | median | runs |\n|---|---:|---|")
     for key in keys:
         values = [run[key] for run in runs]

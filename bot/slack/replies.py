@@ -26,15 +26,6 @@ STREAM_MAX_CHARS = MARKDOWN_BLOCK_MAX_CHARS - 100
 PREVIEW_MAX_CHARS = 3000
 UPDATE_INTERVAL_SECONDS = 1.0
 STREAM_BUFFER_CHARS = 120
-# Slack errors meaning "no streaming here": fall back to post + update.
-STREAMING_UNAVAILABLE = {
-    "unknown_method",
-    "not_allowed",
-    "method_not_supported_for_channel_type",
-    "feature_not_enabled",
-    "invalid_arguments",
-    "not_in_channel",
-}
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 
 

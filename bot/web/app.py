@@ -41,7 +41,7 @@ def _respond(start_response: StartResponse, status: str, payload: dict) -> Itera
 
 
 def malformed_body(body: bytes, content_type: str) -> str | None:
-    """Why Bolt could not parse this body, or None if it can."""
+    """Why Bolt could not handle this body, or None if it can (parsed once, on the ack path)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -49,7 +49,7 @@ def malformed_body(body: bytes, content_type: str) -> str | None:
     try:
         if content_type.startswith("application/json") or text.startswith("{"):
             parsed = json.loads(text)
-            return None if isinstance(parsed, dict) else "JSON body is not an object"
+            return malformed_envelope(parsed) if isinstance(parsed, dict) else "JSON body is not an object"
         form = dict(parse_qsl(text, keep_blank_values=True))
         if "payload" in form:
             parsed = json.loads(form["payload"])
@@ -144,8 +144,6 @@ class WebApp:
         if not self._signed_by_slack(body, environ):
             return _respond(start_response, "401 Unauthorized", {"error": "invalid signature"})
         problem = malformed_body(body, environ.get("CONTENT_TYPE", ""))
-        if problem is None and body.lstrip().startswith(b"{"):
-            problem = malformed_envelope(json.loads(body))
         if problem:
             log.warning("request rejected reason=%r", problem)
             return _respond(start_response, "400 Bad Request", {"error": problem})

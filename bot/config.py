@@ -47,7 +47,12 @@ class Settings:
     # Absorbs the delay between our admission and the server counting the request.
     inference_rate_margin_seconds: float = 0.25
     inference_timeout_seconds: float = 60.0
+    # The largest max_tokens of any call (the model's own cap: 4096 for Haiku, 8192 for Sonnet).
     inference_max_output_tokens: int = 4096
+    # max_tokens of one chat answer call (what the limiter reserves for it), and how many
+    # follow-up calls continue an answer cut off at that length.
+    answer_max_tokens: int = 1024
+    answer_continuations: int = 3
     job_lease_seconds: float = 60.0
     job_max_attempts: int = 8
     worker_concurrency: int = 16
@@ -247,6 +252,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("BOT_QUEUED_NOTICE_SECONDS", float, 0.0, "queued_notice_seconds")
     number("BOT_APOLOGY_AFTER_SECONDS", float, 0.0, "apology_after_seconds")
     number("BOT_MAX_TOOL_ROUNDS", int, 1, "max_tool_rounds")
+    number("BOT_ANSWER_MAX_TOKENS", int, 16, "answer_max_tokens")
+    number("BOT_ANSWER_CONTINUATIONS", int, 0, "answer_continuations")
     number("BOT_MAX_IMAGES_PER_REQUEST", int, 0, "max_images_per_request")
     number("BOT_MAX_FILE_BYTES", int, 1024, "max_file_bytes")
     number("BOT_CONTEXT_BUDGET_TOKENS", int, 1000, "context_budget_tokens")

@@ -113,7 +113,7 @@ class AskJob(ResponseUrlAnswers):
             system=system,
             entries=[entry],
             tool_ctx=tool_ctx,
-            call=CallContext(team_id=job.team_id, user_id=job.user_id, should_stop=ctx.should_stop),
+            call=CallContext(team_id=job.team_id, user_id=job.user_id, should_stop=ctx.should_stop, lane=job.lane),
             sink=sink,
             turn_ts=str(job.id),
             thinking=self.settings.extended_thinking or wants_extended_thinking(question),

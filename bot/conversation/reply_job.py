@@ -159,6 +159,7 @@ class ReplyJob:
             user_id=job.user_id,
             should_stop=ctx.should_stop,
             on_wait=lambda seconds, reason: self._tell_queued(ctx, seconds),
+            lane=job.lane,
         )
         turn = converse(
             self.gateway,

@@ -24,6 +24,12 @@ from bot.tools.runner import run_tool_calls
 log = logging.getLogger(__name__)
 
 LENGTH_NOTE = "\n\n_(The answer was cut off at the length limit.)_"
+# Asked after an answer cut off at max_tokens (finish_reason "length"), with the answer so far
+# as the assistant's message: the follow-up's words are appended to the same reply.
+CONTINUE_PROMPT = (
+    "Your answer was cut off at the length limit. Continue exactly where it stopped, "
+    "without repeating anything and without any preamble."
+)
 
 
 class TextSink(Protocol):
@@ -80,7 +86,7 @@ def converse(
     max_rounds = settings.max_tool_rounds
     for round_number in range(max_rounds + 1):
         may_use_tools = bool(openai_tools) and round_number < max_rounds
-        body: dict = {"max_tokens": settings.inference_max_output_tokens}
+        body: dict = {"max_tokens": output_tokens(settings, thinking=thinking)}
         if thinking:
             body["extended_thinking"] = {"enabled": True, "budget_tokens": settings.thinking_budget_tokens}
         fixed = (
@@ -102,11 +108,11 @@ def converse(
             body["tools"] = openai_tools
             body["tool_choice"] = "auto" if may_use_tools else "none"
         completion = gateway.call(body, call, on_text=sink.append if sink.streams_text else None)
-        if not sink.streams_text:
-            sink.append(completion.content)
         if completion.reasoning and settings.show_reasoning:
             log.debug("reasoning chars=%d", len(completion.reasoning))
         if completion.tool_calls and may_use_tools:
+            if not sink.streams_text:
+                sink.append(completion.content)
             calls = [(c.id, c.name, c.arguments) for c in completion.tool_calls]
             results = run_tool_calls(tools, calls, tool_ctx)
             tool_calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls]
@@ -124,8 +130,47 @@ def converse(
                 stored_turn.append({"role": "tool", "text": result.content, "tool_call_id": call_id})
             log.info("reply tool_round=%d calls=%d", round_number + 1, len(calls))
             continue
-        if completion.finish_reason == "length":
+        answer, cut = _continue_if_cut(gateway, settings, body, completion, call, sink)
+        if not sink.streams_text:
+            sink.append(answer)
+        if cut:
             sink.append(LENGTH_NOTE)
-            return ModelTurn(stored_turn, completion.content + LENGTH_NOTE, round_number)
-        return ModelTurn(stored_turn, completion.content, round_number)
+            return ModelTurn(stored_turn, answer + LENGTH_NOTE, round_number)
+        return ModelTurn(stored_turn, answer, round_number)
     return ModelTurn(stored_turn, "", max_rounds)
+
+
+def output_tokens(settings: Any, *, thinking: bool = False) -> int:
+    """max_tokens of one answer call: BOT_ANSWER_MAX_TOKENS within INFERENCE_MAX_OUTPUT_TOKENS.
+    With extended thinking the thinking budget comes out of max_tokens, so the cap applies."""
+    cap = settings.inference_max_output_tokens
+    if thinking:
+        return cap
+    return min(getattr(settings, "answer_max_tokens", cap), cap)
+
+
+def _continue_if_cut(
+    gateway: ModelGateway, settings: Any, body: dict, completion: Any, call: CallContext, sink: TextSink
+) -> tuple[str, bool]:
+    """The whole answer, asking the model to go on (up to BOT_ANSWER_CONTINUATIONS times) while it
+    stops at the length limit; (answer, still cut off)."""
+    answer = completion.content
+    limit = getattr(settings, "answer_continuations", 0)
+    follow_ups = 0
+    while completion.finish_reason == "length" and not completion.tool_calls and answer.strip():
+        if follow_ups >= limit:
+            return answer, True
+        follow_ups += 1
+        follow = {key: value for key, value in body.items() if key != "extended_thinking"}
+        follow["max_tokens"] = output_tokens(settings)
+        follow["messages"] = [
+            *body["messages"],
+            {"role": "assistant", "content": answer},
+            {"role": "user", "content": CONTINUE_PROMPT},
+        ]
+        if follow.get("tools"):
+            follow["tool_choice"] = "none"
+        completion = gateway.call(follow, call, on_text=sink.append if sink.streams_text else None)
+        answer += completion.content
+        log.info("reply continuation=%d finish=%s", follow_ups, completion.finish_reason)
+    return answer, completion.finish_reason == "length"

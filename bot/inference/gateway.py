@@ -1,8 +1,10 @@
 """Every model call goes through here: budget check, global admission, the call, reconciliation.
 
-A 429 pauses the whole pool (every process) for the server's Retry-After and the call is
-tried again after the pause without spending a job attempt, so rate limits never burn the
-retry budget. Other failures go up to the queue, which retries with backoff.
+A 429 pauses the whole pool (every process) for the server's Retry-After (at most
+MAX_PAUSE_SECONDS, whatever the headers say) and the call is tried again after the pause
+without spending a job attempt, so rate limits never burn the retry budget. Other failures go
+up to the queue, which retries with backoff. The x-ratelimit-* headers of every response,
+success or 429, go to the limiter as the server's view of the window.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.inference.client import Completion, InferenceClient
 from bot.inference.errors import RateLimitedError
-from bot.limits.admission import GlobalRateLimiter, record_usage
+from bot.limits.admission import GlobalRateLimiter, Ticket, record_usage
 from bot.limits.budgets import BudgetPolicy, over_budget
+from bot.limits.server_view import capped_pause, server_view
 from bot.limits.tokens import estimate_request_tokens
+from bot.limits.window import INTERACTIVE_LANE
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,9 @@ class CallContext:
     should_stop: Callable[[], bool] = lambda: False
     # Told (seconds until capacity frees, reason) whenever admission has to wait.
     on_wait: Callable[[float, str], None] | None = None
+    # Told (calls ahead in the limiter's line, seconds until our slot) whenever admission waits.
+    on_line: Callable[[int, float], None] | None = None
+    lane: str = INTERACTIVE_LANE  # the job's lane: its place in the limiter's fair line
 
 
 class ModelGateway:
@@ -75,7 +82,9 @@ class ModelGateway:
         self._check_budget(ctx)
         estimate = estimate_request_tokens(body)
         for _ in range(MAX_RATE_LIMITED_TRIES):
-            ticket = self.limiter.admit(estimate, should_stop=ctx.should_stop, on_wait=ctx.on_wait)
+            ticket = self.limiter.admit(
+                estimate, should_stop=ctx.should_stop, on_wait=ctx.on_wait, on_line=ctx.on_line, lane=ctx.lane
+            )
             started = time.monotonic()
             try:
                 if on_text is not None:
@@ -84,13 +93,19 @@ class ModelGateway:
                     completion = self.client.complete(body, prompt_caching=prompt_caching)
             except RateLimitedError as exc:
                 # The server refused: it spent no tokens, but keep the request slot counted.
-                self.limiter.reconcile(ticket.reservation_id, 0)
-                self.limiter.pause(exc.retry_after if exc.retry_after is not None else DEFAULT_PAUSE_SECONDS)
+                self.limiter.reconcile(
+                    ticket.reservation_id,
+                    0,
+                    view=server_view(exc.headers, time.time()),
+                    admitted_at=ticket.admitted_at,
+                    refused=True,
+                )
+                self.limiter.pause(capped_pause(exc.retry_after, DEFAULT_PAUSE_SECONDS))
                 continue
             except Exception:
                 # Unknown whether the server counted it: keep the estimate reserved.
                 raise
-            self._account(ticket.reservation_id, estimate, completion, ctx, time.monotonic() - started)
+            self._account(ticket, estimate, completion, ctx, time.monotonic() - started)
             return completion
         raise RateLimitedError("the model kept answering 429", retry_after=DEFAULT_PAUSE_SECONDS)
 
@@ -102,9 +117,7 @@ class ModelGateway:
         if reason:
             raise OverBudget(reason)
 
-    def _account(
-        self, reservation_id: int, estimate: int, completion: Completion, ctx: CallContext, seconds: float
-    ) -> None:
+    def _account(self, ticket: Ticket, estimate: int, completion: Completion, ctx: CallContext, seconds: float) -> None:
         usage = completion.usage
         actual = usage.total_tokens if usage else estimate
 
@@ -118,7 +131,13 @@ class ModelGateway:
                     completion_tokens=usage.completion_tokens,
                 )
 
-        self.limiter.reconcile(reservation_id, actual, also=record)
+        self.limiter.reconcile(
+            ticket.reservation_id,
+            actual,
+            also=record,
+            view=server_view(completion.rate_limit_headers, time.time()),
+            admitted_at=ticket.admitted_at,
+        )
         log.info(
             "inference done team=%s estimated_tokens=%d prompt_tokens=%s completion_tokens=%s duration_ms=%d",
             ctx.team_id,

@@ -4,26 +4,45 @@ Admissions are serialized by locking the limiter's state row (FOR UPDATE on Post
 BEGIN IMMEDIATE on SQLite), the clock is read after the lock is held, and the reservation
 is written in the same transaction, so no two processes can admit against the same view
 of the window.
+
+Calls that must wait stand in one line shared by every process (``rate_waiters``), served
+in fair order (:func:`bot.limits.window.schedule`): each sleeps until its predicted slot
+instead of polling. The server's view from every response's ``x-ratelimit-*`` headers is
+kept on the state row as a correction (:mod:`bot.limits.server_view`).
 """
 
 from __future__ import annotations
 
 import logging
-import random
+import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.clock import db_epoch
-from bot.limits.models import RateLimiterState, RateReservation, TokenUsage
-from bot.limits.window import Admission, RateLimits, Reservation, decide, window_usage
+from bot.limits.models import RateLimiterState, RateReservation, RateWaiter, TokenUsage
+from bot.limits.server_view import ServerView, capped_pause, correction_from_view
+from bot.limits.window import (
+    INTERACTIVE_LANE,
+    NO_CORRECTION,
+    Admission,
+    Correction,
+    RateLimits,
+    Reservation,
+    Slot,
+    Waiter,
+    admission_order,
+    schedule,
+    window_usage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +78,26 @@ class Ticket:
     admitted_at: float  # database clock, epoch seconds
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One admission transaction's outcome; ``slot`` is our place in the line when refused."""
+
+    decision: Admission
+    reservation_id: int | None
+    now: float
+    waiter_id: int | None
+    slot: Slot | None
+
+
+# A waiter refreshes its row at least this often; a row not refreshed for WAITER_TTL_SECONDS
+# (its process died) no longer holds up the line.
+WAITER_TTL_SECONDS = 30.0
+# A background call that has waited this long in line is served like an interactive one.
+BACKGROUND_AGING_SECONDS = 30.0
+# How often a sleeping waiter checks whether its caller wants it to stop.
+STOP_CHECK_SECONDS = 0.5
+
+
 class GlobalRateLimiter:
     def __init__(self, sessions: sessionmaker[Session], limits: RateLimits, *, name: str = LIMITER_NAME):
         self.sessions = sessions
@@ -72,62 +111,189 @@ class GlobalRateLimiter:
 
     # -- one transaction each ---------------------------------------------------------
 
-    def try_admit(self, tokens: int) -> tuple[Admission, int | None, float]:
-        """Admit now or refuse. Returns (decision, reservation id, database time)."""
-        with self._admitting, self.sessions.begin() as session:
-            paused_until = self._lock_state(session)
-            now = db_epoch(session)
-            horizon = now - self.limits.occupancy_seconds
-            rows = session.execute(
-                select(RateReservation.admitted_at, RateReservation.tokens).where(
-                    RateReservation.limiter == self.name, RateReservation.admitted_at > horizon
-                )
-            ).all()
-            decision = decide([Reservation(at, tok) for at, tok in rows], self.limits, now, tokens, paused_until)
-            if not decision.admitted:
-                return decision, None, now
-            reservation = RateReservation(limiter=self.name, admitted_at=now, tokens=tokens, reconciled=False)
-            session.add(reservation)
-            # Expired rows are no longer needed; deleting them here keeps the table tiny.
-            session.execute(
-                delete(RateReservation).where(
-                    RateReservation.limiter == self.name, RateReservation.admitted_at <= horizon
-                )
-            )
-            session.flush()
-            return decision, reservation.id, now
+    def try_admit(self, tokens: int, *, lane: str = INTERACTIVE_LANE) -> tuple[Admission, int | None, float]:
+        """Admit now (behind whoever waits in line) or refuse. Returns (decision, reservation id,
+        database time)."""
+        attempt = self._attempt(tokens, lane=lane, waiter_id=None, since=None, register=False)
+        return attempt.decision, attempt.reservation_id, attempt.now
 
-    def _lock_state(self, session: Session) -> float | None:
-        state = session.execute(
-            select(RateLimiterState.paused_until).where(RateLimiterState.name == self.name).with_for_update()
+    def _attempt(
+        self, tokens: int, *, lane: str, waiter_id: int | None, since: float | None, register: bool
+    ) -> Attempt:
+        """Lock the limiter row, place this call in the fair line, admit it if its slot is now.
+        Refused with ``register``: the call's waiter row is written (or refreshed) in the same
+        transaction, so waiting costs one commit per wake-up and none in between."""
+        with self._admitting, self.sessions.begin() as session:
+            state = self._lock_state(session)
+            now = db_epoch(session)
+            if tokens > self.limits.max_tokens:
+                if waiter_id is not None:
+                    session.execute(delete(RateWaiter).where(RateWaiter.id == waiter_id))
+                return Attempt(Admission(False, "oversized", None), None, now, None, None)
+            horizon = now - self.limits.occupancy_seconds
+            reservations = self._reservations(session, horizon)
+            waiters = session.execute(
+                select(
+                    RateWaiter.id, RateWaiter.tokens, RateWaiter.lane, RateWaiter.since, RateWaiter.expires_at
+                ).where(RateWaiter.limiter == self.name)
+            ).all()
+            line = [Waiter(w, t, ln, since_) for w, t, ln, since_, exp in waiters if exp > now and w != waiter_id]
+            me = Waiter(waiter_id if waiter_id is not None else -1, tokens, lane, since if since is not None else now)
+            order = admission_order([*line, me], now, aging_seconds=BACKGROUND_AGING_SECONDS)
+            limits = self._limits_for(state, now, max(w.tokens for w in order))
+            slots = schedule(reservations, order, limits, now, state.paused_until, state.correction)
+            slot = next(s for s in slots if s.key == me.key)
+            if any(exp <= now for *_, exp in waiters):
+                session.execute(delete(RateWaiter).where(RateWaiter.limiter == self.name, RateWaiter.expires_at <= now))
+            if slot.at <= now:
+                reservation = RateReservation(limiter=self.name, admitted_at=now, tokens=tokens, reconciled=False)
+                session.add(reservation)
+                if waiter_id is not None:
+                    session.execute(delete(RateWaiter).where(RateWaiter.id == waiter_id))
+                # Expired rows are no longer needed; deleting them here keeps the table tiny.
+                session.execute(
+                    delete(RateReservation).where(
+                        RateReservation.limiter == self.name, RateReservation.admitted_at <= horizon
+                    )
+                )
+                session.flush()
+                return Attempt(Admission(True, "ok", None), reservation.id, now, None, slot)
+            decision = Admission(False, slot.reason if slot.reason != "ok" else "requests", slot.at)
+            if not register:
+                return Attempt(decision, None, now, waiter_id, slot)
+            expires = now + WAITER_TTL_SECONDS
+            if waiter_id is None:
+                row = RateWaiter(limiter=self.name, lane=lane, tokens=tokens, since=me.since, expires_at=expires)
+                session.add(row)
+                session.flush()
+                waiter_id = row.id
+            else:
+                refreshed = session.execute(
+                    update(RateWaiter).where(RateWaiter.id == waiter_id).values(expires_at=expires)
+                ).rowcount
+                if not refreshed:  # our row expired and was removed: take our old place again
+                    row = RateWaiter(limiter=self.name, lane=lane, tokens=tokens, since=me.since, expires_at=expires)
+                    session.add(row)
+                    session.flush()
+                    waiter_id = row.id
+            return Attempt(decision, None, now, waiter_id, slot)
+
+    def _limits_for(self, state: _State, now: float, largest: int) -> RateLimits:
+        """The limits to admit against. A server that sends its view, but whose last view has
+        expired (the pool was idle), may be busy with another app's calls we cannot see: until
+        the first response brings a fresh view, admit at most half of the window."""
+        if state.seen_at is None or state.correction.active(now):
+            return self.limits
+        return replace(
+            self.limits,
+            max_requests=max(1, self.limits.max_requests // 2),
+            max_tokens=min(self.limits.max_tokens, max(1, self.limits.max_tokens // 2, largest)),
+        )
+
+    def _reservations(self, session: Session, after: float) -> list[Reservation]:
+        rows = session.execute(
+            select(RateReservation.admitted_at, RateReservation.tokens, RateReservation.used_tokens).where(
+                RateReservation.limiter == self.name, RateReservation.admitted_at > after
+            )
+        ).all()
+        return [Reservation(at, tok, used) for at, tok, used in rows]
+
+    def _lock_state(self, session: Session) -> _State:
+        row = session.execute(
+            select(
+                RateLimiterState.paused_until,
+                RateLimiterState.correction_requests,
+                RateLimiterState.correction_tokens,
+                RateLimiterState.correction_until,
+                RateLimiterState.correction_seen_at,
+            )
+            .where(RateLimiterState.name == self.name)
+            .with_for_update()
         ).one_or_none()
-        if state is None:
-            session.add(RateLimiterState(name=self.name, paused_until=None))
+        if row is None:
+            session.add(RateLimiterState(name=self.name, paused_until=None, correction_requests=0, correction_tokens=0))
             session.flush()
-            return None
-        return state[0]
+            return _State(None, NO_CORRECTION, None)
+        paused_until, c_requests, c_tokens, c_until, c_seen = row
+        correction = Correction(c_requests or 0, c_tokens or 0, c_until if c_until is not None else -math.inf)
+        return _State(paused_until, correction, c_seen)
+
+    def _remove_waiter(self, waiter_id: int | None) -> None:
+        if waiter_id is None:
+            return
+        try:
+            with self.sessions.begin() as session:
+                session.execute(delete(RateWaiter).where(RateWaiter.id == waiter_id))
+        except SQLAlchemyError as exc:  # the row expires on its own
+            log.warning("limiter waiter_cleanup_failed error=%s", type(exc).__name__)
 
     def reconcile(
-        self, reservation_id: int, actual_tokens: int, *, also: Callable[[Session], None] | None = None
+        self,
+        reservation_id: int,
+        actual_tokens: int,
+        *,
+        also: Callable[[Session], None] | None = None,
+        view: ServerView | None = None,
+        admitted_at: float | None = None,
+        refused: bool = False,
     ) -> None:
-        """Replace the estimate with what the model reported, freeing any excess. `also` runs in
-        the same transaction (recording usage costs no extra commit)."""
+        """Record what the model reported beside the estimate. `view`: the server's window from
+        the response's headers (taken when the call admitted at `admitted_at` arrived; `refused`:
+        a 429, which the server did not count), kept as the correction while it is the newest.
+        `also` runs in the same transaction (recording usage costs no extra commit)."""
         with self.sessions.begin() as session:
             session.execute(
                 update(RateReservation)
                 .where(RateReservation.id == reservation_id)
-                .values(tokens=max(0, int(actual_tokens)), reconciled=True)
+                .values(used_tokens=max(0, int(actual_tokens)), reconciled=True)
             )
+            if view is not None and not view.empty and admitted_at is not None:
+                self._take_view(session, view, admitted_at, reservation_id if refused else None)
             if also:
                 also(session)
             self._notify(session)
         self._wake_local()
 
+    def _take_view(self, session: Session, view: ServerView, admitted_at: float, exclude_id: int | None) -> None:
+        state = self._lock_state(session)
+        if state.seen_at is not None and admitted_at < state.seen_at:
+            return  # a newer view is already held
+        now = db_epoch(session)
+        rows = session.execute(
+            select(RateReservation.id, RateReservation.admitted_at, RateReservation.tokens).where(
+                RateReservation.limiter == self.name,
+                RateReservation.admitted_at > admitted_at - self.limits.window_seconds,
+                RateReservation.admitted_at <= admitted_at,
+            )
+        ).all()
+        seen = [Reservation(at, tok) for r_id, at, tok in rows if r_id != exclude_id]
+        correction = correction_from_view(view, seen, self.limits, admitted_at=admitted_at, now=now)
+        if correction is None:
+            return
+        session.execute(
+            update(RateLimiterState)
+            .where(RateLimiterState.name == self.name)
+            .values(
+                correction_requests=correction.requests,
+                correction_tokens=correction.tokens,
+                correction_until=correction.until,
+                correction_seen_at=admitted_at,
+            )
+        )
+        if correction.requests or correction.tokens > 0:
+            log.debug(
+                "limiter server_correction requests=%d tokens=%d for_s=%.1f",
+                correction.requests,
+                correction.tokens,
+                correction.until - now,
+            )
+
     def pause(self, seconds: float) -> None:
-        """After a 429: nobody, in any process, is admitted for `seconds`."""
+        """After a 429: nobody, in any process, is admitted for `seconds` (at most MAX_PAUSE_SECONDS)."""
+        seconds = capped_pause(seconds, default=0.0)
         with self.sessions.begin() as session:
-            current = self._lock_state(session)
-            until = db_epoch(session) + max(0.0, seconds)
+            current = self._lock_state(session).paused_until
+            until = db_epoch(session) + seconds
             if current is None or until > current:
                 session.execute(
                     update(RateLimiterState).where(RateLimiterState.name == self.name).values(paused_until=until)
@@ -135,16 +301,21 @@ class GlobalRateLimiter:
         log.warning("inference paused_seconds=%.1f", seconds)
 
     def usage(self) -> tuple[int, int]:
-        """(requests, tokens) in the window now."""
+        """(requests, tokens) in the window now, as admission counts them."""
         with self.sessions() as session:
             now = db_epoch(session)
-            rows = session.execute(
-                select(RateReservation.admitted_at, RateReservation.tokens).where(
-                    RateReservation.limiter == self.name,
-                    RateReservation.admitted_at > now - self.limits.occupancy_seconds,
-                )
-            ).all()
-        return window_usage([Reservation(a, t) for a, t in rows], self.limits, now)
+            reservations = self._reservations(session, now - self.limits.occupancy_seconds)
+            row = session.execute(
+                select(
+                    RateLimiterState.correction_requests,
+                    RateLimiterState.correction_tokens,
+                    RateLimiterState.correction_until,
+                ).where(RateLimiterState.name == self.name)
+            ).one_or_none()
+        correction = NO_CORRECTION
+        if row is not None and row[2] is not None:
+            correction = Correction(row[0] or 0, row[1] or 0, row[2])
+        return window_usage(reservations, self.limits, now, correction)
 
     def _notify(self, session: Session) -> None:
         if session.get_bind().dialect.name == "postgresql":
@@ -166,33 +337,65 @@ class GlobalRateLimiter:
         *,
         should_stop: Callable[[], bool] = lambda: False,
         on_wait: Callable[[float, str], None] | None = None,
+        on_line: Callable[[int, float], None] | None = None,
+        lane: str = INTERACTIVE_LANE,
     ) -> Ticket:
-        """Block until the call is admitted. `on_wait(seconds_until_retry, reason)` is told
-        about every refusal, so the caller can tell the user it is queued."""
-        started = time.monotonic()
-        while True:
-            decision, reservation_id, now = self.try_admit(tokens)
-            if decision.admitted and reservation_id is not None:
-                return Ticket(reservation_id, tokens, time.monotonic() - started, now)
-            if decision.reason == "oversized":
-                raise RequestTooLarge(
-                    f"the request needs about {tokens} tokens but the limit is {self.limits.max_tokens} per window"
-                )
-            if should_stop():
-                raise AdmissionStopped()
-            wait = max(0.0, (decision.retry_at or now) - now)
-            if on_wait:
-                on_wait(wait, decision.reason)
-            self._wait(min(wait + random.uniform(0, 0.01), 1.0), woken_by_reconciliation=decision.reason == "tokens")
+        """Block until the call is admitted, in fair order (see window.schedule).
 
-    def _wait(self, seconds: float, *, woken_by_reconciliation: bool) -> None:
-        """Sleep until capacity may be free. Only a token shortage can end early (a reconciliation
-        frees tokens); requests and pauses free up only with time, so those waiters ignore wake-ups."""
+        Between attempts the caller sleeps until its predicted slot (or until woken, when at the
+        head of the line waiting for tokens a reconciliation may free), never polling.
+        `on_wait(seconds_until_slot, reason)` and `on_line(calls_ahead, seconds_until_slot)` are
+        told after every refused attempt, so the caller can tell the user where it stands."""
+        started = time.monotonic()
+        waiter_id: int | None = None
+        since: float | None = None
+        try:
+            while True:
+                attempt = self._attempt(tokens, lane=lane, waiter_id=waiter_id, since=since, register=True)
+                since = since if since is not None else attempt.now
+                decision = attempt.decision
+                if decision.admitted and attempt.reservation_id is not None:
+                    waiter_id = None  # removed in the admitting transaction
+                    return Ticket(attempt.reservation_id, tokens, time.monotonic() - started, attempt.now)
+                waiter_id = attempt.waiter_id
+                if decision.reason == "oversized":
+                    raise RequestTooLarge(
+                        f"the request needs about {tokens} tokens but the limit is {self.limits.max_tokens} per window"
+                    )
+                if should_stop():
+                    raise AdmissionStopped()
+                wait = max(0.0, (decision.retry_at or attempt.now) - attempt.now)
+                if on_wait:
+                    on_wait(wait, decision.reason)
+                if on_line and attempt.slot is not None:
+                    on_line(attempt.slot.position, wait)
+                head = attempt.slot is not None and attempt.slot.position == 0
+                self._wait(
+                    min(wait, WAITER_TTL_SECONDS / 3),
+                    woken_by_reconciliation=head and decision.reason == "tokens",
+                    should_stop=should_stop,
+                )
+        finally:
+            self._remove_waiter(waiter_id)
+
+    def _wait(self, seconds: float, *, woken_by_reconciliation: bool, should_stop: Callable[[], bool]) -> None:
+        """Sleep until the predicted slot. Only the head of the line waiting for tokens ends early
+        (a reconciliation may free tokens); the others' slots move only with time."""
         deadline = time.monotonic() + seconds
         with self._capacity_changed:
             while (remaining := deadline - time.monotonic()) > 0:
-                if self._capacity_changed.wait(timeout=remaining) and woken_by_reconciliation:
+                if self._capacity_changed.wait(timeout=min(remaining, STOP_CHECK_SECONDS)):
+                    if woken_by_reconciliation:
+                        return
+                elif should_stop():
                     return
+
+
+@dataclass(frozen=True)
+class _State:
+    paused_until: float | None
+    correction: Correction
+    seen_at: float | None
 
 
 def record_usage(session: Session, *, team_id: str, user_id: str, prompt_tokens: int, completion_tokens: int) -> None:

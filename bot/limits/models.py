@@ -19,6 +19,13 @@ class RateLimiterState(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     # Set after a 429: the whole pool waits until then (epoch seconds, database clock).
     paused_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The server's view (x-ratelimit-* headers) as a difference to ours, valid until
+    # correction_until; correction_seen_at is the admission time the view belongs to, so an
+    # older view never replaces a newer one (bot.limits.server_view).
+    correction_requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    correction_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    correction_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    correction_seen_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class RateReservation(Base):
@@ -27,10 +34,27 @@ class RateReservation(Base):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     limiter: Mapped[str] = mapped_column(String(64))
     admitted_at: Mapped[float] = mapped_column(Float)  # epoch seconds, database clock
-    tokens: Mapped[int] = mapped_column(Integer)  # the estimate, then the actual usage
+    tokens: Mapped[int] = mapped_column(Integer)  # the estimate
     reconciled: Mapped[bool] = mapped_column(default=False)
+    used_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)  # reported usage, once returned
 
     __table_args__ = (Index("ix_rate_reservations_limiter_admitted_at", "limiter", "admitted_at"),)
+
+
+class RateWaiter(Base):
+    """A call waiting in line for admission; the line is served in fair order (window.schedule).
+    A row whose process died stops counting at expires_at (the waiter refreshes it)."""
+
+    __tablename__ = "rate_waiters"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    limiter: Mapped[str] = mapped_column(String(64))
+    lane: Mapped[str] = mapped_column(String(16))
+    tokens: Mapped[int] = mapped_column(Integer)
+    since: Mapped[float] = mapped_column(Float)  # epoch seconds, database clock
+    expires_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_rate_waiters_limiter", "limiter"),)
 
 
 class TokenUsage(Base):

@@ -3,21 +3,36 @@
 Every model call, from any process, is admitted against one global window: at most
 ``max_requests`` requests and ``max_tokens`` tokens may be admitted within any interval of
 ``window_seconds``. The database side loads the reservations under a row lock and asks
-:func:`decide`; on "ok" it records a new :class:`Reservation` in the same transaction.
+:func:`decide` (or, with callers waiting in line, :func:`schedule`); on "ok" it records a new
+:class:`Reservation` in the same transaction.
 
 A reservation occupies the window from ``admitted_at`` until
 ``admitted_at + window_seconds + margin_seconds`` (exclusive); the margin absorbs the
 delay between our admission and the server counting the request. Times are float
 seconds on one clock (the database's), passed in.
+
+**Tokens.** A reservation keeps its estimate (``tokens``) and, once the call returned, the
+usage the server reported (``used``). Without a :class:`Correction` from the server a
+reconciled reservation counts its ``used`` tokens (the provider corrects its charge to the
+actual usage, as Anthropic documents). With one, the server's own view decides: the window
+counts every estimate plus ``correction.tokens``, which is positive when the server saw less
+room than we did (another app on the same add-on, or a provider that keeps charging
+``prompt + max_tokens``) and negative (a credit) when it saw more; a credit is never larger
+than what the reconciled reservations still in the window over-estimated. ``correction.requests``
+adds requests the server counted and we did not.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 AdmissionReason = Literal["ok", "requests", "tokens", "paused", "oversized"]
+
+INTERACTIVE_LANE = "interactive"
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,24 @@ class RateLimits:
 @dataclass(frozen=True)
 class Reservation:
     admitted_at: float
-    tokens: int  # the estimate until reconciled with the response's usage, then the actual
+    tokens: int  # the estimate reserved at admission
+    used: int | None = None  # the usage the server reported, once the call returned
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The server's view, as a difference to ours, valid while ``now < until``."""
+
+    requests: int = 0  # >= 0: requests the server counts that we do not
+    tokens: int = 0  # > 0: less room than we think; < 0: a credit (bounded, see the module doc)
+    until: float = -math.inf
+
+    def active(self, now: float) -> bool:
+        """A view of zero difference is active too: it says "count the estimates, no credit"."""
+        return now < self.until
+
+
+NO_CORRECTION = Correction()
 
 
 @dataclass(frozen=True)
@@ -73,30 +105,74 @@ def live_reservations(reservations: Iterable[Reservation], limits: RateLimits, n
     return live
 
 
-def window_usage(reservations: Iterable[Reservation], limits: RateLimits, now: float) -> tuple[int, int]:
-    """(requests, tokens) currently counted in the window, for health reporting."""
+def _counted(reservation: Reservation) -> int:
+    return reservation.tokens if reservation.used is None else reservation.used
+
+
+def window_usage(
+    reservations: Iterable[Reservation], limits: RateLimits, now: float, correction: Correction = NO_CORRECTION
+) -> tuple[int, int]:
+    """(requests, tokens) currently counted in the window, for health reporting and admission."""
     live = live_reservations(reservations, limits, now)
-    return len(live), sum(r.tokens for r in live)
+    if not correction.active(now):
+        return len(live), sum(_counted(r) for r in live)
+    reclaimable = sum(r.tokens - r.used for r in live if r.used is not None and r.used < r.tokens)
+    estimates = sum(r.tokens for r in live)
+    return len(live) + correction.requests, max(0, estimates + max(correction.tokens, -reclaimable))
 
 
-def _requests_free_at(live: Sequence[Reservation], limits: RateLimits, now: float) -> float:
-    """Earliest time one more request fits (``now`` if it already does)."""
-    must_expire = len(live) - limits.max_requests + 1
-    if must_expire <= 0:
-        return now
-    return expires_at(live[must_expire - 1], limits)
+class _Window:
+    """The live reservations sorted by expiry with suffix sums, to find when a request fits."""
 
+    def __init__(self, live: Sequence[Reservation], limits: RateLimits, correction: Correction):
+        self.limits = limits
+        self.correction = correction
+        self.expiry = [expires_at(r, limits) for r in live]
+        n = len(live)
+        self.estimates = [0] * (n + 1)  # sum of estimates of live[k:]
+        self.counted = [0] * (n + 1)  # sum of counted tokens of live[k:]
+        self.reclaimable = [0] * (n + 1)
+        for k in range(n - 1, -1, -1):
+            r = live[k]
+            self.estimates[k] = self.estimates[k + 1] + r.tokens
+            self.counted[k] = self.counted[k + 1] + _counted(r)
+            over = r.tokens - r.used if r.used is not None and r.used < r.tokens else 0
+            self.reclaimable[k] = self.reclaimable[k + 1] + over
 
-def _tokens_free_at(live: Sequence[Reservation], limits: RateLimits, now: float, tokens: int) -> float:
-    """Earliest time ``tokens`` more fit (``now`` if they already do); needs tokens <= max_tokens."""
-    excess = sum(r.tokens for r in live) + tokens - limits.max_tokens
-    if excess <= 0:
-        return now
-    for reservation in live:  # soonest to expire first
-        excess -= reservation.tokens
-        if excess <= 0:
-            return expires_at(reservation, limits)
-    raise AssertionError("unreachable: an empty window holds any request up to max_tokens")
+    def usage(self, k: int, t: float) -> tuple[int, int]:
+        """(requests, tokens) at time t, when the first k reservations have expired."""
+        n = len(self.expiry)
+        c = self.correction
+        if c.active(t):
+            return n - k + c.requests, self.estimates[k] + max(c.tokens, -self.reclaimable[k])
+        return n - k, self.counted[k]
+
+    def times(self, start: float) -> list[tuple[float, int]]:
+        """Candidate moments >= start where usage can drop, each with how many reservations
+        have expired by then, in time order."""
+        moments = [(start, bisect.bisect_right(self.expiry, start))]
+        moments += [(e, i + 1) for i, e in enumerate(self.expiry) if e > start]
+        until = self.correction.until
+        if until > start and math.isfinite(until):
+            moments.append((until, bisect.bisect_right(self.expiry, until)))
+        moments.sort()
+        return moments
+
+    def first_fit(self, start: float, tokens: int) -> tuple[float, float, float]:
+        """(fits both, requests alone, tokens alone): earliest moments >= start."""
+        both = req = tok = math.inf
+        for t, k in self.times(start):
+            requests, used = self.usage(k, t)
+            r_ok = requests + 1 <= self.limits.max_requests
+            t_ok = used + tokens <= self.limits.max_tokens
+            if r_ok and req == math.inf:
+                req = t
+            if t_ok and tok == math.inf:
+                tok = t
+            if r_ok and t_ok:
+                both = t
+                break
+        return both, req, tok
 
 
 def decide(
@@ -105,20 +181,18 @@ def decide(
     now: float,
     tokens: int,
     paused_until: float | None = None,
+    correction: Correction = NO_CORRECTION,
 ) -> Admission:
     """Admit a request of ``tokens`` at ``now``, or say why not and when to try again."""
     if tokens < 0:
         raise ValueError("tokens must not be negative")
     if tokens > limits.max_tokens:
         return Admission(False, "oversized", None)
-
-    live = live_reservations(reservations, limits, now)
-    requests_at = _requests_free_at(live, limits, now)
-    tokens_at = _tokens_free_at(live, limits, now, tokens)
     paused = paused_until is not None and paused_until > now
-
-    retry_at = max(requests_at, tokens_at, paused_until if paused else now)
-    if retry_at <= now:
+    start = paused_until if paused else now
+    window = _Window(live_reservations(reservations, limits, now), limits, correction)
+    both, requests_at, tokens_at = window.first_fit(start, tokens)  # type: ignore[arg-type]
+    if both <= now:
         return Admission(True, "ok", None)
     if paused:
         reason: AdmissionReason = "paused"
@@ -126,16 +200,94 @@ def decide(
         reason = "requests"
     else:
         reason = "tokens"
-    return Admission(False, reason, retry_at)
+    return Admission(False, reason, both)
+
+
+# -- waiting in line ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Waiter:
+    """A call waiting for admission. ``since``: when it started waiting (database clock)."""
+
+    key: int
+    tokens: int
+    lane: str = INTERACTIVE_LANE
+    since: float = 0.0
+
+
+def admission_order(waiters: Iterable[Waiter], now: float, *, aging_seconds: float) -> list[Waiter]:
+    """The fair order: interactive calls first, a background call once it has waited
+    ``aging_seconds`` like an interactive one; within that, whoever waited longest."""
+
+    def key(w: Waiter) -> tuple[int, float, int]:
+        urgent = w.lane == INTERACTIVE_LANE or now - w.since >= aging_seconds
+        return (0 if urgent else 1, w.since, w.key)
+
+    return sorted(waiters, key=key)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """When a waiter will be admitted if everyone ahead is admitted as soon as they fit."""
+
+    key: int
+    at: float  # inf: never (oversized)
+    position: int  # calls ahead of it in line
+    reason: AdmissionReason = "ok"
+
+
+def schedule(
+    reservations: Sequence[Reservation],
+    waiters_in_order: Sequence[Waiter],
+    limits: RateLimits,
+    now: float,
+    paused_until: float | None = None,
+    correction: Correction = NO_CORRECTION,
+) -> list[Slot]:
+    """Predict, for waiters in line (already in :func:`admission_order`), when each is admitted.
+
+    Strict order: nobody is admitted before the calls ahead of it, so a large request is never
+    starved by a stream of small ones. Each waiter is assumed admitted at its slot, with its
+    estimate, so the next one's slot accounts for it. A waiter too large for any window gets
+    ``at = inf`` and does not hold up the line.
+    """
+    live = live_reservations(reservations, limits, now)
+    slots: list[Slot] = []
+    earliest = max(now, paused_until) if paused_until is not None else now
+    position = 0
+    for waiter in waiters_in_order:
+        if waiter.tokens > limits.max_tokens:
+            slots.append(Slot(waiter.key, math.inf, position, "oversized"))
+            continue
+        window = _Window([r for r in live if expires_at(r, limits) > earliest], limits, correction)
+        both, requests_at, tokens_at = window.first_fit(earliest, waiter.tokens)
+        if both <= now:
+            reason: AdmissionReason = "ok"
+        elif paused_until is not None and both <= paused_until:
+            reason = "paused"
+        else:
+            reason = "requests" if requests_at >= tokens_at else "tokens"
+        slots.append(Slot(waiter.key, both, position, reason))
+        live.append(Reservation(both, waiter.tokens))  # expires after every earlier one: stays sorted
+        earliest = both
+        position += 1
+    return slots
 
 
 __all__ = [
+    "NO_CORRECTION",
     "Admission",
     "AdmissionReason",
+    "Correction",
     "RateLimits",
     "Reservation",
+    "Slot",
+    "Waiter",
+    "admission_order",
     "decide",
     "expires_at",
     "live_reservations",
+    "schedule",
     "window_usage",
 ]

@@ -180,7 +180,9 @@ class ModerateJob:
         except ImageRejected as exc:
             return could_not_check(exc.reason), {"model": None, "prompt_tokens": 0, "completion_tokens": 0}
         body = moderation_request(self.policy, image_part(image.media_type, image.data))
-        call = CallContext(team_id=ctx.job.team_id, user_id=ctx.job.user_id, should_stop=ctx.should_stop)
+        call = CallContext(
+            team_id=ctx.job.team_id, user_id=ctx.job.user_id, should_stop=ctx.should_stop, lane=ctx.job.lane
+        )
         names = category_names(self.policy)
         prompt_tokens = completion_tokens = 0
         problem = ""

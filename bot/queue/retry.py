@@ -15,8 +15,10 @@ from email.utils import parsedate_to_datetime
 # Past this many doublings every sensible cap has been reached; avoids float overflow.
 _MAX_DOUBLINGS = 64
 
-# A plain reset value this large is a unix time, not a number of seconds.
+# A plain reset value this large is a unix time, not a number of seconds (beyond the second
+# threshold, in milliseconds).
 _UNIX_TIME_THRESHOLD = 1_000_000_000
+_UNIX_MILLISECONDS_THRESHOLD = 100_000_000_000
 
 _SECONDS_PER_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
@@ -74,6 +76,8 @@ def _retry_after_header(value: str, now: float) -> float | None:
 
 def _reset_header(value: str, now: float) -> float | None:
     seconds = parse_duration(value)
+    if seconds is not None and seconds >= _UNIX_MILLISECONDS_THRESHOLD:
+        return max(0.0, seconds / 1000.0 - now)
     if seconds is not None and seconds >= _UNIX_TIME_THRESHOLD:
         return max(0.0, seconds - now)
     return seconds

@@ -11,9 +11,11 @@ For benchmarks, as its own process (prints its URL, then serves until SIGINT/SIG
     python -m tests.fakes.inference --port 0 --max-requests 200 --max-tokens 800000 --window 60 \
         --latency-min 0.5 --latency-max 2.0
 
-``GET /_stats`` answers counts as JSON (requests, admitted, rejected_429, tokens_charged).
+``GET /_stats`` answers counts as JSON (requests, admitted, rejected_429, tokens_charged);
+``POST /_external`` with ``{"requests": n, "tokens": t}`` charges another app's usage of the add-on.
 
-Rate limit: a sliding window, checked when a request arrives. The request is refused with
+Rate limit (tests/fakes/rate_limit.py, ``accounting=`` "actual", "corrected" or "reserved"): a
+sliding window, checked when a request arrives. The request is refused with
 429 when, counting itself, more than ``max_requests`` admitted requests arrived in the last
 ``window`` seconds, or when their tokens plus its own exceed ``max_tokens``. A refused
 request is not charged. A request is charged ``prompt_tokens + completion_tokens`` of the
@@ -45,8 +47,11 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
+from tests.fakes.rate_limit import DEFAULT_MAX_TOKENS, WindowLimit
+
 COMPLETIONS_PATH = "/v1/chat/completions"
 STATS_PATH = "/_stats"
+EXTERNAL_PATH = "/_external"
 CHARS_PER_TOKEN = 4
 
 Responder = Callable[[dict[str, Any]], Mapping[str, Any]]
@@ -110,11 +115,6 @@ class _Failure:
 class _Hang:
     seconds: float
     after_chunks: int
-
-
-class _Refusal(NamedTuple):
-    retry_after: int
-    headers: dict[str, str]
 
 
 class _Server(ThreadingHTTPServer):
@@ -187,6 +187,7 @@ class FakeInference:
         latency_max: float = 0.0,
         responder: Responder | None = None,
         port: int = 0,
+        accounting: str = "actual",
     ) -> None:
         if latency_max < latency_min:
             raise ValueError("latency_max must be at least latency_min")
@@ -198,13 +199,10 @@ class FakeInference:
         self.latency_max = latency_max
         self.responder: Responder = responder or echo_responder
         self.requests: list[RecordedRequest] = []
-        self.rejected_429 = 0
-        self.admitted = 0
-        self.tokens_charged = 0
+        self.limit = WindowLimit(max_requests=max_requests, max_tokens=max_tokens, window=window, accounting=accounting)
         self._port = port
         self._lock = threading.RLock()  # re-entrant: wait_for predicates may call stats()
         self._changed = threading.Condition(self._lock)
-        self._admitted_window: deque[tuple[float, int]] = deque()  # (arrival, tokens) of admitted requests
         self._failures: deque[_Failure] = deque()
         self._hangs: deque[_Hang] = deque()
         self._stopping = threading.Event()
@@ -318,60 +316,27 @@ class FakeInference:
                 "tokens_charged": self.tokens_charged,
             }
 
-    # --- the rate limit ------------------------------------------------------------------
+    # --- the rate limit (tests/fakes/rate_limit.py) ------------------------------------
 
-    def _prune(self, now: float) -> None:
-        while self._admitted_window and self._admitted_window[0][0] <= now - self.window:
-            self._admitted_window.popleft()
+    @property
+    def admitted(self) -> int:
+        return self.limit.admitted
 
-    def _limit_headers(self, now: float, *, request_wait: float | None, token_wait: float | None) -> dict[str, str]:
-        """x-ratelimit-* for the window as it stands; a reset is the time until capacity frees
-        (the given wait when the request was refused on that count)."""
-        headers: dict[str, str] = {}
-        oldest_expiry = self._admitted_window[0][0] + self.window - now if self._admitted_window else 0.0
-        used_requests = len(self._admitted_window)
-        used_tokens = sum(tokens for _, tokens in self._admitted_window)
-        if self.max_requests is not None:
-            reset = request_wait if request_wait is not None else oldest_expiry
-            headers["x-ratelimit-limit-requests"] = str(self.max_requests)
-            headers["x-ratelimit-remaining-requests"] = str(max(0, self.max_requests - used_requests))
-            headers["x-ratelimit-reset-requests"] = f"{math.ceil(reset)}s"
-        if self.max_tokens is not None:
-            reset = token_wait if token_wait is not None else oldest_expiry
-            headers["x-ratelimit-limit-tokens"] = str(self.max_tokens)
-            headers["x-ratelimit-remaining-tokens"] = str(max(0, self.max_tokens - used_tokens))
-            headers["x-ratelimit-reset-tokens"] = f"{math.ceil(reset)}s"
-        return headers
+    @property
+    def rejected_429(self) -> int:
+        return self.limit.rejected_429
 
-    def _admit(self, now: float, tokens: int) -> tuple[_Refusal | None, dict[str, str]]:
-        """Charge the request to the window, or say why not; called with the lock held."""
-        self._prune(now)
-        entries = self._admitted_window
-        request_wait: float | None = None
-        token_wait: float | None = None
-        if self.max_requests is not None and len(entries) + 1 > self.max_requests:
-            must_leave = len(entries) + 1 - self.max_requests
-            request_wait = entries[must_leave - 1][0] + self.window - now if must_leave <= len(entries) else self.window
-        if self.max_tokens is not None:
-            used = sum(charged for _, charged in entries)
-            if tokens > self.max_tokens:
-                token_wait = self.window
-            elif used + tokens > self.max_tokens:
-                excess, freed = used + tokens - self.max_tokens, 0
-                for arrival, charged in entries:
-                    freed += charged
-                    if freed >= excess:
-                        token_wait = arrival + self.window - now
-                        break
-        waits = [wait for wait in (request_wait, token_wait) if wait is not None]
-        if waits:
-            self.rejected_429 += 1
-            headers = self._limit_headers(now, request_wait=request_wait, token_wait=token_wait)
-            return _Refusal(max(1, math.ceil(max(waits))), headers), headers
-        entries.append((now, tokens))
-        self.admitted += 1
-        self.tokens_charged += tokens
-        return None, self._limit_headers(now, request_wait=None, token_wait=None)
+    @property
+    def tokens_charged(self) -> int:
+        return self.limit.tokens_charged
+
+    def use_external(self, *, requests: int = 1, tokens: int = 0) -> None:
+        """Another app uses the same add-on now."""
+        self.limit.use_external(time.monotonic(), requests=requests, tokens=tokens)
+
+    def _admit(self, now: float, tokens: int, reserved: int | None = None):
+        """Charge the request to the window, or refuse it: (refusal, headers, charge)."""
+        return self.limit.admit(now, actual_tokens=tokens, reserved_tokens=tokens if reserved is None else reserved)
 
     # --- answering -----------------------------------------------------------------------
 
@@ -387,6 +352,10 @@ class FakeInference:
             self.requests.append(RecordedRequest(arrival, dict(handler.headers.items()), body))
             self._changed.notify_all()
 
+        if handler.path == EXTERNAL_PATH and isinstance(body, dict):
+            self.use_external(requests=int(body.get("requests", 1)), tokens=int(body.get("tokens", 0)))
+            self._send_json(handler, 200, {"ok": True})
+            return
         if handler.path != COMPLETIONS_PATH:
             self._send_error(handler, 404, f"no route for {handler.path}", "not_found")
             return
@@ -412,8 +381,10 @@ class FakeInference:
             "completion_tokens": fake_answer_tokens(answer),
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        cap = body.get("max_tokens")
+        reserved = usage["prompt_tokens"] + (cap if isinstance(cap, int) else DEFAULT_MAX_TOKENS)
         with self._changed:
-            refusal, limit_headers = self._admit(arrival, usage["total_tokens"])
+            refusal, limit_headers, charge = self._admit(arrival, usage["total_tokens"], reserved)
             hang = self._hangs.popleft() if refusal is None and self._hangs else None
             self._changed.notify_all()
         if refusal is not None:
@@ -433,6 +404,7 @@ class FakeInference:
             if latency > 0 and self._stopping.wait(latency):
                 return
             self._send_json(handler, 200, self._completion(body, answer, usage), limit_headers)
+        self.limit.settle(charge, usage["total_tokens"])  # "corrected" accounting: the real usage from now on
 
     @staticmethod
     def _validate(body: Any) -> str | None:
@@ -632,6 +604,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--latency-min", type=float, default=0.0)
     parser.add_argument("--latency-max", type=float, default=0.0)
+    parser.add_argument("--accounting", choices=("actual", "corrected", "reserved"), default="actual")
     args = parser.parse_args(argv)
     fake = FakeInference(
         api_key=args.api_key,
@@ -641,6 +614,7 @@ def main(argv: list[str] | None = None) -> None:
         latency_min=args.latency_min,
         latency_max=max(args.latency_min, args.latency_max),
         port=args.port,
+        accounting=args.accounting,
     ).start()
     stop = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):

@@ -13,7 +13,10 @@ Paths on the one server:
   ``GET /files-origin/<team>-<file>/<name>`` where ``mode="redirect"`` downloads are sent
   ``POST /response/<name>``                  slash-command ``response_url`` (:meth:`FakeSlack.response_url`)
 
-What each request goes through, in order: optional delay (:meth:`delay_next`), injected fault
+What each request goes through, in order: the configured latency (``latency=``: seconds per Web API
+call, or per method), optional delay (:meth:`delay_next`), the per-channel posting limit
+(``post_limit_per_channel=``: chat.postMessage calls per channel per second, beyond which Slack
+answers 429 with ``Retry-After``), injected fault
 (:meth:`fail_next`), authentication (Bearer header or ``token`` parameter; ``not_authed`` /
 ``invalid_auth``), then the method. Like Slack, API errors are HTTP 200 with ``{"ok": false, "error": ...}``;
 only rate limits (429 + ``Retry-After``) and injected 5xx use other statuses.
@@ -33,6 +36,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import threading
 import time
@@ -295,6 +299,8 @@ class FakeSlack:
         streaming_enabled: bool = True,
         client_id: str | None = None,
         client_secret: str | None = None,
+        latency: float | dict[str, float] = 0.0,
+        post_limit_per_channel: int | None = None,
     ):
         self.team_id = team_id
         self.team_name = team_name
@@ -307,6 +313,12 @@ class FakeSlack:
         self.client_secret = client_secret
         # Socket Mode: apps.connections.open answers this websocket URL (None: unknown_method).
         self.socket_mode_url: str | None = None
+        # Seconds every Web API call takes (a dict: per method, "*" for the others).
+        self.latency = latency
+        # chat.postMessage calls allowed per channel in any second (None: no limit); refused: 429.
+        self.post_limit_per_channel = post_limit_per_channel
+        self.rate_limited_posts = 0
+        self._posts: dict[str, deque[float]] = {}  # channel -> arrival of accepted chat.postMessage
 
         self._lock = threading.RLock()
         self._identities: dict[str, Identity] = {}
@@ -664,9 +676,18 @@ class FakeSlack:
 
     def handle_api(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict, dict]:
         """Answer one Web API call: (HTTP status, JSON body, extra response headers)."""
+        latency = (
+            self.latency.get(method, self.latency.get("*", 0.0)) if isinstance(self.latency, dict) else self.latency
+        )
+        if latency:
+            time.sleep(latency)  # the fake's latency, not test synchronisation
         delay = self._take(self._delays, method)
         if delay:
             time.sleep(delay)  # the fake's latency, not test synchronisation
+        if method == "chat.postMessage" and self.post_limit_per_channel is not None:
+            retry_after = self._post_allowance(str(params.get("channel") or ""))
+            if retry_after is not None:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
         fault = self._take(self._faults, method)
         if fault is not None:
             if fault.error is not None:
@@ -681,6 +702,19 @@ class FakeSlack:
         except SlackError as error:
             return 200, {"ok": False, "error": error.error, **error.extra}, {}
         return 200, {"ok": True, **answer}, {}
+
+    def _post_allowance(self, channel: str) -> int | None:
+        """None if a post to `channel` may go now (and count it), else the Retry-After in seconds."""
+        now = time.monotonic()
+        with self._lock:
+            posts = self._posts.setdefault(channel, deque())
+            while posts and posts[0] <= now - 1.0:
+                posts.popleft()
+            if len(posts) >= (self.post_limit_per_channel or 0):
+                self.rate_limited_posts += 1
+                return max(1, math.ceil(posts[0] + 1.0 - now))
+            posts.append(now)
+        return None
 
     def _authenticate(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> Identity | None:
         if method in NO_AUTH_METHODS:

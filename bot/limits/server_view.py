@@ -1,0 +1,147 @@
+"""The server's own view of the rate window, from its ``x-ratelimit-*`` headers (pure).
+
+Every response, success or 429, may carry ``x-ratelimit-remaining-requests`` /
+``-tokens`` (room left in the server's window, counting the request just answered),
+``x-ratelimit-limit-*`` and ``x-ratelimit-reset-requests`` / ``-tokens`` (how long until the
+window is fully replenished, e.g. ``"51s"``, ``"1m30s"``, ``"120ms"``, plain seconds, or a
+unix time). :func:`correction_from_view` compares that view with ours at the moment the
+request was admitted and returns the difference the limiter holds until it expires.
+
+Nothing here trusts a header blindly: unreadable values are ignored, a reset is never
+longer than ``MAX_RESET_SECONDS`` (a millisecond epoch read as seconds would otherwise stop
+the pool for years), and a pause after a 429 is capped at ``MAX_PAUSE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from bot.limits.window import Correction, RateLimits, Reservation
+
+MAX_PAUSE_SECONDS = 120.0
+MAX_RESET_SECONDS = 3600.0
+# A plain reset at least this large is a unix time: in seconds up to here, beyond in milliseconds.
+_UNIX_SECONDS_FROM = 1_000_000_000
+_UNIX_MILLISECONDS_FROM = 100_000_000_000
+
+_SECONDS_PER_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_PLAIN = re.compile(_NUMBER)
+_DURATION = re.compile(rf"(?:{_NUMBER}(?:h|ms|m|s|us|µs|ns))+")
+_PART = re.compile(rf"({_NUMBER})(h|ms|m|s|us|µs|ns)")
+
+
+def parse_reset(value: str | None, now: float) -> float | None:
+    """Seconds until a reset given as a duration ("51s", "1m30s", "120ms", "2.5"), a unix time
+    in seconds or milliseconds, or None when unreadable. ``now``: the current unix time.
+    The result is within [0, MAX_RESET_SECONDS]."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if _PLAIN.fullmatch(text):
+        seconds = float(text)
+        if seconds >= _UNIX_MILLISECONDS_FROM:
+            seconds = seconds / 1000.0 - now
+        elif seconds >= _UNIX_SECONDS_FROM:
+            seconds = seconds - now
+    elif _DURATION.fullmatch(text):
+        seconds = sum(float(number) * _SECONDS_PER_UNIT[unit] for number, unit in _PART.findall(text))
+    else:
+        return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RESET_SECONDS)
+
+
+def _count(value: str | None) -> int | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isdigit():
+        return None
+    return int(text)
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """What one response said about the server's window (None: not said)."""
+
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+    limit_requests: int | None = None
+    limit_tokens: int | None = None
+    reset_requests: float | None = None  # seconds from the response
+    reset_tokens: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.remaining_requests is None and self.remaining_tokens is None
+
+
+def server_view(headers: Mapping[str, str], now: float) -> ServerView:
+    """The view in a response's headers (any case); ``now``: the current unix time."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    return ServerView(
+        remaining_requests=_count(lowered.get("x-ratelimit-remaining-requests")),
+        remaining_tokens=_count(lowered.get("x-ratelimit-remaining-tokens")),
+        limit_requests=_count(lowered.get("x-ratelimit-limit-requests")),
+        limit_tokens=_count(lowered.get("x-ratelimit-limit-tokens")),
+        reset_requests=parse_reset(lowered.get("x-ratelimit-reset-requests"), now),
+        reset_tokens=parse_reset(lowered.get("x-ratelimit-reset-tokens"), now),
+    )
+
+
+def capped_pause(seconds: float | None, default: float) -> float:
+    """How long the pool pauses after a 429: the server's wait, or ``default``, at most MAX_PAUSE_SECONDS."""
+    if seconds is None or not math.isfinite(seconds):
+        seconds = default
+    return min(max(0.0, seconds), MAX_PAUSE_SECONDS)
+
+
+def correction_from_view(
+    view: ServerView,
+    reservations: Iterable[Reservation],
+    limits: RateLimits,
+    *,
+    admitted_at: float,
+    now: float,
+) -> Correction | None:
+    """The difference between the server's window and ours, or None if the view says nothing.
+
+    The server took its view when the request admitted at ``admitted_at`` arrived, so it is
+    compared with our reservations admitted in the window ending then (ours count every
+    estimate). Positive: the server counts more than we do (held until the server's reset, at
+    most a window after that admission, when every charge it then counted has expired).
+    Negative tokens: a credit (the server charged less than our estimates), which
+    :func:`bot.limits.window.decide` bounds by what reconciled reservations over-estimated.
+    """
+    if view.empty:
+        return None
+    seen = [r for r in reservations if admitted_at - limits.window_seconds < r.admitted_at <= admitted_at]
+    latest = admitted_at + limits.occupancy_seconds
+    until = latest
+    requests = tokens = 0
+    if view.remaining_requests is not None:
+        limit = view.limit_requests or limits.max_requests
+        # What the server counts beyond what we count; a server limit below ours shrinks our room.
+        requests = max(0, (limit - view.remaining_requests) - len(seen) + max(0, limits.max_requests - limit))
+    if view.remaining_tokens is not None:
+        limit = view.limit_tokens or limits.max_tokens
+        tokens = (limit - view.remaining_tokens) - sum(r.tokens for r in seen) + max(0, limits.max_tokens - limit)
+    resets = [s for s in (view.reset_requests, view.reset_tokens) if s is not None]
+    if resets:
+        until = min(latest, now + max(resets))
+    return Correction(requests=requests, tokens=tokens, until=until)
+
+
+__all__ = [
+    "MAX_PAUSE_SECONDS",
+    "ServerView",
+    "capped_pause",
+    "correction_from_view",
+    "parse_reset",
+    "server_view",
+]

@@ -1,0 +1,165 @@
+"""The server's view from x-ratelimit-* headers, and the correction it becomes (pure)."""
+
+import math
+
+import pytest
+
+from bot.limits.server_view import (
+    MAX_PAUSE_SECONDS,
+    MAX_RESET_SECONDS,
+    ServerView,
+    capped_pause,
+    correction_from_view,
+    parse_reset,
+    server_view,
+)
+from bot.limits.window import Correction, RateLimits, Reservation, Waiter, admission_order, decide, schedule
+
+NOW = 1_780_000_000.0  # a unix time in 2026
+LIMITS = RateLimits(max_requests=10, max_tokens=1000, window_seconds=6.0, margin_seconds=0.25)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("51s", 51.0),
+        ("1m30s", 90.0),
+        ("120ms", 0.12),
+        ("1h2m3s", 3723.0 if 3723.0 <= MAX_RESET_SECONDS else MAX_RESET_SECONDS),
+        ("0.5s", 0.5),
+        ("2", 2.0),
+        ("2.5", 2.5),
+        (" 7S ", 7.0),
+        ("0", 0.0),
+        (str(int(NOW + 30)), 30.0),  # unix time in seconds
+        (str(int((NOW + 30) * 1000)), 30.0),  # unix time in milliseconds: not years
+        (str(int(NOW - 30)), 0.0),  # a reset in the past
+        ("999999999999999999", 0.0),  # absurdly far in ms epoch terms is in the past for us? no: capped
+        ("soon", None),
+        ("", None),
+        ("-5s", None),
+        (None, None),
+        ("100000h", MAX_RESET_SECONDS),
+    ],
+)
+def test_parse_reset(value, expected):
+    got = parse_reset(value, NOW)
+    if value == "999999999999999999":
+        assert got == MAX_RESET_SECONDS  # ms epoch far in the future: capped, never years
+        return
+    if expected is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(expected)
+
+
+def test_server_view_reads_any_case_and_ignores_garbage():
+    view = server_view(
+        {
+            "X-RateLimit-Remaining-Requests": "12",
+            "x-ratelimit-remaining-tokens": "5000",
+            "x-ratelimit-limit-requests": "40",
+            "x-ratelimit-limit-tokens": "oops",
+            "x-ratelimit-reset-requests": "1m",
+            "x-ratelimit-reset-tokens": "250ms",
+            "content-type": "text/event-stream",
+        },
+        NOW,
+    )
+    assert view == ServerView(12, 5000, 40, None, 60.0, 0.25)
+    assert server_view({}, NOW).empty
+    assert server_view({"x-ratelimit-remaining-tokens": "-3"}, NOW).empty
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(5.0, 5.0), (None, 3.0), (-1.0, 0.0), (10_000.0, MAX_PAUSE_SECONDS), (math.inf, 3.0), (math.nan, 3.0)],
+)
+def test_capped_pause(seconds, expected):
+    assert capped_pause(seconds, default=3.0) == expected
+
+
+def r(at, tokens, used=None):
+    return Reservation(at, tokens, used)
+
+
+@pytest.mark.parametrize(
+    ("view", "reservations", "expected"),
+    [
+        # The server agrees with us: no correction, tokens even show the estimates' excess as a credit.
+        (ServerView(remaining_requests=8, remaining_tokens=800), [r(99, 100), r(100, 100)], Correction(0, 0, 106.25)),
+        # Another app used 3 requests and 300 tokens.
+        (ServerView(remaining_requests=5, remaining_tokens=500), [r(99, 100), r(100, 100)], Correction(3, 300, 106.25)),
+        # The server charged less than our estimates (it corrected to the usage): a credit.
+        (ServerView(remaining_tokens=950), [r(99, 100, 20), r(100, 100)], Correction(0, -150, 106.25)),
+        # A reservation admitted after this call is not in the server's view yet.
+        (ServerView(remaining_requests=9), [r(100, 100), r(100.5, 100)], Correction(0, 0, 106.25)),
+        # Reservations older than a window before the admission are not in it either.
+        (ServerView(remaining_requests=9), [r(93.0, 100), r(100, 100)], Correction(0, 0, 106.25)),
+        # The reset shortens the hold, never lengthens it beyond a window after the admission.
+        (
+            ServerView(remaining_requests=0, reset_requests=2.0, reset_tokens=1.0),
+            [r(100, 100)],
+            Correction(9, 0, 103.0),
+        ),
+        (ServerView(remaining_requests=0, reset_requests=60.0), [r(100, 100)], Correction(9, 0, 106.25)),
+        # A server limit below ours shrinks our room; one above ours does not grow it.
+        (ServerView(remaining_requests=4, limit_requests=5), [r(100, 1)], Correction(5, 0, 106.25)),
+        (ServerView(remaining_requests=99, limit_requests=100), [r(100, 1)], Correction(0, 0, 106.25)),
+        # Nothing said: nothing to correct.
+        (ServerView(), [r(100, 1)], None),
+    ],
+)
+def test_correction_from_view(view, reservations, expected):
+    got = correction_from_view(view, reservations, LIMITS, admitted_at=100.0, now=101.0)
+    assert got == expected
+
+
+def test_a_correction_holds_room_the_server_does_not_have_until_it_expires():
+    live = [r(100.0, 100)]
+    correction = Correction(requests=9, tokens=0, until=103.0)
+    refused = decide(live, LIMITS, 101.0, 10, correction=correction)
+    assert not refused.admitted and refused.reason == "requests" and refused.retry_at == 103.0
+    assert decide(live, LIMITS, 103.0, 10, correction=correction).admitted
+
+
+def test_a_credit_never_exceeds_what_reconciled_reservations_over_estimated():
+    # Nine calls of 100 estimated, one reconciled at 10: at most 90 tokens of credit.
+    live = [r(100.0, 100, 10)] + [r(100.0 + i / 10, 100) for i in range(1, 9)]
+    huge_credit = Correction(tokens=-10_000, until=200.0)
+    assert decide(live, LIMITS, 101.0, 190, correction=huge_credit).admitted
+    assert not decide(live, LIMITS, 101.0, 191, correction=huge_credit).admitted
+    # Under "prompt + max_tokens for the whole window" the server sees no credit at all.
+    no_credit = Correction(tokens=0, until=200.0)
+    assert not decide(live, LIMITS, 101.0, 101, correction=no_credit).admitted
+    # Without any server view, reconciled usage counts (the documented accounting).
+    assert decide(live, LIMITS, 101.0, 190, correction=Correction()).admitted
+
+
+def test_the_line_is_strict_a_large_request_is_not_starved():
+    live = [r(100.0, 900)]
+    line = admission_order(
+        [Waiter(1, 500, since=10.0), Waiter(2, 50, since=11.0), Waiter(3, 50, since=12.0)], 101.0, aging_seconds=30
+    )
+    slots = schedule(live, line, LIMITS, 101.0)
+    # The 500-token call waits for the 900 to expire; the small ones, though they would fit now, go after it.
+    assert [s.key for s in slots] == [1, 2, 3]
+    assert slots[0].at == 106.25 and slots[0].position == 0 and slots[0].reason == "tokens"
+    assert slots[1].at == 106.25 and slots[2].at == 106.25
+    assert [s.position for s in slots] == [0, 1, 2]
+
+
+def test_background_waits_behind_interactive_until_it_has_aged():
+    waiters = [
+        Waiter(1, 10, lane="background", since=0.0),
+        Waiter(2, 10, lane="interactive", since=5.0),
+        Waiter(3, 10, lane="background", since=40.0),
+    ]
+    assert [w.key for w in admission_order(waiters, 20.0, aging_seconds=30)] == [2, 1, 3]
+    assert [w.key for w in admission_order(waiters, 31.0, aging_seconds=30)] == [1, 2, 3]
+
+
+def test_an_oversized_waiter_does_not_hold_up_the_line():
+    slots = schedule([], [Waiter(1, 5000), Waiter(2, 10)], LIMITS, 0.0)
+    assert slots[0].at == math.inf and slots[0].reason == "oversized"
+    assert slots[1].at == 0.0 and slots[1].position == 0

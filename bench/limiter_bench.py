@@ -74,10 +74,18 @@ class RecordingFake(FakeInference):
         self._current.job_id = body.get(JOB_ID_FIELD)  # _admit runs next, on this thread
         return super()._answer(body)
 
-    def _admit(self, now: float, tokens: int):
-        refusal, headers = super()._admit(now, tokens)
-        self.decisions.append((now, tokens, refusal is None, getattr(self._current, "job_id", None)))
-        return refusal, headers
+    def _admit(self, now: float, tokens: int, reserved: int | None = None):
+        refusal, headers, charge = super()._admit(now, tokens, reserved)
+        # The charge object: under "corrected" accounting its tokens change when the answer ends.
+        self.decisions.append((now, charge or tokens, refusal is None, getattr(self._current, "job_id", None)))
+        return refusal, headers, charge
+
+    def final_decisions(self) -> list[tuple[float, int, bool, int | None]]:
+        with self._lock:
+            return [
+                (at, charged if isinstance(charged, int) else charged.tokens, ok, job)
+                for at, charged, ok, job in self.decisions
+            ]
 
 
 def serve_fake(argv: list[str]) -> int:
@@ -103,8 +111,7 @@ def serve_fake(argv: list[str]) -> int:
     print(fake.url, flush=True)
     stop.wait()
     fake.stop()
-    with fake._lock:
-        decisions = list(fake.decisions)
+    decisions = fake.final_decisions()
     Path(args.records).write_text(json.dumps({"decisions": decisions, "stats": fake.stats()}))
     return 0
 

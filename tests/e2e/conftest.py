@@ -81,6 +81,7 @@ def build_stack(request, tmp_path_factory, kind: str, **env_overrides: str) -> S
         "WORKER_CONCURRENCY": "4",
         "JOB_LEASE_SECONDS": "10",
         "INFERENCE_MAX_OUTPUT_TOKENS": "8192",
+        "BOT_ANSWER_MAX_TOKENS": "8192",  # one call holds the long answers these tests ask for
     }
     env = bot_env(database_url, **{**settings, **env_overrides})
     web, url = start_web(env, log_dir)

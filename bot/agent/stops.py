@@ -35,6 +35,9 @@ STOP_CHANNEL = "bot_stops"
 POLL_SECONDS = 0.5
 # With NOTIFY the table is still read now and then, in case a notification was lost.
 NOTIFIED_POLL_SECONDS = 2.0
+# Slack ends an app's streams in the thread when Stop is pressed, a moment before the event
+# reaches us: a stream that ends under an answer waits this long for the Stop to arrive.
+STREAM_ENDED_GRACE_SECONDS = 2.0
 # Stop requests matter only to work begun before them; after this long none is left.
 KEEP_STOP_REQUESTS = timedelta(days=1)
 
@@ -148,6 +151,16 @@ class StopFlag:
     def check(self) -> None:
         if self.is_set():
             raise AnswerStopped()
+
+    def wait(self, seconds: float, *, tick: float = 0.1) -> bool:
+        """Whether a Stop arrives within `seconds` (reading the table each `tick`)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.is_set(fresh=True):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(tick)
 
 
 class StoppableGateway:

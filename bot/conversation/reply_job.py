@@ -25,7 +25,14 @@ from bot.agent import waiting
 from bot.agent.feedback import Trace
 from bot.agent.render import feedback_block, plan_chunk, steps_block, task_chunk
 from bot.agent.steps import StepList
-from bot.agent.stops import AnswerStopped, StopFlag, StopKey, StoppableGateway, StopWatch
+from bot.agent.stops import (
+    STREAM_ENDED_GRACE_SECONDS,
+    AnswerStopped,
+    StopFlag,
+    StopKey,
+    StoppableGateway,
+    StopWatch,
+)
 from bot.config import Settings
 from bot.conversation import store as history
 from bot.conversation.prompt import build_system_prompt
@@ -366,7 +373,13 @@ class ReplyWriter:
         self.steps = StepList()
         if streaming:
             self.inner: StreamingReply | UpdatingReply = StreamingReply(
-                client, channel=channel, thread_ts=thread_ts, team_id=team_id, user_id=user_id, on_posted=on_posted
+                client,
+                channel=channel,
+                thread_ts=thread_ts,
+                team_id=team_id,
+                user_id=user_id,
+                on_posted=on_posted,
+                stream_ended=self._stream_ended,
             )
         else:
             self.inner = UpdatingReply(
@@ -377,6 +390,11 @@ class ReplyWriter:
         if text:
             self.checkpoint()
             self.inner.append(text)
+
+    def _stream_ended(self) -> None:
+        """Slack ended our stream: when Stop was pressed, the event follows in a moment."""
+        if self.stop is not None and self.stop.wait(STREAM_ENDED_GRACE_SECONDS):
+            raise AnswerStopped()
 
     # -- tool steps (the tool loop calls these around each round's tool calls) ------------
 

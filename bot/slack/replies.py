@@ -143,11 +143,14 @@ class StreamingReply:
         team_id: str,
         user_id: str,
         on_posted: Callable[[list[str]], None] = lambda ts: None,
+        stream_ended: Callable[[], None] | None = None,
     ):
         self.client = client
         self.channel = channel
         self.thread_ts = thread_ts
         self.on_posted = on_posted
+        # Called when the stream ends under us, before falling back; may raise (Stop pressed).
+        self.stream_ended = stream_ended
         self.stream = client.chat_stream(
             channel=channel,
             thread_ts=thread_ts,
@@ -205,6 +208,8 @@ class StreamingReply:
 
     def _fall_back(self, error: SlackApiError, pending: str) -> None:
         code = error.response.get("error", "")
+        if self.stream_ended is not None:
+            self.stream_ended()
         log.warning("reply streaming_fallback error=%s", code)
         existing = self.stream.ts
         self.fallback = UpdatingReply(

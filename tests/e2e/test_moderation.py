@@ -278,7 +278,16 @@ def test_an_allowed_image_only_gets_the_reaction_and_the_audit_is_complete(fresh
     body = moderation_requests(fresh)[-1]
     # Only documented fields: "required" with the single tool forces the verdict; deterministic.
     assert (body["tool_choice"], body["temperature"]) == ("required", 0)
-    assert set(body) <= {"model", "messages", "tools", "tool_choice", "temperature", "max_tokens", "stream", "stream_options"}
+    assert set(body) <= {
+        "model",
+        "messages",
+        "tools",
+        "tool_choice",
+        "temperature",
+        "max_tokens",
+        "stream",
+        "stream_options",
+    }
     assert "extended_thinking" not in body
     image = body["messages"][-1]["content"][-1]
     assert image["type"] == "image_url" and image["image_url"]["url"].startswith("data:image/png;base64,")

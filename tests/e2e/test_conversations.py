@@ -57,7 +57,9 @@ def test_a_mention_is_answered_in_its_thread(fresh):
     assert "what is a dyno?" in fresh.slack.text_of(channel, reply["ts"])
     [body] = requests_mentioning(fresh, "what is a dyno?")
     system = body["messages"][0]
-    assert system["role"] == "system" and channel in system["content"]
+    # The place by name (the fake Slack names an unknown channel after its id), never the raw id.
+    assert system["role"] == "system" and f"#{channel.lower()}" in system["content"]
+    assert channel not in system["content"]
     user = body["messages"][-1]
     assert user["role"] == "user" and "<@U1>" in json.dumps(user) and "Alice" in json.dumps(user)
 

@@ -29,7 +29,8 @@ def register(app: App, sessions: sessionmaker[Session]) -> None:
         )
 
     def handle_assistant_thread_started(body: dict, event: dict, context) -> None:
-        thread = event.get("assistant_thread") or {}
+        thread = event.get("assistant_thread")
+        thread = thread if isinstance(thread, dict) else {}  # a string here is not from Slack
         channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
         if not channel or not thread_ts:
             return

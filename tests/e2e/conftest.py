@@ -80,8 +80,8 @@ def build_stack(request, tmp_path_factory, kind: str, **env_overrides: str) -> S
         "WEB_CONCURRENCY": "2",
         "WORKER_CONCURRENCY": "4",
         "JOB_LEASE_SECONDS": "10",
-        "INFERENCE_MAX_OUTPUT_TOKENS": "8192",
-        "BOT_ANSWER_MAX_TOKENS": "8192",  # one call holds the long answers these tests ask for
+        "INFERENCE_MAX_OUTPUT_TOKENS": "4096",
+        "BOT_ANSWER_MAX_TOKENS": "4096",  # one call holds the long answers these tests ask for
     }
     env = bot_env(database_url, **{**settings, **env_overrides})
     web, url = start_web(env, log_dir)

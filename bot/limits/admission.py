@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.clock import db_epoch
 from bot.limits.models import RateLimiterState, RateReservation, RateWaiter, TokenUsage
-from bot.limits.server_view import ServerView, capped_pause, correction_from_view
+from bot.limits.server_view import ServerView, capped_pause, correction_from_view, merge_views
 from bot.limits.window import (
     INTERACTIVE_LANE,
     NO_CORRECTION,
@@ -206,6 +206,8 @@ class GlobalRateLimiter:
                 RateLimiterState.correction_tokens,
                 RateLimiterState.correction_until,
                 RateLimiterState.correction_seen_at,
+                RateLimiterState.correction_held_requests,
+                RateLimiterState.correction_held_until,
             )
             .where(RateLimiterState.name == self.name)
             .with_for_update()
@@ -214,8 +216,14 @@ class GlobalRateLimiter:
             session.add(RateLimiterState(name=self.name, paused_until=None, correction_requests=0, correction_tokens=0))
             session.flush()
             return _State(None, NO_CORRECTION, None)
-        paused_until, c_requests, c_tokens, c_until, c_seen = row
-        correction = Correction(c_requests or 0, c_tokens or 0, c_until if c_until is not None else -math.inf)
+        paused_until, c_requests, c_tokens, c_until, c_seen, held, held_until = row
+        correction = Correction(
+            c_requests or 0,
+            c_tokens or 0,
+            c_until if c_until is not None else -math.inf,
+            held or 0,
+            held_until if held_until is not None else -math.inf,
+        )
         return _State(paused_until, correction, c_seen)
 
     def _remove_waiter(self, waiter_id: int | None) -> None:
@@ -267,9 +275,10 @@ class GlobalRateLimiter:
             )
         ).all()
         seen = [Reservation(at, tok) for r_id, at, tok in rows if r_id != exclude_id]
-        correction = correction_from_view(view, seen, self.limits, admitted_at=admitted_at, now=now)
-        if correction is None:
+        fresh = correction_from_view(view, seen, self.limits, admitted_at=admitted_at, now=now)
+        if fresh is None:
             return
+        correction = merge_views(state.correction, fresh, now)
         session.execute(
             update(RateLimiterState)
             .where(RateLimiterState.name == self.name)
@@ -278,6 +287,8 @@ class GlobalRateLimiter:
                 correction_tokens=correction.tokens,
                 correction_until=correction.until,
                 correction_seen_at=admitted_at,
+                correction_held_requests=correction.held_requests,
+                correction_held_until=correction.held_until,
             )
         )
         if correction.requests or correction.tokens > 0:
@@ -310,11 +321,15 @@ class GlobalRateLimiter:
                     RateLimiterState.correction_requests,
                     RateLimiterState.correction_tokens,
                     RateLimiterState.correction_until,
+                    RateLimiterState.correction_held_requests,
+                    RateLimiterState.correction_held_until,
                 ).where(RateLimiterState.name == self.name)
             ).one_or_none()
         correction = NO_CORRECTION
         if row is not None and row[2] is not None:
-            correction = Correction(row[0] or 0, row[1] or 0, row[2])
+            correction = Correction(
+                row[0] or 0, row[1] or 0, row[2], row[3] or 0, row[4] if row[4] is not None else -math.inf
+            )
         return window_usage(reservations, self.limits, now, correction)
 
     def _notify(self, session: Session) -> None:

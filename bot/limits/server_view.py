@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.limits.window import Correction, RateLimits, Reservation
 
@@ -101,6 +101,15 @@ def capped_pause(seconds: float | None, default: float) -> float:
     return min(max(0.0, seconds), MAX_PAUSE_SECONDS)
 
 
+def merge_views(held: Correction, new: Correction, now: float) -> Correction:
+    """The newest view replaces the held one, except that the largest request difference is
+    kept until its own reset: another app's calls come and go between two views, and the
+    newest view may have caught a moment with one fewer of them."""
+    if held.held_until > now and held.held_requests > new.requests:
+        return replace(new, held_requests=held.held_requests, held_until=held.held_until)
+    return replace(new, held_requests=new.requests, held_until=new.until)
+
+
 def correction_from_view(
     view: ServerView,
     reservations: Iterable[Reservation],
@@ -142,6 +151,7 @@ __all__ = [
     "ServerView",
     "capped_pause",
     "correction_from_view",
+    "merge_views",
     "parse_reset",
     "server_view",
 ]

@@ -65,15 +65,23 @@ class Reservation:
 
 @dataclass(frozen=True)
 class Correction:
-    """The server's view, as a difference to ours, valid while ``now < until``."""
+    """The server's newest view, as a difference to ours, valid while ``now < until``; and the
+    largest request difference seen since ``held_until - window`` (``held_requests``, held until
+    ``held_until``), so another app's requests arriving between two views find room kept for them."""
 
     requests: int = 0  # >= 0: requests the server counts that we do not
     tokens: int = 0  # > 0: less room than we think; < 0: a credit (bounded, see the module doc)
     until: float = -math.inf
+    held_requests: int = 0
+    held_until: float = -math.inf
 
     def active(self, now: float) -> bool:
         """A view of zero difference is active too: it says "count the estimates, no credit"."""
         return now < self.until
+
+    def extra_requests(self, now: float) -> int:
+        newest = self.requests if now < self.until else 0
+        return max(newest, self.held_requests if now < self.held_until else 0)
 
 
 NO_CORRECTION = Correction()
@@ -114,11 +122,12 @@ def window_usage(
 ) -> tuple[int, int]:
     """(requests, tokens) currently counted in the window, for health reporting and admission."""
     live = live_reservations(reservations, limits, now)
+    requests = len(live) + correction.extra_requests(now)
     if not correction.active(now):
-        return len(live), sum(_counted(r) for r in live)
+        return requests, sum(_counted(r) for r in live)
     reclaimable = sum(r.tokens - r.used for r in live if r.used is not None and r.used < r.tokens)
     estimates = sum(r.tokens for r in live)
-    return len(live) + correction.requests, max(0, estimates + max(correction.tokens, -reclaimable))
+    return requests, max(0, estimates + max(correction.tokens, -reclaimable))
 
 
 class _Window:
@@ -143,18 +152,19 @@ class _Window:
         """(requests, tokens) at time t, when the first k reservations have expired."""
         n = len(self.expiry)
         c = self.correction
+        requests = n - k + c.extra_requests(t)
         if c.active(t):
-            return n - k + c.requests, self.estimates[k] + max(c.tokens, -self.reclaimable[k])
-        return n - k, self.counted[k]
+            return requests, self.estimates[k] + max(c.tokens, -self.reclaimable[k])
+        return requests, self.counted[k]
 
     def times(self, start: float) -> list[tuple[float, int]]:
         """Candidate moments >= start where usage can drop, each with how many reservations
         have expired by then, in time order."""
         moments = [(start, bisect.bisect_right(self.expiry, start))]
         moments += [(e, i + 1) for i, e in enumerate(self.expiry) if e > start]
-        until = self.correction.until
-        if until > start and math.isfinite(until):
-            moments.append((until, bisect.bisect_right(self.expiry, until)))
+        for until in (self.correction.until, self.correction.held_until):
+            if until > start and math.isfinite(until):
+                moments.append((until, bisect.bisect_right(self.expiry, until)))
         moments.sort()
         return moments
 

@@ -22,6 +22,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("correction_tokens", sa.Integer(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("correction_until", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("correction_seen_at", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("correction_held_requests", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("correction_held_until", sa.Float(), nullable=True))
     with op.batch_alter_table("rate_reservations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("used_tokens", sa.Integer(), nullable=True))
     op.create_table(
@@ -45,6 +47,8 @@ def downgrade() -> None:
     with op.batch_alter_table("rate_reservations", schema=None) as batch_op:
         batch_op.drop_column("used_tokens")
     with op.batch_alter_table("rate_limiter_state", schema=None) as batch_op:
+        batch_op.drop_column("correction_held_until")
+        batch_op.drop_column("correction_held_requests")
         batch_op.drop_column("correction_seen_at")
         batch_op.drop_column("correction_until")
         batch_op.drop_column("correction_tokens")

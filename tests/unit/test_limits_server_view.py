@@ -10,6 +10,7 @@ from bot.limits.server_view import (
     ServerView,
     capped_pause,
     correction_from_view,
+    merge_views,
     parse_reset,
     server_view,
 )
@@ -163,3 +164,18 @@ def test_an_oversized_waiter_does_not_hold_up_the_line():
     slots = schedule([], [Waiter(1, 5000), Waiter(2, 10)], LIMITS, 0.0)
     assert slots[0].at == math.inf and slots[0].reason == "oversized"
     assert slots[1].at == 0.0 and slots[1].position == 0
+
+
+def test_the_largest_request_difference_is_held_until_its_reset():
+    held = merge_views(Correction(), Correction(requests=3, tokens=50, until=110.0), 100.0)
+    assert held.held_requests == 3 and held.held_until == 110.0
+    # A newer view caught a moment with one call of the other app fewer: 3 stay held.
+    newer = merge_views(held, Correction(requests=2, tokens=-20, until=111.0), 101.0)
+    assert (newer.requests, newer.tokens, newer.until) == (2, -20, 111.0)
+    assert newer.extra_requests(105.0) == 3
+    assert newer.extra_requests(110.5) == 2  # the held one reset; the newest still counts
+    # A larger difference replaces the held one at once.
+    larger = merge_views(newer, Correction(requests=5, until=112.0), 102.0)
+    assert (larger.held_requests, larger.held_until) == (5, 112.0)
+    # Once the held one has expired the newest view is all there is.
+    assert merge_views(newer, Correction(requests=1, until=120.0), 111.0).held_requests == 1

@@ -12,11 +12,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.conversation.budget import fit_to_budget
+from bot.conversation.budget import ThreadTooLong, fit_to_budget
 from bot.conversation.messages import thread_to_messages
 from bot.conversation.thread import ThreadEntry, ToolCall
 from bot.inference.gateway import CallContext, ModelGateway
-from bot.limits.admission import RequestTooLarge
 from bot.limits.tokens import estimate_messages_tokens, estimate_tools_tokens
 from bot.tools.registry import ToolContext, ToolRegistry
 from bot.tools.runner import run_tool_calls
@@ -73,7 +72,7 @@ def converse(
     thinking: bool = False,
 ) -> ModelTurn:
     """Run the model over `entries` (with tool rounds) and return the turn. Raises what the
-    gateway raises, and RequestTooLarge when the history cannot fit the context budget."""
+    gateway raises, and ThreadTooLong when the history cannot fit the context budget."""
     openai_tools = tools.openai_tools()
     turn_entries: list[ThreadEntry] = []
     stored_turn: list[dict] = []
@@ -93,7 +92,7 @@ def converse(
             [*entries, *turn_entries], budget_tokens=settings.context_budget_tokens, fixed_tokens=fixed
         )
         if not budget.fits:
-            raise RequestTooLarge("the thread does not fit the context budget")
+            raise ThreadTooLong("the thread does not fit the context budget")
         body["messages"] = thread_to_messages(
             budget.entries, system_prompt=system, max_images=settings.max_images_per_request
         )

@@ -30,7 +30,6 @@ _SECTION_HEADER = re.compile(r"^([A-Z][A-Za-z ]*):\s*$")
 _ARG_LINE = re.compile(r"^\*{0,2}(?P<name>\w+)\s*(?:\([^)]*\))?\s*:\s*(?P<text>.*)$")
 
 
-
 class _NoDefault(enum.Enum):
     """Marks a parameter without a default (None is a real default, so it cannot mark that).
 

@@ -21,13 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.clock import db_epoch
+from bot.failures import JobStopped, Permanent
 from bot.limits.models import RateLimiterState, RateReservation, RateWaiter, TokenUsage
 from bot.limits.server_view import ServerView, capped_pause, correction_from_view, merge_views
 from bot.limits.window import (
@@ -60,11 +61,14 @@ def rate_limits(settings) -> RateLimits:
     )
 
 
-class RequestTooLarge(Exception):
-    """The request needs more tokens than the whole window holds; it can never be sent."""
+class RequestTooLarge(Permanent):
+    """The request needs more tokens than the whole rate window holds; it can never be sent.
+    (A thread too long for the model's context is bot.conversation.budget.ThreadTooLong.)"""
+
+    reason = "request_too_large"
 
 
-class AdmissionStopped(Exception):
+class AdmissionStopped(JobStopped):
     """The caller asked to stop (shutdown) while waiting for capacity."""
 
 
@@ -150,10 +154,12 @@ class GlobalRateLimiter:
                 session.add(reservation)
                 if waiter_id is not None:
                     session.execute(delete(RateWaiter).where(RateWaiter.id == waiter_id))
-                # Expired rows are no longer needed; deleting them here keeps the table tiny.
+                # Rows older than two windows are no longer needed (a server view compares the
+                # window before its call's admission); deleting them here keeps the table tiny.
                 session.execute(
                     delete(RateReservation).where(
-                        RateReservation.limiter == self.name, RateReservation.admitted_at <= horizon
+                        RateReservation.limiter == self.name,
+                        RateReservation.admitted_at <= horizon - self.limits.window_seconds,
                     )
                 )
                 session.flush()
@@ -267,6 +273,8 @@ class GlobalRateLimiter:
         if state.seen_at is not None and admitted_at < state.seen_at:
             return  # a newer view is already held
         now = db_epoch(session)
+        if now - admitted_at > self.limits.window_seconds:
+            return  # a call longer than a window: its view is older than anything it could correct
         rows = session.execute(
             select(RateReservation.id, RateReservation.admitted_at, RateReservation.tokens).where(
                 RateReservation.limiter == self.name,
@@ -331,6 +339,16 @@ class GlobalRateLimiter:
                 row[0] or 0, row[1] or 0, row[2], row[3] or 0, row[4] if row[4] is not None else -math.inf
             )
         return window_usage(reservations, self.limits, now, correction)
+
+    def line_length(self) -> int:
+        """Calls waiting in line for admission now, in every process."""
+        with self.sessions() as session:
+            now = db_epoch(session)
+            return int(
+                session.execute(
+                    select(func.count()).where(RateWaiter.limiter == self.name, RateWaiter.expires_at > now)
+                ).scalar_one()
+            )
 
     def _notify(self, session: Session) -> None:
         if session.get_bind().dialect.name == "postgresql":

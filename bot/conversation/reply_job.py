@@ -114,6 +114,10 @@ class ReplyJob:
         stop = StopFlag(self.stops, StopKey(team, channel, thread_ts, job.created_at))
         if stop.is_set(fresh=True):  # Stop was pressed while this waited in the queue
             log.info("reply stopped_before_start job_id=%d", job.id)
+            if job.attempts > 1:  # an earlier attempt set the session to `processing`
+                ended = AgentSession(client, channel=channel, thread_ts=thread_ts)
+                ended.processing = True
+                ended.ended(by_stream=False)
             ctx.save_progress(done=True, stopped=True)
             return
         agent = AgentSession(client, channel=channel, thread_ts=thread_ts, user_id=job.user_id)

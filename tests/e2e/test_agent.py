@@ -276,3 +276,67 @@ def test_stop_during_a_slow_model_call_ends_the_answer_at_once_and_for_good(fres
     assert [j["status"] for j in _job_rows(fresh, channel)] == ["done"]
     assert fresh.slack.text_of(channel, reply["ts"]) == final
     assert "answer_feedback" not in json.dumps(fresh.slack.message(channel, reply["ts"]).get("blocks") or [])
+
+
+def test_bot_chat_shows_steps_as_lines_and_ctrl_c_stops_the_answer_not_the_program(tmp_path, sqlite_url):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from tests.e2e.test_operations import REPO
+    from tests.fakes.inference import FakeInference
+    from tests.support.processes import INFERENCE_KEY, bot_env
+
+    with FakeInference(api_key=INFERENCE_KEY) as inference:
+
+        def responder(body):
+            said = json.dumps(body["messages"][-1])
+            if any(m.get("role") == "tool" for m in body["messages"]):
+                return {"content": "It is 42."}
+            if "6*7" not in said:
+                return {"content": " ".join(f"word{n}" for n in range(400))}
+            return {
+                "content": "",
+                "tool_calls": [{"id": "c1", "name": "calculate", "arguments": '{"expression": "6*7"}'}],
+            }
+
+        inference.responder = responder
+        inference.hang_next(30, after_chunks=3)  # the first request, the story, stalls
+        env = bot_env(sqlite_url, INFERENCE_URL=inference.url, SLACK_BOT_TOKEN="", SLACK_SIGNING_SECRET="")
+        chat = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "chat"],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        output: list[str] = []  # what the terminal shows, as it comes (answers stream without new lines)
+
+        def read() -> None:
+            while piece := os.read(chat.stdout.fileno(), 4096):
+                output.append(piece.decode("utf-8", "replace"))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            chat.stdin.write("tell me a story\n")
+            chat.stdin.flush()
+            assert wait_for(lambda: "word0" in "".join(output) or chat.poll() is not None, timeout=30)
+            chat.send_signal(signal.SIGINT)  # Ctrl-C while the answer streams
+            assert wait_for(lambda: "(stopped)" in "".join(output) or chat.poll() is not None, timeout=15)
+            assert chat.poll() is None, "Ctrl-C ended the program"
+            chat.stdin.write("what is 6*7?\n/exit\n")
+            chat.stdin.flush()
+            assert chat.wait(timeout=30) == 0
+            reader.join(timeout=5)
+        finally:
+            if chat.poll() is None:
+                chat.kill()
+        text = "".join(output)
+        assert "  … calculating 6*7\n" in text and "  ✓ calculating 6*7\n" in text, text
+        assert "It is 42." in text
+        assert len(inference.requests) == 3, text  # the story once (not retried), then the tool round

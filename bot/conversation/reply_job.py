@@ -35,6 +35,7 @@ from bot.agent.stops import (
 )
 from bot.config import Settings
 from bot.conversation import store as history
+from bot.conversation.places import PlaceNames
 from bot.conversation.prompt import build_system_prompt
 from bot.conversation.thread import ThreadEntry
 from bot.conversation.tool_loop import converse
@@ -100,6 +101,7 @@ class ReplyJob:
         self.streaming = streaming
         self.stops = stops if stops is not None else StopWatch(sessions)
         self._identities: dict[str, BotIdentity] = {}
+        self.places = PlaceNames(sessions)
         # More text than the context budget can hold (estimates run ~3.5 characters a token).
         self._history_chars = settings.context_budget_tokens * 4
 
@@ -185,10 +187,11 @@ class ReplyJob:
         self, ctx: JobContext, entries: list[ThreadEntry], asker, writer, gateway=None
     ) -> tuple[list[dict], str]:
         job, payload = ctx.job, ctx.job.payload
+        client = self.slack.for_team(job.team_id)
         system = build_system_prompt(
             self.settings.system_prompt,
-            workspace=job.team_id,
-            channel=payload["channel"],
+            workspace=self.places.workspace(client, job.team_id),
+            channel=self.places.describe(client, job.team_id, payload["channel"], asker_id=job.user_id),
             today=datetime.now(UTC).date().isoformat(),
         )
         newest_user_text = next((e.text for e in reversed(entries) if e.role == "user" and not e.deleted), "")

@@ -340,3 +340,23 @@ def test_bot_chat_shows_steps_as_lines_and_ctrl_c_stops_the_answer_not_the_progr
         assert "  … calculating 6*7\n" in text and "  ✓ calculating 6*7\n" in text, text
         assert "It is 42." in text
         assert len(inference.requests) == 3, text  # the story once (not retried), then the tool round
+
+
+def test_waiting_says_what_happens_and_a_new_dm_thread_is_titled_from_its_question(fresh):
+    dm = "D" + new_channel()[1:]
+    fresh.inference.responder = _tool_then_answer("calculate", {"expression": "5*5"}, "25.")
+    event = sr.message("*What* is 5*5, <@UBOT>?\nThanks", user="U1", channel=dm, channel_type="im")
+    fresh.post_event(event)
+    finished_replies(fresh, dm)
+    title = fresh.slack.wait_for_call("assistant.threads.setTitle", where=lambda c: c.params["channel_id"] == dm)
+    assert title.ok and title.params == {"channel_id": dm, "thread_ts": event["ts"], "title": "What is 5*5?"}
+    statuses = [c for c in fresh.slack.calls_to("assistant.threads.setStatus") if c.params["channel_id"] == dm]
+    assert all(c.ok for c in statuses)
+    loading = [c.params.get("loading_messages") for c in statuses]
+    loading = [json.loads(m) if isinstance(m, str) else m for m in loading]
+    assert loading[0][0] == "Thinking…"
+    assert ["Calculating…", "Thinking…"] in loading  # while the tool ran
+    # A follow-up in the same thread keeps its title.
+    fresh.post_event(sr.message("and 6*6?", user="U1", channel=dm, channel_type="im", thread_ts=event["ts"]))
+    finished_replies(fresh, dm, count=2)
+    assert len([c for c in fresh.slack.calls_to("assistant.threads.setTitle") if c.params["channel_id"] == dm]) == 1

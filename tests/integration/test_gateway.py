@@ -118,7 +118,9 @@ def test_a_429_with_only_x_ratelimit_headers_is_waited_out_by_their_reset(sessio
     with FakeInference(api_key=KEY, max_requests=1, window=1.0) as limited:
         limited.retry_after_header = False
         gw = gateway(sessions, limited)
-        gw.call(BODY, CallContext(team_id="T1", user_id="U1"))
+        # Another app spends the window (the gateway, having seen no response yet, cannot know).
+        with InferenceClient(limited.url, KEY, "claude-4-5-haiku") as other_app:
+            other_app.complete(BODY)
         started = time.monotonic()
         completion = gw.call(BODY, CallContext(team_id="T1", user_id="U1"))
         waited = time.monotonic() - started

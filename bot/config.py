@@ -59,6 +59,7 @@ class Settings:
     max_tool_rounds: int = 5
     max_images_per_request: int = 10
     max_file_bytes: int = 20 * 1024 * 1024
+    image_decode_concurrency: int = 2
     context_budget_tokens: int = 150_000
     extended_thinking: bool = False
     thinking_budget_tokens: int = 4096
@@ -249,6 +250,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("BOT_MAX_TOOL_ROUNDS", int, 1, "max_tool_rounds")
     number("BOT_MAX_IMAGES_PER_REQUEST", int, 0, "max_images_per_request")
     number("BOT_MAX_FILE_BYTES", int, 1024, "max_file_bytes")
+    number("BOT_IMAGE_DECODE_CONCURRENCY", int, 1, "image_decode_concurrency")
     number("BOT_CONTEXT_BUDGET_TOKENS", int, 1000, "context_budget_tokens")
     number("INFERENCE_THINKING_BUDGET_TOKENS", int, 1024, "thinking_budget_tokens")
     for name, attr in (

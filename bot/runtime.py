@@ -18,6 +18,7 @@ from bot.conversation.welcome_job import WelcomeJob
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
 from bot.images.attachments import AttachmentResolver
+from bot.images.processing import set_decode_concurrency
 from bot.inference.client import InferenceClient
 from bot.inference.gateway import ModelGateway
 from bot.limits import admission
@@ -61,6 +62,7 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
     # Each job thread may hold a connection while the heartbeat and listener use others.
     engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 2)
     sessions = make_session_factory(engine)
+    set_decode_concurrency(settings.image_decode_concurrency)  # memory: images decoded at once
     slack = slack or slack_clients(settings, engine)
     limiter = GlobalRateLimiter(sessions, rate_limits(settings))
     client = InferenceClient(

@@ -79,6 +79,10 @@ class Settings:
     log_level: str = "INFO"
     # Stored messages, images, idempotency keys and finished jobs older than this are purged; 0 keeps them.
     retention_days: int = 30
+    web_concurrency: int = 2  # gunicorn processes of `bot web` (WEB_CONCURRENCY, read by gunicorn too)
+    # The Postgres plan's connection limit, for `bot check`'s connection budget. Heroku
+    # essential-0 (and essential-1) allow 20 connections.
+    database_connection_limit: int = 20
 
     @property
     def is_postgres(self) -> bool:
@@ -242,6 +246,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("DAILY_TOKEN_BUDGET_PER_USER", int, 1)
     number("DAILY_TOKEN_BUDGET_PER_TEAM", int, 1)
     number("RETENTION_DAYS", int, 0)
+    number("WEB_CONCURRENCY", int, 1)
+    number("DATABASE_CONNECTION_LIMIT", int, 1)
     if text("BOT_SYSTEM_PROMPT"):
         values["system_prompt"] = env["BOT_SYSTEM_PROMPT"]
 

@@ -15,6 +15,7 @@ from bot.conversation.ask_job import AskJob
 from bot.conversation.feedback_job import FeedbackThanksJob
 from bot.conversation.reply_job import ReplyJob
 from bot.conversation.welcome_job import WelcomeJob
+from bot.db.connections import worker_pool_size
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
 from bot.images.attachments import AttachmentResolver
@@ -60,7 +61,7 @@ class WorkerRuntime:
 def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> WorkerRuntime:
     """`slack`: where replies go (default: the Slack workspaces; `bot chat` passes the terminal)."""
     # Each job thread may hold a connection while the heartbeat and listener use others.
-    engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 2)
+    engine = make_engine(settings.database_url, pool_size=worker_pool_size(settings.worker_concurrency))
     sessions = make_session_factory(engine)
     set_decode_concurrency(settings.image_decode_concurrency)  # memory: images decoded at once
     slack = slack or slack_clients(settings, engine)

@@ -59,4 +59,11 @@ class Job(Base):
             sqlite_where=text("status = 'running'"),
         ),
         Index("ix_jobs_team_status", "team_id", "status"),
+        # /healthz counts dead jobs without scanning the done ones (#15).
+        Index(
+            "ix_jobs_dead",
+            "finished_at",
+            postgresql_where=text("status = 'dead'"),
+            sqlite_where=text("status = 'dead'"),
+        ),
     )

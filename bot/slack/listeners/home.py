@@ -7,7 +7,7 @@ from __future__ import annotations
 from slack_bolt import App
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.inbound.store import claim_once
+from bot.inbound.store import claim_once, greeting_key
 from bot.queue.models import INTERACTIVE
 from bot.queue.store import enqueue
 
@@ -23,7 +23,7 @@ def register(app: App, sessions: sessionmaker[Session]) -> None:
         welcome(
             sessions,
             team_id,
-            f"welcome:{event.get('user')}",
+            greeting_key(event.get("user") or ""),
             {"kind": "home", "channel": event["channel"]},
             event.get("user", ""),
         )

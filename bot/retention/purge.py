@@ -16,10 +16,11 @@ from bot.agent.models import AnswerFeedback, StopRequest
 from bot.conversation.models import MessageImage, SlackUser, Thread, ThreadMessage
 from bot.inbound.models import IdempotencyKey
 from bot.inbound.store import GREETING_KEY_PREFIX
-from bot.moderation.models import ModerationChannel, ModerationDecision
+from bot.moderation.models import ModerationChannel, ModerationDecision, ModerationSettings
 from bot.queue.models import DEAD, DONE, Job
 from bot.retention.policy import Cutoffs
 from bot.slack.oauth_tables import oauth_states
+from bot.slack.org_workspaces import OrgWorkspace
 
 
 def _delete_messages(session: Session, where, batch_size: int) -> int:
@@ -123,6 +124,12 @@ def forget_workspace(session: Session, team_id: str, *, batch_size: int, keep_jo
         [ModerationChannel.team_id, ModerationChannel.channel_id],
         [ModerationChannel.team_id == team_id],
         batch_size,
+    )
+    deleted += _delete_by_key(
+        session, ModerationSettings, [ModerationSettings.team_id], [ModerationSettings.team_id == team_id], batch_size
+    )
+    deleted += _delete_by_key(
+        session, OrgWorkspace, [OrgWorkspace.team_id], [OrgWorkspace.team_id == team_id], batch_size
     )
     job_filter = [Job.team_id == team_id] + ([Job.id != keep_job_id] if keep_job_id is not None else [])
     deleted += _delete_by_key(session, Job, [Job.id], job_filter, batch_size)

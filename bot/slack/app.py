@@ -70,6 +70,9 @@ def _create_oauth_app(settings: Settings, sessions: sessionmaker[Session]) -> Ap
         token_verification_enabled=False,
         logger=_bolt_logger(),
     )
+    from bot.slack.org_workspaces import OrgWorkspaceRecorder
+
+    app.use(OrgWorkspaceRecorder(engine))  # Enterprise Grid: lets workers find an org install's token
     _register_listeners(app, sessions, settings, installation_store=store)
     return app
 

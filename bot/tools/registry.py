@@ -52,6 +52,8 @@ class ToolContext:
     db: sessionmaker | None = None
     settings: Any = None
     http: httpx.Client | None = None
+    # The person typed this command themselves (a slash command), rather than the model calling it.
+    typed_by_person: bool = False
 
 
 @dataclass(frozen=True)

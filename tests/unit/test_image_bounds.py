@@ -22,7 +22,7 @@ from bot.images.processing import (
 
 @pytest.mark.parametrize(
     ("size", "scale"),
-    [((6000, 4000), 2), ((4000, 3000), 2), ((1600, 1200), 1), ((12800, 9600), 8), ((7000, 3000), 4), ((800, 600), 1)],
+    [((6000, 4000), 4), ((4000, 3000), 2), ((1600, 1200), 1), ((12800, 9600), 8), ((7000, 3000), 4), ((800, 600), 1)],
 )
 def test_jpeg_draft_scale_keeps_the_target_covered(size, scale):
     assert draft_scale(size, DEFAULT_MAX_EDGE) == scale

@@ -98,6 +98,8 @@ class Settings:
     # The Postgres plan's connection limit, for `bot check`'s connection budget. Heroku
     # essential-0 (and essential-1) allow 20 connections.
     database_connection_limit: int = 20
+    # How long a state-changing tool call the model made waits for the asker's approval.
+    approval_timeout_seconds: float = 24 * 3600.0
 
     @property
     def is_postgres(self) -> bool:
@@ -286,6 +288,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("RETENTION_DAYS", int, 0)
     number("WEB_CONCURRENCY", int, 1)
     number("DATABASE_CONNECTION_LIMIT", int, 1)
+    number("BOT_APPROVAL_TIMEOUT_SECONDS", float, 1.0, "approval_timeout_seconds")
     if text("BOT_SYSTEM_PROMPT"):
         values["system_prompt"] = env["BOT_SYSTEM_PROMPT"]
 

@@ -28,9 +28,11 @@ from bot.limits.budgets import BudgetPolicy
 from bot.moderation.job import MODERATE, MODERATION_ACTION
 from bot.queue import store
 from bot.queue.job_type import JobType
+from bot.queue.parking import ParkedJobWaker
 from bot.queue.worker import Worker
 from bot.retention.tasks import FORGET_WORKSPACE, RetentionTask
 from bot.slack.clients import SlackClients
+from bot.tools.approval_note_job import APPROVAL_NOTE
 from bot.tools.builtin import configured_registry
 from bot.tools.registry import ToolRegistry
 from bot.tools.slash_job import SLASH_COMMAND
@@ -47,6 +49,7 @@ JOB_TYPES: tuple[JobType, ...] = (
     FORGET_WORKSPACE,
     MODERATE,
     MODERATION_ACTION,
+    APPROVAL_NOTE,
 )
 
 
@@ -141,7 +144,8 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         lease_seconds=settings.job_lease_seconds,
         poll_seconds=1.0 if settings.is_postgres else 0.1,
         queued_notice_seconds=settings.queued_notice_seconds,
-        housekeeping=[RetentionTask(sessions, settings.retention_days)],
+        # Parked jobs whose approval time is up go back to the queue (to tell the model no).
+        housekeeping=[RetentionTask(sessions, settings.retention_days), ParkedJobWaker(sessions)],
     )
     listener = None
     if settings.is_postgres:

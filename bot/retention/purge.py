@@ -21,6 +21,7 @@ from bot.queue.models import DEAD, DONE, Job
 from bot.retention.policy import Cutoffs
 from bot.slack.oauth_tables import oauth_states
 from bot.slack.org_workspaces import OrgWorkspace
+from bot.tools.approvals import ToolApproval
 
 
 def _delete_messages(session: Session, where, batch_size: int) -> int:
@@ -77,6 +78,9 @@ def purge_expired(session: Session, cutoffs: Cutoffs, *, batch_size: int) -> dic
     deleted["jobs"] = _delete_by_key(
         session, Job, [Job.id], [Job.status.in_((DONE, DEAD)), Job.finished_at < cutoff], batch_size
     )
+    deleted["tool_approvals"] = _delete_by_key(
+        session, ToolApproval, [ToolApproval.id], [ToolApproval.requested_at < cutoff], batch_size
+    )
     # File names, posters, permalinks and reasons: kept as long as the conversations.
     deleted["moderation_decisions"] = _delete_by_key(
         session, ModerationDecision, [ModerationDecision.id], [ModerationDecision.created_at < cutoff], batch_size
@@ -131,6 +135,7 @@ def forget_workspace(session: Session, team_id: str, *, batch_size: int, keep_jo
     deleted += _delete_by_key(
         session, OrgWorkspace, [OrgWorkspace.team_id], [OrgWorkspace.team_id == team_id], batch_size
     )
+    deleted += _delete_by_key(session, ToolApproval, [ToolApproval.id], [ToolApproval.team_id == team_id], batch_size)
     job_filter = [Job.team_id == team_id] + ([Job.id != keep_job_id] if keep_job_id is not None else [])
     deleted += _delete_by_key(session, Job, [Job.id], job_filter, batch_size)
     return deleted

@@ -29,6 +29,8 @@ def register(registry: ToolRegistry) -> None:
         usage=USAGE,
         permission=Permission.ADMINS,
         timeout=10.0,
+        # Showing the state reads; switching (or any other action) changes it.
+        changes_state=lambda arguments: str(arguments.get("action", "status")).split()[:1] not in ([], ["status"]),
     )
 
 

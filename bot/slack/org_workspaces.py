@@ -48,6 +48,12 @@ def enterprise_of(session: Session, team_id: str) -> str | None:
     return session.execute(select(OrgWorkspace.enterprise_id).where(OrgWorkspace.team_id == team_id)).scalar()
 
 
+def teams_of(session: Session, enterprise_id: str) -> list[str]:
+    return list(
+        session.execute(select(OrgWorkspace.team_id).where(OrgWorkspace.enterprise_id == enterprise_id)).scalars()
+    )
+
+
 class OrgWorkspaceRecorder:
     """A Bolt middleware: records (team, enterprise) of org-wide installs, once per process."""
 

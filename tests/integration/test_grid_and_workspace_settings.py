@@ -114,6 +114,45 @@ def test_an_org_wide_install_answers_in_every_workspace_of_the_org(database_url,
         clients.for_team("T9")
 
 
+def test_uninstalling_an_org_wide_install_forgets_the_org(database_url, engine, sessions, slack):
+    settings = oauth_settings(database_url, slack)
+    store = installation_store(settings, engine)
+    store.save(org_installation())
+    app = create_web_app(settings, warm_up=False)
+    try:
+        with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://bot") as client:
+            for team in ("T2", "T3"):
+                assert post_org_event(client, team).status_code == 200
+            body = sr.event_callback(
+                {"type": "app_uninstalled", "event_ts": str(time.time())},
+                team_id="T2",
+                authorizations=[
+                    {
+                        "enterprise_id": "E1",
+                        "team_id": "T2",
+                        "user_id": "UBOT",
+                        "is_bot": True,
+                        "is_enterprise_install": True,
+                    }
+                ],
+            )
+            body["enterprise_id"] = "E1"
+            body["is_enterprise_install"] = True
+            raw = json.dumps(body)
+            response = client.post(
+                "/slack/events", content=raw, headers=sr.signed_headers(SECRET, raw, int(time.time()))
+            )
+            assert response.status_code == 200
+    finally:
+        app.engine.dispose()
+    assert store.find_bot(enterprise_id="E1", team_id=None, is_enterprise_install=True) is None
+    with pytest.raises(WorkspaceNotInstalled):
+        InstalledTokens(store).token_for("T3")
+    with sessions() as session:
+        forgets = sorted(session.execute(select(Job.team_id).where(Job.kind == "forget_workspace")).scalars())
+    assert forgets == ["T2", "T3"]
+
+
 def test_a_workspace_install_still_wins_over_the_org(database_url, engine, sessions, slack):
     settings = oauth_settings(database_url, slack)
     store = installation_store(settings, engine)

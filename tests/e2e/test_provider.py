@@ -127,3 +127,19 @@ def test_the_system_prompt_names_the_channel_and_the_person_of_a_dm(fresh):
     [body] = requests_mentioning(fresh, "and here?")
     system = body["messages"][0]["content"]
     assert "a direct message with Alice" in system and dm not in system
+
+
+def test_ask_with_think_hard_streams_thinks_then_runs_its_tool_without_thinking(fresh):
+    from tests.e2e.test_slash_commands import run
+
+    def model(body):
+        if body["messages"][-1]["role"] == "tool":
+            return {"content": "The calculator says " + body["messages"][-1]["content"] + "."}
+        return {"content": "Calculating.", "tool_calls": [{"name": "calculate", "arguments": {"expression": "7*8"}}]}
+
+    fresh.inference.responder = model
+    answer = run(fresh, "/ask", "think hard: what is seven times eight?")
+    assert "The calculator says 7*8 = 56." in answer["text"]
+    first, second = requests_mentioning(fresh, "what is seven times eight?")
+    assert first["stream"] is True and second["stream"] is True  # long answers never wait in silence
+    assert first["extended_thinking"]["enabled"] is True and "extended_thinking" not in second

@@ -16,7 +16,7 @@ from bot.conversation.reply_job import REPLY
 from bot.conversation.welcome_job import WELCOME
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
-from bot.images.attachments import AttachmentResolver
+from bot.history.attachments import AttachmentResolver
 from bot.inference.client import InferenceClient
 from bot.inference.gateway import ModelGateway
 from bot.limits import admission

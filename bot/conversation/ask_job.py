@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Settings
 from bot.conversation.prompt import build_system_prompt
 from bot.conversation.reply_job import wants_extended_thinking
-from bot.conversation.thread import ThreadEntry
 from bot.conversation.tool_loop import CollectedText, converse
-from bot.conversation.users import current_user
 from bot.failures import JobStopped, Permanent, user_sentence
+from bot.history.thread import ThreadEntry
+from bot.history.users import current_user
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.queue.job_type import JobType
 from bot.queue.models import INTERACTIVE

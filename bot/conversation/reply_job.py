@@ -22,13 +22,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import history
 from bot.config import Settings
-from bot.conversation import store as history
 from bot.conversation.prompt import build_system_prompt
-from bot.conversation.thread import ThreadEntry
 from bot.conversation.tool_loop import converse
-from bot.conversation.users import refresh_users
 from bot.failures import JobStopped, Permanent, user_sentence
+from bot.history.thread import ThreadEntry
+from bot.history.users import refresh_users
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from bot.conversation.thread import ImagePart
+from bot.images.part import ImagePart
 
 DEFAULT_MAX_EDGE = 1568
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024  # of base64 text

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
-from bot.conversation.models import MessageImage, SlackUser, Thread, ThreadMessage
-from bot.inbound.models import IdempotencyKey
+from bot.history.models import MessageImage, SlackUser, Thread, ThreadMessage
+from bot.idempotency.models import IdempotencyKey
 from bot.queue.models import DEAD, DONE, Job
 from bot.retention.policy import Cutoffs
 from bot.slack.oauth_tables import oauth_states

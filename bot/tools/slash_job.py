@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.conversation.users import current_user
+from bot.history.users import current_user
 from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE
 from bot.queue.worker import JobContext

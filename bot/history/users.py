@@ -13,8 +13,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.conversation import store as history
-from bot.conversation.models import SlackUser
+from bot import history
+from bot.history.models import SlackUser
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from bot.conversation.models import MessageImage, SlackUser, Thread, ThreadMessage
-from bot.conversation.thread import FileNote, ImagePart, ThreadEntry, ToolCall
 from bot.db.clock import db_now
+from bot.history.models import MessageImage, SlackUser, Thread, ThreadMessage
+from bot.history.thread import FileNote, ImagePart, ThreadEntry, ToolCall
 
 USER_CACHE_TTL = timedelta(hours=24)
 

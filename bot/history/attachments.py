@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.conversation.models import MessageImage, ThreadMessage
+from bot.history.models import MessageImage, ThreadMessage
 from bot.images.download import DownloadError, describe_download_problem, download_slack_file
 from bot.images.processing import ImageRejected, prepare_image
 

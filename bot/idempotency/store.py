@@ -7,7 +7,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.db.clock import db_now
-from bot.inbound.models import IdempotencyKey
+from bot.idempotency.models import IdempotencyKey
 
 
 def claim_once(session: Session, team_id: str, key: str) -> bool:

@@ -12,7 +12,6 @@ as soon as it exists, and a re-run updates that message rather than posting anot
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,19 +23,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import history
 from bot.config import Settings
-from bot.conversation.prompt import build_system_prompt
-from bot.conversation.tool_loop import converse
+from bot.conversation.turn import run_model_turn
 from bot.failures import JobStopped, Permanent, user_sentence
+from bot.history.backfill import BotIdentity, backfill_if_needed
 from bot.history.thread import ThreadEntry
 from bot.history.users import refresh_users
-from bot.inference.gateway import CallContext, ModelGateway
+from bot.inference.gateway import ModelGateway
 from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE
 from bot.queue.store import ClaimedJob
 from bot.queue.worker import JobContext
 from bot.slack.clients import SlackClients
-from bot.slack.replies import StreamingReply, UpdatingReply
-from bot.tools.registry import ToolContext, ToolRegistry
+from bot.slack.replies import ReplyWriter
+from bot.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
     from bot.runtime import WorkerParts
@@ -44,8 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 THINKING_STATUS = "is thinking…"
-THINK_HARD = re.compile(r"\b(think (hard|harder|carefully|deeply)|ultrathink)\b", re.IGNORECASE)
-REPLIES_PAGE = 200
 
 
 @dataclass(frozen=True)
@@ -57,16 +54,6 @@ class ReplyPayload(Payload):
     ts: str
     user: str = ""
     channel_type: str = ""
-
-
-def wants_extended_thinking(text: str) -> bool:
-    return bool(THINK_HARD.search(text or ""))
-
-
-@dataclass
-class BotIdentity:
-    user_id: str
-    bot_id: str | None
 
 
 class ReplyJob(JobHandler):
@@ -152,41 +139,22 @@ class ReplyJob(JobHandler):
 
     def _converse(self, ctx: JobContext, entries: list[ThreadEntry], asker, writer) -> tuple[list[dict], str]:
         job, payload = ctx.job, ctx.job.payload
-        system = build_system_prompt(
-            self.settings.system_prompt,
-            workspace=job.team_id,
-            channel=payload["channel"],
-            today=datetime.now(UTC).date().isoformat(),
-        )
-        newest_user_text = next((e.text for e in reversed(entries) if e.role == "user" and not e.deleted), "")
-        thinking = self.settings.extended_thinking or wants_extended_thinking(newest_user_text)
-        tool_ctx = ToolContext(
-            team_id=job.team_id,
-            channel_id=payload["channel"],
-            thread_ts=payload["thread_ts"],
-            user_id=job.user_id,
-            user_is_admin=bool(asker and asker.is_admin),
-            slack=self.slack.for_team(job.team_id),
-            db=self.sessions,
+        turn = run_model_turn(
+            ctx,
+            gateway=self.gateway,
+            tools=self.tools,
             settings=self.settings,
-        )
-        call = CallContext(
-            team_id=job.team_id,
-            user_id=job.user_id,
-            should_stop=ctx.should_stop,
-            on_wait=lambda seconds, reason: self._tell_queued(ctx, seconds),
-        )
-        turn = converse(
-            self.gateway,
-            self.tools,
-            self.settings,
-            system=system,
+            sessions=self.sessions,
+            slack=self.slack.for_team(job.team_id),
             entries=entries,
-            tool_ctx=tool_ctx,
-            call=call,
+            channel=payload["channel"],
+            thread_ts=payload["thread_ts"],
+            asker=asker,
             sink=writer,
             turn_ts=payload["ts"],
-            thinking=thinking,
+            question=next((e.text for e in reversed(entries) if e.role == "user" and not e.deleted), ""),
+            now=datetime.now(UTC),
+            on_wait=lambda seconds, reason: self._tell_queued(ctx, seconds),
         )
         return turn.stored, turn.text
 
@@ -236,45 +204,15 @@ class ReplyJob(JobHandler):
         return self._identities[team_id]
 
     def _backfill_if_needed(self, client: WebClient, team: str, channel: str, thread_ts: str) -> None:
-        with self.sessions() as session:
-            thread = history.get_thread(session, team, channel, thread_ts)
-            if thread is None or not thread.needs_backfill:
-                return
-        me = self.identity(client, team)
-        cursor, count = None, 0
-        while True:
-            response = client.conversations_replies(channel=channel, ts=thread_ts, limit=REPLIES_PAGE, cursor=cursor)
-            with self.sessions.begin() as session:
-                for message in response.get("messages", []):
-                    role = self._backfill_role(message, me)
-                    if role is None:
-                        continue
-                    count += history.upsert_message(
-                        session,
-                        team_id=team,
-                        channel_id=channel,
-                        thread_ts=thread_ts,
-                        ts=message["ts"],
-                        user_id=message.get("user") if role == "user" else None,
-                        text=message.get("text", ""),
-                        files=message.get("files"),
-                        role=role,
-                    )
-            cursor = (response.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
-        with self.sessions.begin() as session:
-            history.mark_backfilled(session, team, channel, thread_ts)
-        log.info("thread backfilled channel=%s messages=%d", channel, count)
-
-    def _backfill_role(self, message: dict, me: BotIdentity) -> str | None:
-        if message.get("subtype") not in (None, "file_share", "thread_broadcast", "bot_message", "me_message"):
-            return None
-        if message.get("user") == me.user_id or (me.bot_id and message.get("bot_id") == me.bot_id):
-            return "assistant"
-        if message.get("bot_id") and not self.settings.answer_other_bots:
-            return None
-        return "user"
+        backfill_if_needed(
+            client,
+            self.sessions,
+            team=team,
+            channel=channel,
+            thread_ts=thread_ts,
+            identity=lambda: self.identity(client, team),
+            answer_other_bots=self.settings.answer_other_bots,
+        )
 
     def _refresh_users(self, client: WebClient, team: str, user_ids: set[str]) -> None:
         refresh_users(client, self.sessions, team, user_ids)
@@ -301,44 +239,3 @@ class ReplyJob(JobHandler):
 
 
 REPLY = JobType("reply", ReplyPayload, ReplyJob, lane=INTERACTIVE)
-
-
-class ReplyWriter:
-    """Picks streaming or post-and-update, and guards every Slack write with the lease."""
-
-    def __init__(
-        self,
-        client: WebClient,
-        *,
-        channel: str,
-        thread_ts: str,
-        team_id: str,
-        user_id: str,
-        existing_ts: str | None,
-        streaming: bool,
-        on_posted: Callable[[list[str]], None],
-        checkpoint: Callable[[], None],
-    ):
-        self.checkpoint = checkpoint
-        self.streams_text = True
-        if streaming:
-            self.inner: StreamingReply | UpdatingReply = StreamingReply(
-                client, channel=channel, thread_ts=thread_ts, team_id=team_id, user_id=user_id, on_posted=on_posted
-            )
-        else:
-            self.inner = UpdatingReply(
-                client, channel=channel, thread_ts=thread_ts, existing_ts=existing_ts, on_posted=on_posted
-            )
-
-    def append(self, text: str) -> None:
-        if text:
-            self.checkpoint()
-            self.inner.append(text)
-
-    def finish(self) -> list[str]:
-        self.checkpoint()
-        return self.inner.finish()
-
-    def finish_with_text(self, text: str) -> list[str]:
-        self.append(text)
-        return self.finish()

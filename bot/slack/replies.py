@@ -205,3 +205,44 @@ class StreamingReply:
             ts_list.append(response["ts"])
             self.on_posted(list(ts_list))
         return ts_list
+
+
+class ReplyWriter:
+    """Picks streaming or post-and-update, and guards every Slack write with the lease."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        channel: str,
+        thread_ts: str,
+        team_id: str,
+        user_id: str,
+        existing_ts: str | None,
+        streaming: bool,
+        on_posted: Callable[[list[str]], None],
+        checkpoint: Callable[[], None],
+    ):
+        self.checkpoint = checkpoint
+        self.streams_text = True
+        if streaming:
+            self.inner: StreamingReply | UpdatingReply = StreamingReply(
+                client, channel=channel, thread_ts=thread_ts, team_id=team_id, user_id=user_id, on_posted=on_posted
+            )
+        else:
+            self.inner = UpdatingReply(
+                client, channel=channel, thread_ts=thread_ts, existing_ts=existing_ts, on_posted=on_posted
+            )
+
+    def append(self, text: str) -> None:
+        if text:
+            self.checkpoint()
+            self.inner.append(text)
+
+    def finish(self) -> list[str]:
+        self.checkpoint()
+        return self.inner.finish()
+
+    def finish_with_text(self, text: str) -> list[str]:
+        self.append(text)
+        return self.finish()

@@ -25,6 +25,7 @@ from bot.db.engine import make_engine, make_session_factory, ping
 from bot.limits.admission import GlobalRateLimiter, rate_limits
 from bot.queue.store import queue_stats
 from bot.slack.app import create_bolt_app
+from bot.stats import queue_and_limiter
 
 log = logging.getLogger(__name__)
 
@@ -186,32 +187,11 @@ class WebApp:
             ping(self.engine)
             with self.sessions() as session:
                 stats = queue_stats(session)
-            requests, tokens = self.limiter.usage()
+            sections = queue_and_limiter(stats, self.limiter)
         except SQLAlchemyError as exc:
             log.warning("health database_error=%s", type(exc).__name__)
             return _respond(start_response, "503 Service Unavailable", {"status": "error", "database": "down"})
-        limits = self.limiter.limits
-        return _respond(
-            start_response,
-            "200 OK",
-            {
-                "status": "ok",
-                "database": "ok",
-                "queue": {
-                    "queued": stats.queued,
-                    "running": stats.running,
-                    "dead": stats.dead,
-                    "oldest_queued_age_seconds": stats.oldest_queued_age_seconds,
-                },
-                "limiter": {
-                    "window_seconds": limits.window_seconds,
-                    "requests": requests,
-                    "max_requests": limits.max_requests,
-                    "tokens": tokens,
-                    "max_tokens": limits.max_tokens,
-                },
-            },
-        )
+        return _respond(start_response, "200 OK", {"status": "ok", "database": "ok", **sections})
 
 
 def create_web_app(settings: Settings, *, warm_up: bool = True) -> WebApp:

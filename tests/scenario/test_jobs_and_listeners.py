@@ -3,6 +3,7 @@ queue → worker thread → fakes. On SQLite and on PostgreSQL (the `database_ur
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from bot.conversation.ask_job import ASK
@@ -102,3 +103,17 @@ def test_an_uninstall_forgets_the_workspace(scenario):
 
 def test_every_declared_job_type_has_a_handler_in_the_running_worker(scenario):
     assert set(scenario.runtime.worker.handlers) == {job_type.kind for job_type in JOB_TYPES}
+
+
+def test_an_edit_is_recorded_and_the_next_reply_sees_it(scenario):
+    channel = new_channel()
+    first = sr.app_mention("<@UBOT> my number is 41", channel=channel)
+    scenario.post_event(first)
+    scenario.wait_settled(REPLY.kind)
+    edit = sr.message_changed(channel, first["ts"], "<@UBOT> my number is 43", previous_text=first["text"])
+    assert scenario.post_event(edit).status_code == 200
+    scenario.post_event(sr.app_mention("<@UBOT> and now?", channel=channel, thread_ts=first["ts"]))
+    scenario.wait_settled(REPLY.kind, count=2)
+    last = scenario.inference.requests[-1][2]
+    said = json.dumps([m for m in last["messages"] if m["role"] == "user"])  # the echo answer quotes the old text
+    assert "my number is 43" in said and "my number is 41" not in said

@@ -10,8 +10,10 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.agent.stops import STOP_CHANNEL, StopWatch
 from bot.config import Settings
 from bot.conversation.ask_job import ASK
+from bot.conversation.feedback_job import FEEDBACK_THANKS
 from bot.conversation.reply_job import REPLY
 from bot.conversation.welcome_job import WELCOME
 from bot.db.engine import make_engine, make_session_factory
@@ -35,7 +37,16 @@ from bot.tools.slash_job import SLASH_COMMAND
 log = logging.getLogger(__name__)
 
 # Every job type the worker runs: a new one is declared in its own module and added here.
-JOB_TYPES: tuple[JobType, ...] = (REPLY, ASK, SLASH_COMMAND, WELCOME, FORGET_WORKSPACE, MODERATE, MODERATION_ACTION)
+JOB_TYPES: tuple[JobType, ...] = (
+    REPLY,
+    ASK,
+    SLASH_COMMAND,
+    WELCOME,
+    FEEDBACK_THANKS,
+    FORGET_WORKSPACE,
+    MODERATE,
+    MODERATION_ACTION,
+)
 
 
 @dataclass
@@ -51,6 +62,7 @@ class WorkerParts:
     http: httpx.Client  # Slack file downloads (shared with the attachment resolver)
     tools_http: httpx.Client  # tools' own HTTP and response_url answers
     admin: WebClient | None  # SLACK_ADMIN_USER_TOKEN's client, for moderation removals
+    stops: StopWatch  # Stop requests of this process's answers (bot.agent.stops)
 
 
 def build_handlers(parts: WorkerParts, job_types: tuple[JobType, ...] = JOB_TYPES) -> dict:
@@ -108,6 +120,7 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         max_file_bytes=settings.max_file_bytes,
         http=httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)),
     )
+    stops = StopWatch(sessions, notified=settings.is_postgres)  # the Stop button (bot.agent.stops)
     parts = WorkerParts(
         settings=settings,
         sessions=sessions,
@@ -118,6 +131,7 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         http=attachments.http,
         tools_http=httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)),
         admin=web_client(settings, settings.slack_admin_user_token) if settings.slack_admin_user_token else None,
+        stops=stops,
     )
     handlers = build_handlers(parts)
     worker = Worker(
@@ -133,7 +147,11 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
     if settings.is_postgres:
         listener = NotificationListener(
             settings.database_url,
-            {store.NOTIFY_CHANNEL: worker.wake, admission.NOTIFY_CHANNEL: limiter.capacity_changed},
+            {
+                store.NOTIFY_CHANNEL: worker.wake,
+                admission.NOTIFY_CHANNEL: limiter.capacity_changed,
+                STOP_CHANNEL: stops.notify,
+            },
             on_reconnect=worker.wake,
         )
     return WorkerRuntime(engine, sessions, worker, listener)

@@ -22,6 +22,9 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import history
+from bot.agent import waiting
+from bot.agent.feedback import Trace
+from bot.agent.stops import AnswerStopped, StopFlag, StopKey, StoppableGateway, StopWatch
 from bot.config import Settings
 from bot.conversation.turn import run_model_turn
 from bot.failures import JobStopped, Permanent, user_sentence
@@ -33,6 +36,7 @@ from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE
 from bot.queue.store import ClaimedJob
 from bot.queue.worker import JobContext
+from bot.slack.agent_session import AgentSession
 from bot.slack.clients import SlackClients
 from bot.slack.replies import ReplyWriter
 from bot.tools.registry import ToolRegistry
@@ -42,7 +46,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-THINKING_STATUS = "is thinking…"
+THINKING_STATUS = waiting.THINKING_STATUS
+STOPPED_NOTE = "\n\n_(stopped)_"
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class ReplyJob(JobHandler):
         *,
         resolve_attachments: Callable[[WebClient, str, list], None] | None = None,
         streaming: bool = True,
+        stops: StopWatch | None = None,
     ):
         self.gateway = gateway
         self.slack = slack
@@ -75,6 +81,7 @@ class ReplyJob(JobHandler):
         self.tools = tools
         self.resolve_attachments = resolve_attachments
         self.streaming = streaming
+        self.stops = stops if stops is not None else StopWatch(sessions)
         self._identities: dict[str, BotIdentity] = {}
         # More text than the context budget can hold (estimates run ~3.5 characters a token).
         self._history_chars = settings.context_budget_tokens * 4
@@ -88,6 +95,7 @@ class ReplyJob(JobHandler):
             parts.settings,
             parts.tools,
             resolve_attachments=parts.attachments,
+            stops=parts.stops,
         )
 
     # -- the job ----------------------------------------------------------------------------
@@ -98,6 +106,13 @@ class ReplyJob(JobHandler):
             return
         team, channel, thread_ts = job.team_id, payload["channel"], payload["thread_ts"]
         client = self.slack.for_team(team)
+        stop = StopFlag(self.stops, StopKey(team, channel, thread_ts, job.created_at))
+        if stop.is_set(fresh=True):  # Stop was pressed while this waited in the queue
+            log.info("reply stopped_before_start job_id=%d", job.id)
+            ctx.save_progress(done=True, stopped=True)
+            return
+        agent = AgentSession(client, channel=channel, thread_ts=thread_ts, user_id=job.user_id)
+        agent.start()  # `processing`: Slack shows its Stop button
         self._backfill_if_needed(client, team, channel, thread_ts)
         with self.sessions() as session:
             rows = history.load_rows(session, team, channel, thread_ts, newest_chars=self._history_chars)
@@ -109,11 +124,19 @@ class ReplyJob(JobHandler):
         with self.sessions() as session:
             entries = history.load_thread(session, team, channel, thread_ts, newest_chars=self._history_chars)
             asker = history.get_user(session, team, job.user_id)
-        self._set_status(client, channel, thread_ts)  # idempotent: a re-run may set it again
+        self._set_status(client, channel, thread_ts, entries)  # idempotent: a re-run may set it again
+        self._set_title(agent, payload, entries)
 
-        writer = self._writer(ctx, client)
+        writer = self._writer(ctx, client, agent=agent, stop=stop)
+        gateway = StoppableGateway(self.gateway, stop)
         try:
-            turn, final_text = self._converse(ctx, entries, asker, writer)
+            turn, final_text = self._converse(ctx, entries, asker, writer, gateway)
+        except AnswerStopped:
+            ctx.checkpoint()
+            writer.stop_early(STOPPED_NOTE)
+            ctx.save_progress(done=True, stopped=True)
+            log.info("reply stopped job_id=%d model_calls=%d", job.id, gateway.calls)
+            return
         except Permanent as exc:
             ctx.checkpoint()
             writer.finish_with_text(user_sentence(exc))
@@ -124,7 +147,7 @@ class ReplyJob(JobHandler):
                 raise JobStopped() from None
             raise
         ctx.checkpoint()
-        posted = writer.finish()
+        posted = writer.finish(trace=self._trace(ctx, gateway, writer))
         with self.sessions.begin() as session:
             history.record_turn(
                 session,
@@ -137,11 +160,25 @@ class ReplyJob(JobHandler):
             history.touch_thread(session, team, channel, thread_ts)
         ctx.save_progress(done=True, reply_ts=posted)
 
-    def _converse(self, ctx: JobContext, entries: list[ThreadEntry], asker, writer) -> tuple[list[dict], str]:
+    def _trace(self, ctx: JobContext, gateway: StoppableGateway, writer: ReplyWriter) -> Trace:
+        latency = (datetime.now(UTC) - ctx.job.created_at).total_seconds()
+        return Trace(
+            model=self.settings.inference_model_id or "",
+            prompt_tokens=gateway.prompt_tokens,
+            completion_tokens=gateway.completion_tokens,
+            tools=writer.steps.tool_names(),
+            latency_ms=max(int(latency * 1000), 0),
+            attempts=ctx.job.attempts,
+            thread_ts=ctx.job.payload["thread_ts"],
+        )
+
+    def _converse(
+        self, ctx: JobContext, entries: list[ThreadEntry], asker, writer, gateway=None
+    ) -> tuple[list[dict], str]:
         job, payload = ctx.job, ctx.job.payload
         turn = run_model_turn(
             ctx,
-            gateway=self.gateway,
+            gateway=gateway or self.gateway,
             tools=self.tools,
             settings=self.settings,
             sessions=self.sessions,
@@ -160,7 +197,9 @@ class ReplyJob(JobHandler):
 
     # -- Slack ------------------------------------------------------------------------------
 
-    def _writer(self, ctx: JobContext, client: WebClient) -> ReplyWriter:
+    def _writer(
+        self, ctx: JobContext, client: WebClient, *, agent: AgentSession | None = None, stop: StopFlag | None = None
+    ) -> ReplyWriter:
         payload = ctx.job.payload
         existing = (ctx.progress.get("reply_ts") or [None])[0]
 
@@ -177,13 +216,24 @@ class ReplyJob(JobHandler):
             streaming=self.streaming and existing is None,
             on_posted=remember,
             checkpoint=ctx.checkpoint,
+            agent=agent,
+            stop=stop,
         )
 
-    def _set_status(self, client: WebClient, channel: str, thread_ts: str) -> None:
-        try:
-            client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread_ts, status=THINKING_STATUS)
-        except SlackApiError as error:  # not every surface allows it; the answer matters, not the status
-            log.debug("reply status_unavailable error=%s", error.response.get("error"))
+    def _set_status(self, client: WebClient, channel: str, thread_ts: str, entries: list[ThreadEntry] = ()) -> None:
+        newest = next((e for e in reversed(entries) if e.role == "user" and not e.deleted), None)
+        images = len(newest.images) if newest else 0
+        files = len(newest.files) if newest else 0
+        messages = waiting.thinking_messages(images=images, files=files)
+        AgentSession(client, channel=channel, thread_ts=thread_ts).set_status(THINKING_STATUS, messages)
+
+    def _set_title(self, agent: AgentSession, payload: dict, entries: list[ThreadEntry]) -> None:
+        """In the agent DM view, a new thread is titled after its first question."""
+        if payload.get("channel_type") != "im" or payload.get("ts") != payload.get("thread_ts"):
+            return
+        first = next((e for e in entries if e.role == "user" and not e.deleted), None)
+        if first is not None:
+            agent.set_title(waiting.thread_title(first.text))
 
     def _tell_queued(self, ctx: JobContext, seconds: float) -> None:
         if seconds < self.settings.queued_notice_seconds or ctx.progress.get("told_queued"):
@@ -236,6 +286,12 @@ class ReplyJob(JobHandler):
             self._post_note(ctx.job, user_sentence(event.error or Exception()))
         except SlackApiError as error:
             log.warning("job dead_notice_failed id=%d error=%s", ctx.job.id, error.response.get("error"))
+        payload = ctx.job.payload
+        agent = AgentSession(
+            self.slack.for_team(ctx.job.team_id), channel=payload["channel"], thread_ts=payload["thread_ts"]
+        )
+        agent.processing = True  # it may be: a failed answer must not leave the Stop button behind
+        agent.ended(by_stream=False)
 
 
 REPLY = JobType("reply", ReplyPayload, ReplyJob, lane=INTERACTIVE)

@@ -23,7 +23,7 @@ BOT = Path(__file__).resolve().parents[2] / "bot"
 LAYERS: list[set[str]] = [
     {"bot", "bot.failures", "bot.logs", "bot.moderation_policy"},  # import nothing from bot
     {"bot.config", "bot.db"},
-    {"bot.images", "bot.limits", "bot.queue", "bot.idempotency"},
+    {"bot.images", "bot.limits", "bot.queue", "bot.idempotency", "bot.agent"},  # bot.agent: steps, stops, feedback
     {"bot.inference", "bot.history", "bot.slack"},  # bot.slack: the adapters
     {"bot.tools"},
     {"bot.conversation"},

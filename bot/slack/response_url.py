@@ -17,6 +17,7 @@ import httpx
 from bot.failures import user_sentence
 from bot.queue.job_type import JobEvent, JobHandler
 from bot.queue.worker import JobContext
+from bot.slack.mentions import neutralize_mentions
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def fit_answer(text: str, limit: int = MAX_ANSWER_CHARS) -> str:
 
 def response_payload(text: str, *, public: bool) -> dict:
     """The JSON body: visible to the channel when `public`, else only to the person who asked."""
-    answer = fit_answer(text)
+    answer = neutralize_mentions(fit_answer(text))  # no broadcast pings from model output
     return {
         "response_type": "in_channel" if public else "ephemeral",
         "text": answer,

@@ -243,3 +243,26 @@ def test_the_messages_tab_greets_once_and_assistant_threads_get_suggested_prompt
     assert call.ok and call.params["channel_id"] == dm
     prompts = call.params["prompts"]
     assert len(json.loads(prompts) if isinstance(prompts, str) else prompts) == 3
+
+
+def test_text_postgres_rejects_is_recorded_and_answered(fresh):
+    # NUL is refused by Postgres text columns and a lone surrogate by psycopg; SQLite takes both.
+    channel = new_channel()
+    event = sr.app_mention("<@UBOT> nul\u0000here and a lone \ud83d surrogate", channel=channel)
+    assert fresh.post_event(event).status_code == 200
+    [reply] = finished_replies(fresh, channel)
+    assert "nulhere and a lone \ufffd surrogate" in fresh.slack.text_of(channel, reply["ts"])
+
+
+def test_model_output_never_pings_a_channel_or_group(fresh):
+    channel = new_channel()
+    fresh.inference.responder = lambda body: {"content": "Attention <!channel> <!here> <!subteam^S1|@ops> @everyone"}
+    fresh.post_event(sr.app_mention("<@UBOT> shout", channel=channel))
+    [reply] = finished_replies(fresh, channel)
+    posted = [
+        json.dumps(call.params, ensure_ascii=False)
+        for call in fresh.slack.all_calls()
+        if call.method.startswith("chat.") and call.params.get("channel") == channel
+    ]
+    assert posted and not any("<!" in p or " @everyone" in p for p in posted), posted
+    assert "@\u2060channel" in fresh.slack.text_of(channel, reply["ts"])

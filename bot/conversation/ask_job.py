@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
+from bot.conversation.places import PlaceNames
 from bot.conversation.tool_loop import CollectedText
 from bot.conversation.turn import run_model_turn
 from bot.failures import JobStopped, Permanent, user_sentence
@@ -59,6 +60,7 @@ class AskJob(ResponseUrlAnswers):
         self.settings = settings
         self.tools = tools
         self.public_tools = without_private_tools(tools)
+        self.places = PlaceNames(sessions)
 
     @classmethod
     def from_parts(cls, parts: WorkerParts) -> AskJob:
@@ -102,6 +104,7 @@ class AskJob(ResponseUrlAnswers):
             gateway=self.gateway,
             tools=self.public_tools if public else self.tools,
             settings=self.settings,
+            places=self.places,
             sessions=self.sessions,
             slack=client,
             entries=[entry],

@@ -26,6 +26,7 @@ from bot.agent import waiting
 from bot.agent.feedback import Trace
 from bot.agent.stops import AnswerStopped, StopFlag, StopKey, StoppableGateway, StopWatch
 from bot.config import Settings
+from bot.conversation.places import PlaceNames
 from bot.conversation.turn import run_model_turn
 from bot.failures import JobStopped, Permanent, user_sentence
 from bot.history.backfill import BotIdentity, backfill_if_needed
@@ -83,6 +84,7 @@ class ReplyJob(JobHandler):
         self.streaming = streaming
         self.stops = stops if stops is not None else StopWatch(sessions)
         self._identities: dict[str, BotIdentity] = {}
+        self.places = PlaceNames(sessions)
         # More text than the context budget can hold (estimates run ~3.5 characters a token).
         self._history_chars = settings.context_budget_tokens * 4
 
@@ -181,6 +183,7 @@ class ReplyJob(JobHandler):
             gateway=gateway or self.gateway,
             tools=self.tools,
             settings=self.settings,
+            places=self.places,
             sessions=self.sessions,
             slack=self.slack.for_team(job.team_id),
             entries=entries,

@@ -13,6 +13,7 @@ import httpx
 from slack_sdk import WebClient
 from sqlalchemy.orm import sessionmaker
 
+from bot.conversation.places import PlaceNames
 from bot.conversation.prompt import build_system_prompt
 from bot.conversation.tool_loop import ModelTurn, TextSink, converse
 from bot.history.thread import ThreadEntry
@@ -34,6 +35,7 @@ def run_model_turn(
     gateway: ModelGateway,
     tools: ToolRegistry,
     settings: Any,
+    places: PlaceNames,
     sessions: sessionmaker,
     slack: WebClient,
     entries: list[ThreadEntry],
@@ -51,7 +53,10 @@ def run_model_turn(
     (it may ask for extended thinking); ``now``: for the date in the system prompt."""
     job = ctx.job
     system = build_system_prompt(
-        settings.system_prompt, workspace=job.team_id, channel=channel, today=now.date().isoformat()
+        settings.system_prompt,
+        workspace=places.workspace(slack, job.team_id),
+        channel=places.describe(slack, job.team_id, channel, asker_id=job.user_id),
+        today=now.date().isoformat(),
     )
     tool_ctx = job_tool_context(
         job,

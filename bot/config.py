@@ -186,10 +186,17 @@ def output_limit_problems(values: Mapping[str, object]) -> list[str]:
             f"set it to {cap} or less."
         )
     if budget >= max_output:
+        if max_output <= MIN_THINKING_BUDGET_TOKENS:
+            fix = (
+                f"raise INFERENCE_MAX_OUTPUT_TOKENS above {MIN_THINKING_BUDGET_TOKENS} (the smallest budget), "
+                "since anyone can ask the bot to think hard"
+            )
+        else:
+            example = max(MIN_THINKING_BUDGET_TOKENS, min(max_output, cap) // 2)
+            fix = f"lower the budget (at least {MIN_THINKING_BUDGET_TOKENS}, e.g. {example})"
         problems.append(
             f"INFERENCE_THINKING_BUDGET_TOKENS is {budget}, not below INFERENCE_MAX_OUTPUT_TOKENS ({max_output}): "
-            "thinking tokens come out of the output limit, so the budget must be smaller "
-            f"(at least {MIN_THINKING_BUDGET_TOKENS}; e.g. {max(MIN_THINKING_BUDGET_TOKENS, max_output // 2)})."
+            f"thinking tokens come out of the output limit; {fix}."
         )
     return problems
 

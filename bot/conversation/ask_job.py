@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
+from bot.conversation.approval_gate import RefuseStateChanges
 from bot.conversation.places import PlaceNames
 from bot.conversation.tool_loop import CollectedText
 from bot.conversation.turn import run_model_turn
@@ -116,6 +117,7 @@ class AskJob(ResponseUrlAnswers):
             question=question,
             now=datetime.now(UTC),
             http=self.http,
+            gate=RefuseStateChanges(self.tools),  # no thread for an approval card: refused with a reason
         )
         log.info("ask answered id=%d tool_rounds=%d public=%s", job.id, turn.tool_rounds, public)
         # What the model said in every round, as a thread reply would show it.

@@ -26,6 +26,7 @@ from bot.agent import waiting
 from bot.agent.feedback import Trace
 from bot.agent.stops import AnswerStopped, StopFlag, StopKey, StoppableGateway, StopWatch
 from bot.config import Settings
+from bot.conversation.approval_gate import ApprovalGate
 from bot.conversation.places import PlaceNames
 from bot.conversation.turn import run_model_turn
 from bot.failures import JobStopped, Permanent, user_sentence
@@ -35,6 +36,7 @@ from bot.history.users import refresh_users
 from bot.inference.gateway import ModelGateway
 from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE
+from bot.queue.parking import JobParked
 from bot.queue.store import ClaimedJob
 from bot.queue.worker import JobContext
 from bot.slack.agent_session import AgentSession
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 
 THINKING_STATUS = waiting.THINKING_STATUS
 STOPPED_NOTE = "\n\n_(stopped)_"
+AWAITING_APPROVAL_NOTE = "\n\n_(waiting for your approval below)_"
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,12 @@ class ReplyJob(JobHandler):
             writer.finish_with_text(user_sentence(exc))
             ctx.save_progress(done=True)
             return
+        except JobParked:
+            # A state-changing tool waits for the asker (the card is in the thread); the answer
+            # message says so, and is updated when the job runs again after the answer.
+            ctx.checkpoint()
+            writer.stop_early(AWAITING_APPROVAL_NOTE)
+            raise
         except Exception:
             if ctx.stopping.is_set():
                 raise JobStopped() from None
@@ -199,6 +208,17 @@ class ReplyJob(JobHandler):
             question=next((e.text for e in reversed(entries) if e.role == "user" and not e.deleted), ""),
             now=datetime.now(UTC),
             on_wait=lambda seconds, reason: self._tell_queued(ctx, seconds),
+            gate=ApprovalGate(
+                self.tools,
+                self.sessions,
+                self.slack.for_team(job.team_id),
+                team_id=job.team_id,
+                job_id=job.id,
+                channel=payload["channel"],
+                thread_ts=payload["thread_ts"],
+                asker=job.user_id,
+                timeout_seconds=self.settings.approval_timeout_seconds,
+            ),
         )
         return turn.stored, turn.text
 

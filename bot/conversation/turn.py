@@ -15,7 +15,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.conversation.places import PlaceNames
 from bot.conversation.prompt import build_system_prompt
-from bot.conversation.tool_loop import ModelTurn, TextSink, converse
+from bot.conversation.tool_loop import ModelTurn, TextSink, ToolGate, converse
 from bot.history.thread import ThreadEntry
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.queue.worker import JobContext
@@ -48,9 +48,11 @@ def run_model_turn(
     now: datetime,
     http: httpx.Client | None = None,
     on_wait: Callable[[float, str], None] | None = None,
+    gate: ToolGate | None = None,
 ) -> ModelTurn:
     """Run the model over ``entries`` for ``ctx.job``. ``question``: the text being answered
-    (it may ask for extended thinking); ``now``: for the date in the system prompt."""
+    (it may ask for extended thinking); ``now``: for the date in the system prompt; ``gate``:
+    sees each tool call first (bot.conversation.approval_gate)."""
     job = ctx.job
     system = build_system_prompt(
         settings.system_prompt,
@@ -80,4 +82,5 @@ def run_model_turn(
         sink=sink,
         turn_ts=turn_ts,
         thinking=settings.extended_thinking or wants_extended_thinking(question),
+        gate=gate,
     )

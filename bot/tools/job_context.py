@@ -23,9 +23,11 @@ def job_tool_context(
     sessions: sessionmaker,
     settings: Any,
     http: httpx.Client | None = None,
+    typed_by_person: bool = False,
 ) -> ToolContext:
     """``asker``: the job's user from the `slack_users` cache (None if unknown: not an admin).
-    ``thread_ts`` None: the job runs outside a thread, and tools that need one say so."""
+    ``thread_ts`` None: the job runs outside a thread, and tools that need one say so.
+    ``typed_by_person``: the person typed the call (a slash command), not the model."""
     return ToolContext(
         team_id=job.team_id,
         channel_id=channel or None,
@@ -36,4 +38,5 @@ def job_tool_context(
         db=sessions,
         settings=settings,
         http=http,
+        typed_by_person=typed_by_person,
     )

@@ -24,10 +24,12 @@ LAYERS: list[set[str]] = [
     {"bot", "bot.failures", "bot.logs", "bot.moderation_policy"},  # import nothing from bot
     {"bot.config", "bot.db"},
     {"bot.images", "bot.limits", "bot.queue", "bot.idempotency", "bot.agent"},  # bot.agent: steps, stops, feedback
-    {"bot.inference", "bot.history", "bot.slack"},  # bot.slack: the adapters
+    {"bot.inference", "bot.slack"},  # bot.slack: the adapters
+    {"bot.history"},
     {"bot.tools"},
     {"bot.conversation"},
-    {"bot.moderation", "bot.retention"},
+    {"bot.moderation"},
+    {"bot.retention"},
     {"bot.tools.builtin", "bot.models"},
     {"bot.runtime", "bot.diagnostics", "bot.stats"},
     {"slack_app", "bot.chat"},

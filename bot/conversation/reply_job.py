@@ -445,8 +445,13 @@ class ReplyWriter:
         title = self.steps.new_plan_title()
         if title:
             chunks = [plan_chunk(title), *chunks]
-        if isinstance(self.inner, StreamingReply):
-            self.inner.append_chunks(chunks)  # post-and-update answers show the steps when they finish
+        if isinstance(self.inner, StreamingReply) and self.inner.fallback is None:
+            self.inner.append_chunks(chunks)
+            if self.inner.fallback is None:
+                return  # else streaming just failed: show the steps the other way
+        updating = self.inner.fallback if isinstance(self.inner, StreamingReply) else self.inner
+        if updating is not None:
+            updating.show_lead(self._lead_blocks())  # post and update: the steps as a context line
 
     # -- the end ------------------------------------------------------------------------
 

@@ -85,6 +85,7 @@ class UpdatingReply:
         self.clock = clock
         self._last_update = float("-inf")
         self.shown = ""  # the text people can see now (the last post or update)
+        self.lead_blocks: list[dict] = []  # shown above the text while it is written (the steps)
 
     def append(self, delta: str) -> None:
         self.text += delta
@@ -94,14 +95,27 @@ class UpdatingReply:
         if self.ts_list and now - self._last_update < UPDATE_INTERVAL_SECONDS:
             return
         preview = self.text if len(self.text) <= PREVIEW_MAX_CHARS else self.text[:PREVIEW_MAX_CHARS] + " …"
+        self._show(preview)
+        self.shown = preview
+        self._last_update = now
+
+    def show_lead(self, blocks: Sequence[dict]) -> None:
+        """Show `blocks` above the text at once (a tool step started or ended)."""
+        self.lead_blocks = list(blocks)
+        self._show(self.shown)
+        self._last_update = self.clock()
+
+    def _show(self, preview: str) -> None:
+        extra = {}
+        if self.lead_blocks:
+            extra["blocks"] = [*self.lead_blocks, *(to_blocks(preview) if preview.strip() else [])]
+        text = preview if preview.strip() else "…"
         if not self.ts_list:
-            response = self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=preview)
+            response = self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=text, **extra)
             self.ts_list.append(response["ts"])
             self.on_posted(list(self.ts_list))
         else:
-            self.client.chat_update(channel=self.channel, ts=self.ts_list[0], text=preview)
-        self.shown = preview
-        self._last_update = now
+            self.client.chat_update(channel=self.channel, ts=self.ts_list[0], text=text, **extra)
 
     def finish(
         self, extra_text: str = "", *, lead_blocks: Sequence[dict] = (), tail_blocks: Sequence[dict] = ()
@@ -354,8 +368,13 @@ class ReplyWriter:
         title = self.steps.new_plan_title()
         if title:
             chunks = [plan_chunk(title), *chunks]
-        if isinstance(self.inner, StreamingReply):
-            self.inner.append_chunks(chunks)  # post-and-update answers show the steps when they finish
+        if isinstance(self.inner, StreamingReply) and self.inner.fallback is None:
+            self.inner.append_chunks(chunks)
+            if self.inner.fallback is None:
+                return  # else streaming just failed: show the steps the other way
+        updating = self.inner.fallback if isinstance(self.inner, StreamingReply) else self.inner
+        if updating is not None:
+            updating.show_lead(self._lead_blocks())  # post and update: the steps as a context line
 
     # -- the end ------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bot.moderation.policy import PolicyError, parse_policy
+from bot.moderation_policy import PolicyError, parse_policy
 
 DEFAULT_DATABASE_URL = "sqlite:///bot.sqlite3"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -74,6 +74,7 @@ class Settings:
     max_tool_rounds: int = 5
     max_images_per_request: int = 10
     max_file_bytes: int = 20 * 1024 * 1024
+    image_decode_concurrency: int = 2
     context_budget_tokens: int = 150_000
     extended_thinking: bool = False
     thinking_budget_tokens: int = 2048  # part of inference_max_output_tokens, so below it
@@ -93,6 +94,12 @@ class Settings:
     log_level: str = "INFO"
     # Stored messages, images, idempotency keys and finished jobs older than this are purged; 0 keeps them.
     retention_days: int = 30
+    web_concurrency: int = 2  # gunicorn processes of `bot web` (WEB_CONCURRENCY, read by gunicorn too)
+    # The Postgres plan's connection limit, for `bot check`'s connection budget. Heroku
+    # essential-0 (and essential-1) allow 20 connections.
+    database_connection_limit: int = 20
+    # How long a state-changing tool call the model made waits for the asker's approval.
+    approval_timeout_seconds: float = 24 * 3600.0
 
     @property
     def is_postgres(self) -> bool:
@@ -286,6 +293,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("DAILY_TOKEN_BUDGET_PER_USER", int, 1)
     number("DAILY_TOKEN_BUDGET_PER_TEAM", int, 1)
     number("RETENTION_DAYS", int, 0)
+    number("WEB_CONCURRENCY", int, 1)
+    number("DATABASE_CONNECTION_LIMIT", int, 1)
+    number("BOT_APPROVAL_TIMEOUT_SECONDS", float, 1.0, "approval_timeout_seconds")
     if text("BOT_SYSTEM_PROMPT"):
         values["system_prompt"] = env["BOT_SYSTEM_PROMPT"]
 
@@ -294,6 +304,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("BOT_MAX_TOOL_ROUNDS", int, 1, "max_tool_rounds")
     number("BOT_MAX_IMAGES_PER_REQUEST", int, 0, "max_images_per_request")
     number("BOT_MAX_FILE_BYTES", int, 1024, "max_file_bytes")
+    number("BOT_IMAGE_DECODE_CONCURRENCY", int, 1, "image_decode_concurrency")
     number("BOT_CONTEXT_BUDGET_TOKENS", int, 1000, "context_budget_tokens")
     number("INFERENCE_THINKING_BUDGET_TOKENS", int, MIN_THINKING_BUDGET_TOKENS, "thinking_budget_tokens")
     problems.extend(output_limit_problems(values))

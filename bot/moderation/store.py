@@ -9,14 +9,30 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.db.clock import db_now
-from bot.moderation.models import ModerationChannel, ModerationDecision
+from bot.db.dialect import insert as dialect_insert
+from bot.moderation.models import ModerationChannel, ModerationDecision, ModerationSettings
 from bot.moderation.report import DecisionView
 from bot.moderation.verdict import Verdict
+from bot.moderation.workspace import StoredSettings
+
+
+def workspace_settings(session: Session, team_id: str) -> StoredSettings | None:
+    row = session.get(ModerationSettings, team_id)
+    return StoredSettings(row.report_channel, row.admin_user_token) if row else None
+
+
+def set_workspace_setting(session: Session, team_id: str, *, user_id: str, **values: str | None) -> None:
+    """Set `report_channel` and/or `admin_user_token` (None clears) for the workspace."""
+    insert = dialect_insert(session)
+    values = {**values, "changed_by": user_id, "changed_at": db_now(session)}
+    session.execute(
+        insert(ModerationSettings)
+        .values(team_id=team_id, **values)
+        .on_conflict_do_update(index_elements=[ModerationSettings.team_id], set_=values)
+    )
 
 
 def channel_switch(session: Session, team_id: str, channel_id: str) -> bool | None:
@@ -29,7 +45,7 @@ def channel_switch(session: Session, team_id: str, channel_id: str) -> bool | No
 
 
 def set_channel_switch(session: Session, team_id: str, channel_id: str, *, enabled: bool, user_id: str) -> None:
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     values = {"enabled": enabled, "changed_by": user_id, "changed_at": db_now(session)}
     session.execute(
         insert(ModerationChannel)

@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.clock import db_epoch
+from bot.failures import JobStopped, Permanent
 from bot.limits.models import RateLimiterState, RateReservation, RateWaiter, TokenUsage
 from bot.limits.server_view import ServerView, capped_pause, correction_from_view, merge_views
 from bot.limits.window import (
@@ -60,11 +61,14 @@ def rate_limits(settings) -> RateLimits:
     )
 
 
-class RequestTooLarge(Exception):
-    """The request needs more tokens than the whole window holds; it can never be sent."""
+class RequestTooLarge(Permanent):
+    """The request needs more tokens than the whole rate window holds; it can never be sent.
+    (A thread too long for the model's context is bot.conversation.budget.ThreadTooLong.)"""
+
+    reason = "request_too_large"
 
 
-class AdmissionStopped(Exception):
+class AdmissionStopped(JobStopped):
     """The caller asked to stop (shutdown) while waiting for capacity."""
 
 

@@ -142,6 +142,7 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         poll_seconds=1.0 if settings.is_postgres else 0.1,
         queued_notice_seconds=settings.queued_notice_seconds,
         housekeeping=[RetentionTask(sessions, settings.retention_days)],
+        line_length=limiter.line_length,
     )
     listener = None
     if settings.is_postgres:

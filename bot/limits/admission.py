@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -335,6 +335,16 @@ class GlobalRateLimiter:
                 row[0] or 0, row[1] or 0, row[2], row[3] or 0, row[4] if row[4] is not None else -math.inf
             )
         return window_usage(reservations, self.limits, now, correction)
+
+    def line_length(self) -> int:
+        """Calls waiting in line for admission now, in every process."""
+        with self.sessions() as session:
+            now = db_epoch(session)
+            return int(
+                session.execute(
+                    select(func.count()).where(RateWaiter.limiter == self.name, RateWaiter.expires_at > now)
+                ).scalar_one()
+            )
 
     def _notify(self, session: Session) -> None:
         if session.get_bind().dialect.name == "postgresql":

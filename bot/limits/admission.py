@@ -154,10 +154,12 @@ class GlobalRateLimiter:
                 session.add(reservation)
                 if waiter_id is not None:
                     session.execute(delete(RateWaiter).where(RateWaiter.id == waiter_id))
-                # Expired rows are no longer needed; deleting them here keeps the table tiny.
+                # Rows older than two windows are no longer needed (a server view compares the
+                # window before its call's admission); deleting them here keeps the table tiny.
                 session.execute(
                     delete(RateReservation).where(
-                        RateReservation.limiter == self.name, RateReservation.admitted_at <= horizon
+                        RateReservation.limiter == self.name,
+                        RateReservation.admitted_at <= horizon - self.limits.window_seconds,
                     )
                 )
                 session.flush()
@@ -271,6 +273,8 @@ class GlobalRateLimiter:
         if state.seen_at is not None and admitted_at < state.seen_at:
             return  # a newer view is already held
         now = db_epoch(session)
+        if now - admitted_at > self.limits.window_seconds:
+            return  # a call longer than a window: its view is older than anything it could correct
         rows = session.execute(
             select(RateReservation.id, RateReservation.admitted_at, RateReservation.tokens).where(
                 RateReservation.limiter == self.name,

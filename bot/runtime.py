@@ -151,10 +151,12 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
             {
                 store.NOTIFY_CHANNEL: worker.wake,
                 admission.NOTIFY_CHANNEL: limiter.capacity_changed,
+                admission.ADMITTED_CHANNEL: limiter.admitted,
                 STOP_CHANNEL: stops.notify,
             },
             on_reconnect=worker.wake,
         )
+        limiter.listening = True  # admissions are counted from NOTIFY, every process's alike
     return WorkerRuntime(engine, sessions, worker, listener)
 
 

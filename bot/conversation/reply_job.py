@@ -181,7 +181,8 @@ class ReplyJob(JobHandler):
             raise
         ctx.checkpoint()
         posted = writer.finish(trace=self._trace(ctx, gateway, writer))
-        with self.sessions.begin() as session:
+        ctx.checkpoint()
+        with self.sessions.begin() as session:  # the turn is stored only while the job is ours
             history.record_turn(
                 session,
                 team_id=team,
@@ -191,7 +192,7 @@ class ReplyJob(JobHandler):
                 entries=[*turn, {"role": "assistant", "text": final_text, "reply_ts": posted}],
             )
             history.touch_thread(session, team, channel, thread_ts)
-        ctx.save_progress(done=True, reply_ts=posted)
+            ctx.save_progress_in(session, done=True, reply_ts=posted)
 
     def _trace(self, ctx: JobContext, gateway: StoppableGateway, writer: ReplyWriter) -> Trace:
         latency = (datetime.now(UTC) - ctx.job.created_at).total_seconds()

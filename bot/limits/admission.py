@@ -47,7 +47,8 @@ from bot.limits.window import (
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "bot_limiter"
+NOTIFY_CHANNEL = "bot_limiter"  # a reconciliation freed capacity (or the server's view changed)
+ADMITTED_CHANNEL = "bot_limiter_admitted"  # a call left the line: everyone behind it moved up
 LIMITER_NAME = "inference"
 
 
@@ -112,6 +113,10 @@ class GlobalRateLimiter:
         # One admission transaction at a time per process: waiting threads queue here, not on a
         # database connection blocked behind the limiter row's lock.
         self._admitting = threading.Lock()
+        # Admissions seen (from every process, by NOTIFY on ADMITTED_CHANNEL when `listening`,
+        # else this process's own): a sleeping waiter whose place ahead has emptied wakes.
+        self._admissions = 0
+        self.listening = False
 
     # -- one transaction each ---------------------------------------------------------
 
@@ -154,6 +159,9 @@ class GlobalRateLimiter:
                 session.add(reservation)
                 if waiter_id is not None:
                     session.execute(delete(RateWaiter).where(RateWaiter.id == waiter_id))
+                self._notify(session, ADMITTED_CHANNEL)
+                if not self.listening:
+                    self._count_admission()
                 # Rows older than two windows are no longer needed (a server view compares the
                 # window before its call's admission); deleting them here keeps the table tiny.
                 session.execute(
@@ -350,15 +358,24 @@ class GlobalRateLimiter:
                 ).scalar_one()
             )
 
-    def _notify(self, session: Session) -> None:
+    def _notify(self, session: Session, channel: str = NOTIFY_CHANNEL) -> None:
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
 
     # -- waiting ----------------------------------------------------------------------
 
     def capacity_changed(self) -> None:
         """Called by the worker's listener when another process freed capacity."""
         self._wake_local()
+
+    def admitted(self) -> None:
+        """Called by the worker's listener for every admission, in any process (ADMITTED_CHANNEL)."""
+        self._count_admission()
+
+    def _count_admission(self) -> None:
+        with self._capacity_changed:
+            self._admissions += 1
+            self._capacity_changed.notify_all()
 
     def _wake_local(self) -> None:
         with self._capacity_changed:
@@ -384,6 +401,7 @@ class GlobalRateLimiter:
         since: float | None = None
         try:
             while True:
+                admissions_before = self._admissions
                 attempt = self._attempt(tokens, lane=lane, waiter_id=waiter_id, since=since, register=True)
                 since = since if since is not None else attempt.now
                 decision = attempt.decision
@@ -402,23 +420,35 @@ class GlobalRateLimiter:
                     on_wait(wait, decision.reason)
                 if on_line and attempt.slot is not None:
                     on_line(attempt.slot.position, wait)
-                head = attempt.slot is not None and attempt.slot.position == 0
                 self._wait(
                     min(wait, WAITER_TTL_SECONDS / 3),
-                    woken_by_reconciliation=head and decision.reason == "tokens",
+                    position=attempt.slot.position if attempt.slot is not None else 0,
+                    admissions_seen=admissions_before,
+                    tokens_bound=decision.reason == "tokens",
                     should_stop=should_stop,
                 )
         finally:
             self._remove_waiter(waiter_id)
 
-    def _wait(self, seconds: float, *, woken_by_reconciliation: bool, should_stop: Callable[[], bool]) -> None:
-        """Sleep until the predicted slot. Only the head of the line waiting for tokens ends early
-        (a reconciliation may free tokens); the others' slots move only with time."""
+    def _wait(
+        self,
+        seconds: float,
+        *,
+        position: int,
+        admissions_seen: int,
+        tokens_bound: bool,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """Sleep until the predicted slot, or until this call heads the line (as many admissions
+        as calls were ahead of it) when capacity may have freed early: a reconciliation (tokens the
+        server confirmed unused) or the admission of the call just ahead. Nobody else wakes, so
+        a wake-up costs a database round trip only for the call that may now go."""
         deadline = time.monotonic() + seconds
         with self._capacity_changed:
             while (remaining := deadline - time.monotonic()) > 0:
                 if self._capacity_changed.wait(timeout=min(remaining, STOP_CHECK_SECONDS)):
-                    if woken_by_reconciliation:
+                    moved_up = self._admissions - admissions_seen
+                    if position - moved_up <= 0 and (tokens_bound or moved_up > 0):
                         return
                 elif should_stop():
                     return

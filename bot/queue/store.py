@@ -322,20 +322,24 @@ def waiting_positions(session: Session, *, older_than_seconds: float, limit: int
     return [(_claimed(job), int(ahead)) for job, ahead in rows]
 
 
-def mark_told(session: Session, job_id: int, *, min_interval_seconds: float) -> bool:
-    """Record that a queued job's user is told (again) where it stands; False if that happened
-    less than `min_interval_seconds` ago (by any worker) or the job has started."""
+def mark_told(session: Session, job_ids: list[int], *, min_interval_seconds: float) -> set[int]:
+    """Record that queued jobs' users are told (again) where they stand; returns the ids marked,
+    leaving out those told less than `min_interval_seconds` ago (by any worker) or started."""
+    if not job_ids:
+        return set()
     now = db_now(session)
-    result = session.execute(
+    rows = session.execute(
         update(Job)
         .where(
-            Job.id == job_id,
+            Job.id.in_(job_ids),
             IS_QUEUED,
             (Job.notified_at.is_(None)) | (Job.notified_at <= now - timedelta(seconds=min_interval_seconds)),
         )
         .values(notified_at=now)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return {row[0] for row in rows}
 
 
 @dataclass(frozen=True)

@@ -93,11 +93,17 @@ class JobContext:
 
     def save_progress(self, **updates) -> None:
         """Persist what a re-run must not repeat; raises LeaseLost if the job is no longer ours."""
-        self.progress.update(updates)
         with self.sessions.begin() as session:
-            if not store.save_progress(session, self.job.id, self.job.lease_token, dict(self.progress)):
-                self.lease_lost.set()
-                raise LeaseLost()
+            self.save_progress_in(session, **updates)
+
+    def save_progress_in(self, session: Session, **updates) -> None:
+        """save_progress inside the caller's transaction (e.g. with the turn it stored): if the
+        job is no longer ours, LeaseLost is raised and the whole transaction rolls back."""
+        progress = {**self.progress, **updates}
+        if not store.save_progress(session, self.job.id, self.job.lease_token, progress):
+            self.lease_lost.set()
+            raise LeaseLost()
+        self.progress.update(updates)
 
 
 class Worker:
@@ -349,12 +355,17 @@ class Worker:
     # -- upkeep (its own thread; anything that talks to Slack goes to the hook pool) -------
 
     def _upkeep_loop(self) -> None:
-        last_feedback = 0.0
-        while not self._control_stop.wait(1.0):
+        last_feedback = last_housekeeping = 0.0
+        # Expired leases are looked for a few times per lease (at most every 5 s): a dead worker's
+        # jobs come back within about one lease; more often would only cost commits.
+        housekeeping_every = min(5.0, max(0.5, self.lease_seconds / 4))
+        while not self._control_stop.wait(0.5):
             if self.stopping.is_set():
                 continue  # shutting down: nothing new is started
-            self._housekeeping()
             now = time.monotonic()
+            if now - last_housekeeping >= housekeeping_every:
+                last_housekeeping = now
+                self._housekeeping()
             if now - last_feedback >= FEEDBACK_INTERVAL_SECONDS:
                 last_feedback = now
                 self._queue_feedback()
@@ -436,17 +447,24 @@ class Worker:
         with self._lock:
             for job_id in [j for j in self._told if j not in alive]:
                 del self._told[job_id]
+        to_tell = []
         for job, ahead in waiting:
             position = ahead + ahead_in_line
             _, last_position, updates = self._told.get(job.id, (0.0, -1, 0))
-            if position == last_position or updates >= MAX_FEEDBACK_UPDATES:
+            if position != last_position and updates < MAX_FEEDBACK_UPDATES:
+                to_tell.append((job, position, updates))
+        if not to_tell:
+            return
+        try:
+            with self.sessions.begin() as session:  # one commit per round, however many are told
+                marked = store.mark_told(
+                    session, [job.id for job, _, _ in to_tell], min_interval_seconds=FEEDBACK_INTERVAL_SECONDS - 0.5
+                )
+        except SQLAlchemyError:
+            return
+        for job, position, updates in to_tell:
+            if job.id not in marked:
                 continue
-            try:
-                with self.sessions.begin() as session:
-                    if not store.mark_told(session, job.id, min_interval_seconds=FEEDBACK_INTERVAL_SECONDS - 0.5):
-                        continue
-            except SQLAlchemyError:
-                return
             self._told[job.id] = (now, position, updates + 1)
             event = JobEvent(position=position, update=updates > 0 or job.notified_at is not None)
             self._submit_hook(

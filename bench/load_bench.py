@@ -20,7 +20,9 @@ Figures, from the fakes' own records:
 - answers per minute: mentions / (last job finished - first job created) x 60;
 - bot messages per thread: bot messages in each mention's thread (goal: exactly one);
 - repeated model calls: mentions whose text reached the model more than once;
-- commits per reply: the scratch database's xact_commit over the run / mentions.
+- commits per reply: the scratch database's xact_commit over the run / mentions (PostgreSQL also
+  counts each pooled connection's pre-ping there), and with ``--count-commits`` the transactions
+  the bot's processes committed (bench/commit_probe) / mentions.
 """
 
 from __future__ import annotations
@@ -255,8 +257,15 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
         slack = FakeSlack(latency=3.0 if slow else 0.02, post_limit_per_channel=1)
         slack.start()
         stack.callback(slack.stop)
+        probe = run_dir / "commits"
+        extra: dict[str, str] = {}
+        if opts.count_commits:
+            probe.mkdir(exist_ok=True)
+            paths = [str(REPO / "bench" / "commit_probe"), os.environ.get("PYTHONPATH", "")]
+            extra = {"BENCH_COMMIT_PROBE": str(probe), "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
         env = bot_env(
             url,
+            **extra,
             SLACK_API_URL=slack.api_url,
             INFERENCE_URL=inference_url,
             INFERENCE_MAX_REQUESTS_PER_MINUTE=str(limits[0]),
@@ -292,7 +301,15 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
         waiting_status = [c for c in status_calls if "ahead of yours" in json.dumps(c.params.get("loading_messages"))]
         for worker in workers:
             worker.stop()
+        web.stop()
         fake.stop()
+        bot_commits = None
+        if opts.count_commits:
+            bot_commits = sum(
+                int(line.split(" ", 1)[0])
+                for path in probe.glob("commits-*.txt")
+                for line in path.read_text().splitlines()
+            )
         figures = utilization(json.loads(records.read_text()), WINDOW, limits)
         result = {
             "kind": kind,
@@ -306,6 +323,7 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
             "status_calls": len(status_calls),
             "waiting_status_calls": len(waiting_status),
             "commits_per_reply": round(commits / opts.mentions, 1),
+            "bot_commits_per_reply": None if bot_commits is None else round(bot_commits / opts.mentions, 1),
             "load_avg_1m": os.getloadavg()[0],
             **summary,
             **{k: v for k, v in figures.items() if k != "windows"},
@@ -359,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--deadline", type=float, default=600.0)
     parser.add_argument("--sigterm-after", type=float, default=12.0)
+    parser.add_argument("--count-commits", action="store_true", help="count the bot's own commits (bench/commit_probe)")
     opts = parser.parse_args(argv)
     if opts.mentions is None:
         opts.mentions = {"burst": 6 * MAX_REQUESTS, "slow-slack": 36, "sigterm": 120}[opts.kind]

@@ -78,14 +78,19 @@ class JobContext:
             self.renew_now()
 
     def renew_now(self) -> None:
-        """Renew the lease in the database now; LeaseLost if it is not ours (or cannot be proved)."""
-        started = time.monotonic()
-        try:
-            with self.sessions.begin() as session:
-                ours = store.renew(session, self.job.id, self.job.lease_token, lease_seconds=self.lease_seconds)
-        except SQLAlchemyError as exc:
-            log.warning("job lease_unproven id=%d error=%s", self.job.id, type(exc).__name__)
-            raise LeaseLost() from exc
+        """Renew the lease in the database now; LeaseLost if it is not ours, or cannot be proved
+        while the lease may still be ours (a database blip is retried until then)."""
+        while True:
+            started = time.monotonic()
+            try:
+                with self.sessions.begin() as session:
+                    ours = store.renew(session, self.job.id, self.job.lease_token, lease_seconds=self.lease_seconds)
+                break
+            except SQLAlchemyError as exc:
+                if started + 0.25 - self.renewed_at >= self.lease_seconds * 0.9:
+                    log.warning("job lease_unproven id=%d error=%s", self.job.id, type(exc).__name__)
+                    raise LeaseLost() from exc
+                time.sleep(0.25)
         if not ours:
             self.lease_lost.set()
             raise LeaseLost()

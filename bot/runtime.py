@@ -99,7 +99,7 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
     engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 2)
     sessions = make_session_factory(engine)
     slack = slack or slack_clients(settings, engine)
-    limiter = GlobalRateLimiter(sessions, rate_limits(settings))
+    limiter = GlobalRateLimiter(sessions, rate_limits(settings), expects_server_view=True)
     client = InferenceClient(
         settings.inference_url or "",
         settings.inference_key or "",

@@ -97,6 +97,8 @@ class Attempt:
 # A waiter refreshes its row at least this often; a row not refreshed for WAITER_TTL_SECONDS
 # (its process died) no longer holds up the line.
 WAITER_TTL_SECONDS = 30.0
+# correction_seen_at when answers came but none carried x-ratelimit-* headers.
+SILENT = 0.0
 # A background call that has waited this long in line is served like an interactive one.
 BACKGROUND_AGING_SECONDS = 30.0
 # How often a sleeping waiter checks whether its caller wants it to stop.
@@ -104,10 +106,20 @@ STOP_CHECK_SECONDS = 0.5
 
 
 class GlobalRateLimiter:
-    def __init__(self, sessions: sessionmaker[Session], limits: RateLimits, *, name: str = LIMITER_NAME):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        limits: RateLimits,
+        *,
+        name: str = LIMITER_NAME,
+        expects_server_view: bool = False,
+    ):
+        """`expects_server_view`: the server is expected to send x-ratelimit-* headers, so until
+        its first response (or after an idle spell) only half the window is admitted."""
         self.sessions = sessions
         self.limits = limits
         self.name = name
+        self.expects_server_view = expects_server_view
         # Reconciliations in this process wake waiters at once; other processes' arrive by NOTIFY.
         self._capacity_changed = threading.Condition()
         # One admission transaction at a time per process: waiting threads queue here, not on a
@@ -194,9 +206,12 @@ class GlobalRateLimiter:
 
     def _limits_for(self, state: _State, now: float, largest: int) -> RateLimits:
         """The limits to admit against. A server that sends its view, but whose last view has
-        expired (the pool was idle), may be busy with another app's calls we cannot see: until
-        the first response brings a fresh view, admit at most half of the window."""
-        if state.seen_at is None or state.correction.active(now):
+        expired (the pool was idle) or that has not answered yet, may be busy with another app's
+        calls we cannot see: until the first response brings a fresh view, admit at most half of
+        the window. A server whose answers carry no view (SILENT) gets the whole window."""
+        if state.correction.active(now) or state.seen_at == SILENT:
+            return self.limits
+        if state.seen_at is None and not self.expects_server_view:
             return self.limits
         return replace(
             self.limits,
@@ -271,6 +286,12 @@ class GlobalRateLimiter:
             )
             if view is not None and not view.empty and admitted_at is not None:
                 self._take_view(session, view, admitted_at, reservation_id if refused else None)
+            elif admitted_at is not None:  # an answer without a view: the server may send none
+                session.execute(
+                    update(RateLimiterState)
+                    .where(RateLimiterState.name == self.name, RateLimiterState.correction_seen_at.is_(None))
+                    .values(correction_seen_at=SILENT)
+                )
             if also:
                 also(session)
             self._notify(session)

@@ -97,9 +97,19 @@ class JobContext:
         self.renewed_at = max(self.renewed_at, started)
 
     def save_progress(self, **updates) -> None:
-        """Persist what a re-run must not repeat; raises LeaseLost if the job is no longer ours."""
-        with self.sessions.begin() as session:
-            self.save_progress_in(session, **updates)
+        """Persist what a re-run must not repeat; raises LeaseLost if the job is no longer ours.
+        A database blip is retried while the lease may still be ours: losing what was already
+        shown (a reply's ts) would make the re-run post a second message."""
+        while True:
+            started = time.monotonic()
+            try:
+                with self.sessions.begin() as session:
+                    self.save_progress_in(session, **updates)
+                return
+            except OperationalError:
+                if started + 0.25 - self.renewed_at >= self.lease_seconds * 0.9:
+                    raise
+                time.sleep(0.25)
 
     def save_progress_in(self, session: Session, **updates) -> None:
         """save_progress inside the caller's transaction (e.g. with the turn it stored): if the

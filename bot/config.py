@@ -79,6 +79,7 @@ class Settings:
     max_tool_rounds: int = 5
     max_images_per_request: int = 10
     max_file_bytes: int = 20 * 1024 * 1024
+    image_decode_concurrency: int = 2
     context_budget_tokens: int = 150_000
     extended_thinking: bool = False
     thinking_budget_tokens: int = 2048  # part of inference_max_output_tokens, so below it
@@ -98,6 +99,12 @@ class Settings:
     log_level: str = "INFO"
     # Stored messages, images, idempotency keys and finished jobs older than this are purged; 0 keeps them.
     retention_days: int = 30
+    web_concurrency: int = 2  # gunicorn processes of `bot web` (WEB_CONCURRENCY, read by gunicorn too)
+    # The Postgres plan's connection limit, for `bot check`'s connection budget. Heroku
+    # essential-0 (and essential-1) allow 20 connections.
+    database_connection_limit: int = 20
+    # How long a state-changing tool call the model made waits for the asker's approval.
+    approval_timeout_seconds: float = 24 * 3600.0
 
     @property
     def is_postgres(self) -> bool:
@@ -191,10 +198,17 @@ def output_limit_problems(values: Mapping[str, object]) -> list[str]:
             f"set it to {cap} or less."
         )
     if budget >= max_output:
+        if max_output <= MIN_THINKING_BUDGET_TOKENS:
+            fix = (
+                f"raise INFERENCE_MAX_OUTPUT_TOKENS above {MIN_THINKING_BUDGET_TOKENS} (the smallest budget), "
+                "since anyone can ask the bot to think hard"
+            )
+        else:
+            example = max(MIN_THINKING_BUDGET_TOKENS, min(max_output, cap) // 2)
+            fix = f"lower the budget (at least {MIN_THINKING_BUDGET_TOKENS}, e.g. {example})"
         problems.append(
             f"INFERENCE_THINKING_BUDGET_TOKENS is {budget}, not below INFERENCE_MAX_OUTPUT_TOKENS ({max_output}): "
-            "thinking tokens come out of the output limit, so the budget must be smaller "
-            f"(at least {MIN_THINKING_BUDGET_TOKENS}; e.g. {max(MIN_THINKING_BUDGET_TOKENS, max_output // 2)})."
+            f"thinking tokens come out of the output limit; {fix}."
         )
     return problems
 
@@ -284,6 +298,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("DAILY_TOKEN_BUDGET_PER_USER", int, 1)
     number("DAILY_TOKEN_BUDGET_PER_TEAM", int, 1)
     number("RETENTION_DAYS", int, 0)
+    number("WEB_CONCURRENCY", int, 1)
+    number("DATABASE_CONNECTION_LIMIT", int, 1)
+    number("BOT_APPROVAL_TIMEOUT_SECONDS", float, 1.0, "approval_timeout_seconds")
     if text("BOT_SYSTEM_PROMPT"):
         values["system_prompt"] = env["BOT_SYSTEM_PROMPT"]
 
@@ -294,6 +311,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("BOT_ANSWER_CONTINUATIONS", int, 0, "answer_continuations")
     number("BOT_MAX_IMAGES_PER_REQUEST", int, 0, "max_images_per_request")
     number("BOT_MAX_FILE_BYTES", int, 1024, "max_file_bytes")
+    number("BOT_IMAGE_DECODE_CONCURRENCY", int, 1, "image_decode_concurrency")
     number("BOT_CONTEXT_BUDGET_TOKENS", int, 1000, "context_budget_tokens")
     number("INFERENCE_THINKING_BUDGET_TOKENS", int, MIN_THINKING_BUDGET_TOKENS, "thinking_budget_tokens")
     problems.extend(output_limit_problems(values))

@@ -36,6 +36,7 @@ from bot.agent.stops import (
 )
 from bot.config import Settings
 from bot.conversation import store as history
+from bot.conversation.approval_gate import ApprovalGate
 from bot.conversation.places import PlaceNames
 from bot.conversation.prompt import build_system_prompt
 from bot.conversation.thread import ThreadEntry
@@ -45,6 +46,7 @@ from bot.failures import JobStopped, Permanent, user_sentence
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE
+from bot.queue.parking import JobParked
 from bot.queue.store import ClaimedJob
 from bot.queue.worker import JobContext
 from bot.slack.agent_session import AgentSession
@@ -60,6 +62,7 @@ log = logging.getLogger(__name__)
 
 THINKING_STATUS = waiting.THINKING_STATUS
 STOPPED_NOTE = "\n\n_(stopped)_"
+AWAITING_APPROVAL_NOTE = "\n\n_(waiting for your approval below)_"
 THINK_HARD = re.compile(r"\b(think (hard|harder|carefully|deeply)|ultrathink)\b", re.IGNORECASE)
 REPLIES_PAGE = 200
 
@@ -179,6 +182,12 @@ class ReplyJob(JobHandler):
             writer.finish_with_text(user_sentence(exc))
             ctx.save_progress(done=True)
             return
+        except JobParked:
+            # A state-changing tool waits for the asker (the card is in the thread); the answer
+            # message says so, and is updated when the job runs again after the answer.
+            ctx.checkpoint()
+            writer.stop_early(AWAITING_APPROVAL_NOTE)
+            raise
         except Exception:
             if ctx.stopping.is_set():
                 raise JobStopped() from None
@@ -251,6 +260,17 @@ class ReplyJob(JobHandler):
             sink=writer,
             turn_ts=payload["ts"],
             thinking=thinking,
+            gate=ApprovalGate(
+                self.tools,
+                self.sessions,
+                tool_ctx.slack,
+                team_id=job.team_id,
+                job_id=job.id,
+                channel=payload["channel"],
+                thread_ts=payload["thread_ts"],
+                asker=job.user_id,
+                timeout_seconds=self.settings.approval_timeout_seconds,
+            ),
         )
         return turn.stored, turn.text
 

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.clock import db_epoch
+from bot.db.dialect import insert as dialect_insert
+from bot.db.dialect import notify
 from bot.failures import JobStopped, Permanent
 from bot.limits.models import RateLimiterState, RateReservation, RateWaiter, TokenUsage
 from bot.limits.server_view import ServerView, capped_pause, correction_from_view, merge_views
@@ -380,8 +380,7 @@ class GlobalRateLimiter:
             )
 
     def _notify(self, session: Session, channel: str = NOTIFY_CHANNEL) -> None:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+        notify(session, channel)
 
     # -- waiting ----------------------------------------------------------------------
 
@@ -484,9 +483,7 @@ class _State:
 
 def record_usage(session: Session, *, team_id: str, user_id: str, prompt_tokens: int, completion_tokens: int) -> None:
     """Add one call's usage to the per-team, per-user, per-day totals (caller commits)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(TokenUsage).values(
+    statement = dialect_insert(session)(TokenUsage).values(
         team_id=team_id,
         user_id=user_id or "",
         day=datetime.now(UTC).date(),

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from bot.config import Settings
-from bot.conversation.thread import ThreadEntry
 from bot.conversation.tool_loop import CONTINUE_PROMPT, LENGTH_NOTE, CollectedText, converse, output_tokens
+from bot.history.thread import ThreadEntry
 from bot.inference.client import InferenceClient
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.limits.admission import GlobalRateLimiter

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -134,7 +135,17 @@ def run_worker(settings: Settings) -> int:
     runtime = build_worker(settings)
     runtime.worker.install_signal_handlers()
     runtime.run()
+    exit_now_if_abandoned(runtime.worker)
     return 0
+
+
+def exit_now_if_abandoned(worker) -> None:
+    """After SIGTERM the worker released every job it still held; a job thread stuck in a
+    network call would keep the interpreter alive past the dyno's 30 s: exit without it."""
+    if worker.abandoned:
+        log.warning("worker exit_with_abandoned_threads=%d", worker.abandoned)
+        logging.shutdown()
+        os._exit(0)
 
 
 SERVE_WITHOUT_SLACK = (

@@ -103,7 +103,7 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
     sessions = make_session_factory(engine)
     set_decode_concurrency(settings.image_decode_concurrency)  # memory: images decoded at once
     slack = slack or slack_clients(settings, engine)
-    limiter = GlobalRateLimiter(sessions, rate_limits(settings))
+    limiter = GlobalRateLimiter(sessions, rate_limits(settings), expects_server_view=True)
     client = InferenceClient(
         settings.inference_url or "",
         settings.inference_key or "",
@@ -146,6 +146,7 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         queued_notice_seconds=settings.queued_notice_seconds,
         # Parked jobs whose approval time is up go back to the queue (to tell the model no).
         housekeeping=[RetentionTask(sessions, settings.retention_days), ParkedJobWaker(sessions)],
+        line_length=limiter.line_length,
     )
     listener = None
     if settings.is_postgres:
@@ -154,10 +155,12 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
             {
                 store.NOTIFY_CHANNEL: worker.wake,
                 admission.NOTIFY_CHANNEL: limiter.capacity_changed,
+                admission.ADMITTED_CHANNEL: limiter.admitted,
                 STOP_CHANNEL: stops.notify,
             },
             on_reconnect=worker.wake,
         )
+        limiter.listening = True  # admissions are counted from NOTIFY, every process's alike
     return WorkerRuntime(engine, sessions, worker, listener)
 
 

@@ -57,3 +57,15 @@ def thread_title(question: str) -> str:
         cut = cut[: cut.rfind(" ")]
     cut = cut.rstrip(" ,.;:-")
     return cut[:1].upper() + cut[1:] + "…"
+
+
+WAITING_STATUS = "is waiting for the model…"
+RETRYING_STATUS = "is retrying…"
+APOLOGY_MESSAGE = "Sorry, the model is not answering right now. I'll keep trying and answer here."
+
+
+def waiting_message(ahead: int) -> str:
+    """The status while a request waits its turn; `ahead`: requests ahead of it in the fair order."""
+    if ahead <= 0:
+        return "Waiting for the model: yours is next"
+    return f"Waiting for the model: {ahead} request{'s' if ahead != 1 else ''} ahead of yours"

@@ -42,6 +42,7 @@ from bot.queue.worker import JobContext
 from bot.slack.agent_session import AgentSession
 from bot.slack.clients import SlackClients
 from bot.slack.replies import ReplyWriter
+from bot.slack.status_board import StatusBoard
 from bot.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ class ReplyJob(JobHandler):
         self.stops = stops if stops is not None else StopWatch(sessions)
         self._identities: dict[str, BotIdentity] = {}
         self.places = PlaceNames(sessions)
+        # Queue feedback in the thread's status, sent off the job's thread (bounded per job).
+        self.status_board = StatusBoard()
         # More text than the context budget can hold (estimates run ~3.5 characters a token).
         self._history_chars = settings.context_budget_tokens * 4
 
@@ -106,6 +109,12 @@ class ReplyJob(JobHandler):
     # -- the job ----------------------------------------------------------------------------
 
     def run(self, ctx: JobContext) -> None:
+        try:
+            self._run(ctx)
+        finally:
+            self.status_board.forget(ctx.job.id)
+
+    def _run(self, ctx: JobContext) -> None:
         job, payload = ctx.job, ctx.job.payload
         if ctx.progress.get("done"):
             return
@@ -163,7 +172,8 @@ class ReplyJob(JobHandler):
             raise
         ctx.checkpoint()
         posted = writer.finish(trace=self._trace(ctx, gateway, writer))
-        with self.sessions.begin() as session:
+        ctx.checkpoint()
+        with self.sessions.begin() as session:  # the turn is stored only while the job is ours
             history.record_turn(
                 session,
                 team_id=team,
@@ -173,7 +183,7 @@ class ReplyJob(JobHandler):
                 entries=[*turn, {"role": "assistant", "text": final_text, "reply_ts": posted}],
             )
             history.touch_thread(session, team, channel, thread_ts)
-        ctx.save_progress(done=True, reply_ts=posted)
+            ctx.save_progress_in(session, done=True, reply_ts=posted)
 
     def _trace(self, ctx: JobContext, gateway: StoppableGateway, writer: ReplyWriter) -> Trace:
         latency = (datetime.now(UTC) - ctx.job.created_at).total_seconds()
@@ -207,7 +217,7 @@ class ReplyJob(JobHandler):
             turn_ts=payload["ts"],
             question=next((e.text for e in reversed(entries) if e.role == "user" and not e.deleted), ""),
             now=datetime.now(UTC),
-            on_wait=lambda seconds, reason: self._tell_queued(ctx, seconds),
+            on_line=lambda ahead, seconds: self._tell_position(ctx, ahead, seconds),
             gate=ApprovalGate(
                 self.tools,
                 self.sessions,
@@ -262,17 +272,26 @@ class ReplyJob(JobHandler):
         if first is not None:
             agent.set_title(waiting.thread_title(first.text))
 
-    def _tell_queued(self, ctx: JobContext, seconds: float) -> None:
-        if seconds < self.settings.queued_notice_seconds or ctx.progress.get("told_queued"):
-            return
-        ctx.save_progress(told_queued=True)
-        self._post_note(ctx.job, f"_Queued: the model is busy; answering in about {seconds:.0f} s._")
-
-    def _post_note(self, job: ClaimedJob, text: str) -> None:
+    def _agent(self, job: ClaimedJob) -> AgentSession:
         payload = job.payload
-        self.slack.for_team(job.team_id).chat_postMessage(
-            channel=payload["channel"], thread_ts=payload["thread_ts"], text=text
+        return AgentSession(
+            self.slack.for_team(job.team_id), channel=payload["channel"], thread_ts=payload["thread_ts"]
         )
+
+    def _tell_position(self, ctx: JobContext, ahead: int, seconds: float) -> None:
+        """Waiting in the rate limiter's line: the thread's status says how many are ahead (never
+        a message). Offered to the status board, so the wait itself is never held up by Slack."""
+        if seconds < 1.0:
+            return
+        agent = self._agent(ctx.job)
+        messages = [waiting.waiting_message(ahead)]
+
+        def send() -> None:
+            if ctx.lease_lost.is_set() or not ctx.lease_is_fresh():
+                return  # not provably ours any more: another worker speaks for this job now
+            agent.set_status(waiting.WAITING_STATUS, messages)
+
+        self.status_board.offer(ctx.job.id, messages[0], send)
 
     def identity(self, client: WebClient, team_id: str) -> BotIdentity:
         if team_id not in self._identities:
@@ -297,20 +316,32 @@ class ReplyJob(JobHandler):
     # -- hooks the worker calls -----------------------------------------------------------------
 
     def on_waiting(self, ctx: JobContext, event: JobEvent) -> None:
-        self._post_note(ctx.job, "_Queued: requests are ahead of yours; I'll answer as soon as the model is free._")
+        """Still queued: the thread's status says how many requests are ahead (a status, not a
+        message: the answer stays the thread's only bot message)."""
+        ahead = event.position if event.position is not None else 0
+        self._agent(ctx.job).set_status(waiting.WAITING_STATUS, [waiting.waiting_message(ahead)])
 
     def on_retry(self, ctx: JobContext, event: JobEvent) -> None:
+        """A long wait for a retry: the apology goes into the thread's status, not a message."""
         age = (datetime.now(UTC) - ctx.job.created_at).total_seconds()
-        if age + event.delay < self.settings.apology_after_seconds or ctx.progress.get("apologized"):
+        if age + event.delay < self.settings.apology_after_seconds:
             return
-        ctx.save_progress(apologized=True)
-        self._post_note(ctx.job, "Sorry, the model is not answering right now. I'll keep trying and reply here.")
+        self._agent(ctx.job).set_status(waiting.RETRYING_STATUS, [waiting.APOLOGY_MESSAGE])
 
     def on_dead(self, ctx: JobContext, event: JobEvent) -> None:
+        """Given up: the failure sentence becomes the answer's one message (the message already
+        started, if any, else the one posted now)."""
         if ctx.progress.get("done"):
             return
+        payload = ctx.job.payload
+        client = self.slack.for_team(ctx.job.team_id)
+        sentence = user_sentence(event.error or Exception())
+        existing = (ctx.progress.get("reply_ts") or [None])[0]
         try:
-            self._post_note(ctx.job, user_sentence(event.error or Exception()))
+            if existing:
+                client.chat_update(channel=payload["channel"], ts=existing, text=sentence)
+            else:
+                client.chat_postMessage(channel=payload["channel"], thread_ts=payload["thread_ts"], text=sentence)
         except SlackApiError as error:
             log.warning("job dead_notice_failed id=%d error=%s", ctx.job.id, error.response.get("error"))
         payload = ctx.job.payload

@@ -49,6 +49,7 @@ def run_model_turn(
     http: httpx.Client | None = None,
     on_wait: Callable[[float, str], None] | None = None,
     gate: ToolGate | None = None,
+    on_line: Callable[[int, float], None] | None = None,
 ) -> ModelTurn:
     """Run the model over ``entries`` for ``ctx.job``. ``question``: the text being answered
     (it may ask for extended thinking); ``now``: for the date in the system prompt; ``gate``:
@@ -71,7 +72,12 @@ def run_model_turn(
         http=http,
     )
     call = CallContext(
-        team_id=job.team_id, user_id=job.user_id, should_stop=ctx.should_stop, on_wait=on_wait, lane=job.lane
+        team_id=job.team_id,
+        user_id=job.user_id,
+        should_stop=ctx.should_stop,
+        on_wait=on_wait,
+        on_line=on_line,
+        lane=job.lane,
     )
     return converse(
         gateway,

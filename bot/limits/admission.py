@@ -47,7 +47,8 @@ from bot.limits.window import (
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "bot_limiter"
+NOTIFY_CHANNEL = "bot_limiter"  # a reconciliation freed capacity (or the server's view changed)
+ADMITTED_CHANNEL = "bot_limiter_admitted"  # a call left the line: everyone behind it moved up
 LIMITER_NAME = "inference"
 
 
@@ -96,6 +97,8 @@ class Attempt:
 # A waiter refreshes its row at least this often; a row not refreshed for WAITER_TTL_SECONDS
 # (its process died) no longer holds up the line.
 WAITER_TTL_SECONDS = 30.0
+# correction_seen_at when answers came but none carried x-ratelimit-* headers.
+SILENT = 0.0
 # A background call that has waited this long in line is served like an interactive one.
 BACKGROUND_AGING_SECONDS = 30.0
 # How often a sleeping waiter checks whether its caller wants it to stop.
@@ -103,15 +106,29 @@ STOP_CHECK_SECONDS = 0.5
 
 
 class GlobalRateLimiter:
-    def __init__(self, sessions: sessionmaker[Session], limits: RateLimits, *, name: str = LIMITER_NAME):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        limits: RateLimits,
+        *,
+        name: str = LIMITER_NAME,
+        expects_server_view: bool = False,
+    ):
+        """`expects_server_view`: the server is expected to send x-ratelimit-* headers, so until
+        its first response (or after an idle spell) only half the window is admitted."""
         self.sessions = sessions
         self.limits = limits
         self.name = name
+        self.expects_server_view = expects_server_view
         # Reconciliations in this process wake waiters at once; other processes' arrive by NOTIFY.
         self._capacity_changed = threading.Condition()
         # One admission transaction at a time per process: waiting threads queue here, not on a
         # database connection blocked behind the limiter row's lock.
         self._admitting = threading.Lock()
+        # Admissions seen (from every process, by NOTIFY on ADMITTED_CHANNEL when `listening`,
+        # else this process's own): a sleeping waiter whose place ahead has emptied wakes.
+        self._admissions = 0
+        self.listening = False
 
     # -- one transaction each ---------------------------------------------------------
 
@@ -154,6 +171,9 @@ class GlobalRateLimiter:
                 session.add(reservation)
                 if waiter_id is not None:
                     session.execute(delete(RateWaiter).where(RateWaiter.id == waiter_id))
+                self._notify(session, ADMITTED_CHANNEL)
+                if not self.listening:
+                    self._count_admission()
                 # Rows older than two windows are no longer needed (a server view compares the
                 # window before its call's admission); deleting them here keeps the table tiny.
                 session.execute(
@@ -186,9 +206,12 @@ class GlobalRateLimiter:
 
     def _limits_for(self, state: _State, now: float, largest: int) -> RateLimits:
         """The limits to admit against. A server that sends its view, but whose last view has
-        expired (the pool was idle), may be busy with another app's calls we cannot see: until
-        the first response brings a fresh view, admit at most half of the window."""
-        if state.seen_at is None or state.correction.active(now):
+        expired (the pool was idle) or that has not answered yet, may be busy with another app's
+        calls we cannot see: until the first response brings a fresh view, admit at most half of
+        the window. A server whose answers carry no view (SILENT) gets the whole window."""
+        if state.correction.active(now) or state.seen_at == SILENT:
+            return self.limits
+        if state.seen_at is None and not self.expects_server_view:
             return self.limits
         return replace(
             self.limits,
@@ -263,6 +286,12 @@ class GlobalRateLimiter:
             )
             if view is not None and not view.empty and admitted_at is not None:
                 self._take_view(session, view, admitted_at, reservation_id if refused else None)
+            elif admitted_at is not None:  # an answer without a view: the server may send none
+                session.execute(
+                    update(RateLimiterState)
+                    .where(RateLimiterState.name == self.name, RateLimiterState.correction_seen_at.is_(None))
+                    .values(correction_seen_at=SILENT)
+                )
             if also:
                 also(session)
             self._notify(session)
@@ -350,14 +379,23 @@ class GlobalRateLimiter:
                 ).scalar_one()
             )
 
-    def _notify(self, session: Session) -> None:
-        notify(session, NOTIFY_CHANNEL)
+    def _notify(self, session: Session, channel: str = NOTIFY_CHANNEL) -> None:
+        notify(session, channel)
 
     # -- waiting ----------------------------------------------------------------------
 
     def capacity_changed(self) -> None:
         """Called by the worker's listener when another process freed capacity."""
         self._wake_local()
+
+    def admitted(self) -> None:
+        """Called by the worker's listener for every admission, in any process (ADMITTED_CHANNEL)."""
+        self._count_admission()
+
+    def _count_admission(self) -> None:
+        with self._capacity_changed:
+            self._admissions += 1
+            self._capacity_changed.notify_all()
 
     def _wake_local(self) -> None:
         with self._capacity_changed:
@@ -383,6 +421,7 @@ class GlobalRateLimiter:
         since: float | None = None
         try:
             while True:
+                admissions_before = self._admissions
                 attempt = self._attempt(tokens, lane=lane, waiter_id=waiter_id, since=since, register=True)
                 since = since if since is not None else attempt.now
                 decision = attempt.decision
@@ -401,23 +440,35 @@ class GlobalRateLimiter:
                     on_wait(wait, decision.reason)
                 if on_line and attempt.slot is not None:
                     on_line(attempt.slot.position, wait)
-                head = attempt.slot is not None and attempt.slot.position == 0
                 self._wait(
                     min(wait, WAITER_TTL_SECONDS / 3),
-                    woken_by_reconciliation=head and decision.reason == "tokens",
+                    position=attempt.slot.position if attempt.slot is not None else 0,
+                    admissions_seen=admissions_before,
+                    tokens_bound=decision.reason == "tokens",
                     should_stop=should_stop,
                 )
         finally:
             self._remove_waiter(waiter_id)
 
-    def _wait(self, seconds: float, *, woken_by_reconciliation: bool, should_stop: Callable[[], bool]) -> None:
-        """Sleep until the predicted slot. Only the head of the line waiting for tokens ends early
-        (a reconciliation may free tokens); the others' slots move only with time."""
+    def _wait(
+        self,
+        seconds: float,
+        *,
+        position: int,
+        admissions_seen: int,
+        tokens_bound: bool,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """Sleep until the predicted slot, or until this call heads the line (as many admissions
+        as calls were ahead of it) when capacity may have freed early: a reconciliation (tokens the
+        server confirmed unused) or the admission of the call just ahead. Nobody else wakes, so
+        a wake-up costs a database round trip only for the call that may now go."""
         deadline = time.monotonic() + seconds
         with self._capacity_changed:
             while (remaining := deadline - time.monotonic()) > 0:
                 if self._capacity_changed.wait(timeout=min(remaining, STOP_CHECK_SECONDS)):
-                    if woken_by_reconciliation:
+                    moved_up = self._admissions - admissions_seen
+                    if position - moved_up <= 0 and (tokens_bound or moved_up > 0):
                         return
                 elif should_stop():
                     return

@@ -59,11 +59,14 @@ class Payload:
 
 @dataclass(frozen=True)
 class JobEvent:
-    """What a hook is told: ``error`` (the failure, if any) and ``delay`` (seconds until the
-    retry, for on_retry)."""
+    """What a hook is told: ``error`` (the failure, if any), ``delay`` (seconds until the
+    retry, for on_retry), ``position`` (jobs ahead in the fair order, for on_waiting) and
+    ``update`` (on_waiting: the job was told before; this is a new position)."""
 
     error: BaseException | None = None
     delay: float = 0.0
+    position: int | None = None
+    update: bool = False
 
 
 class JobHandler:
@@ -80,8 +83,9 @@ class JobHandler:
         raise NotImplementedError
 
     def on_waiting(self, ctx: JobContext, event: JobEvent) -> None:
-        """Called once when an interactive job still waits to start after QUEUED_NOTICE_SECONDS
-        (the user may be told it is queued). The job is not leased: do not save progress."""
+        """Called when an interactive job still waits to start after QUEUED_NOTICE_SECONDS, and
+        again (``event.update``) when its position in the fair order changed, at most every few
+        seconds (the user may be told it is queued). The job is not leased: do not save progress."""
 
     def on_retry(self, ctx: JobContext, event: JobEvent) -> None:
         """Called after a failed attempt, before the job is rescheduled (the lease is still ours)."""

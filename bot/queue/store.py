@@ -280,6 +280,68 @@ def jobs_waiting_since(session: Session, *, older_than_seconds: float, limit: in
     return [_claimed(job) for job in rows]
 
 
+def waiting_positions(session: Session, *, older_than_seconds: float, limit: int = 50) -> list[tuple[ClaimedJob, int]]:
+    """Interactive jobs never started, still queued after `older_than_seconds`, with how many
+    ready jobs are ahead of each in the fair order :func:`claim` serves (same ordering)."""
+    now = db_now(session)
+    turns = (
+        select(
+            Job.id.label("id"),
+            func.row_number()
+            .over(partition_by=(Job.lane, Job.team_id, Job.user_id), order_by=(Job.run_at, Job.id))
+            .label("turn"),
+        )
+        .where(IS_QUEUED, Job.run_at <= now)
+        .cte("turns")
+    )
+    priority = case(
+        (Job.lane == INTERACTIVE, 0),
+        (Job.run_at <= now - BACKGROUND_MAX_WAIT, 0),
+        else_=1,
+    )
+    ranked = (
+        select(
+            Job.id.label("id"),
+            (func.row_number().over(order_by=(priority, turns.c.turn, Job.run_at, Job.id)) - 1).label("ahead"),
+        )
+        .join(turns, turns.c.id == Job.id)
+        .where(IS_QUEUED)
+        .cte("ranked")
+    )
+    rows = session.execute(
+        select(Job, ranked.c.ahead)
+        .join(ranked, ranked.c.id == Job.id)
+        .where(
+            Job.lane == INTERACTIVE,
+            Job.attempts == 0,
+            Job.created_at <= now - timedelta(seconds=older_than_seconds),
+        )
+        .order_by(ranked.c.ahead)
+        .limit(limit)
+    ).all()
+    return [(_claimed(job), int(ahead)) for job, ahead in rows]
+
+
+def mark_told(session: Session, job_ids: list[int], *, min_interval_seconds: float) -> set[int]:
+    """Record that queued jobs' users are told (again) where they stand; returns the ids marked,
+    leaving out those told less than `min_interval_seconds` ago (by any worker) or started."""
+    if not job_ids:
+        return set()
+    now = db_now(session)
+    rows = session.execute(
+        update(Job)
+        .where(
+            Job.id.in_(job_ids),
+            IS_QUEUED,
+            (Job.notified_at.is_(None)) | (Job.notified_at <= now - timedelta(seconds=min_interval_seconds)),
+        )
+        .values(notified_at=now)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    )
+    return {row[0] for row in rows}
+
+
 @dataclass(frozen=True)
 class QueueStats:
     queued: int

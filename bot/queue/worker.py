@@ -3,6 +3,14 @@
 Threads, not asyncio: job handlers are blocking I/O (httpx, slack_sdk, SQLAlchemy), and a
 model call spends its time waiting on the network, so a pool of WORKER_CONCURRENCY threads
 keeps that many calls in flight (see BENCHMARKS.md for the measured figures).
+
+The control plane never waits on the network. Claiming (the main loop), lease renewal (its
+own thread, every quarter lease) and shutdown each run on their own; whatever talks to Slack
+or does housekeeping (queue feedback, notices for jobs whose worker died, the retention purge)
+runs on a small bounded pool of hook threads, started by the upkeep thread. A job writes to
+Slack or stores its turn only while its lease is provably ours: :meth:`JobContext.checkpoint`
+refuses when the last successful renewal is older than half the lease, unless renewing in the
+database right then succeeds.
 """
 
 from __future__ import annotations
@@ -27,8 +35,15 @@ from bot.queue.store import ClaimedJob
 
 log = logging.getLogger(__name__)
 
-# Interactive jobs still unclaimed after this long get a "queued" note (once).
+# Interactive jobs still unclaimed after this long are told where they stand (on_waiting).
 QUEUED_NOTICE_SECONDS = 5.0
+# A job may write to Slack while its last renewal is younger than this fraction of the lease.
+SAFE_LEASE_FRACTION = 0.5
+# Queue feedback: a waiting job hears its position at most this often, at most this many times.
+FEEDBACK_INTERVAL_SECONDS = 5.0
+MAX_FEEDBACK_UPDATES = 12
+HOOK_THREADS = 2
+MAX_PENDING_HOOKS = 64  # beyond this, queue feedback waits for the next round (notices never wait)
 
 
 class UnknownJobKind(Permanent):
@@ -42,22 +57,68 @@ class JobContext:
     stopping: threading.Event
     progress: dict = field(default_factory=dict)
     lease_lost: threading.Event = field(default_factory=threading.Event)
+    lease_seconds: float = 60.0
+    # time.monotonic() when the last successful claim or renewal began (the lease runs from then)
+    renewed_at: float = field(default_factory=time.monotonic)
 
     def should_stop(self) -> bool:
         return self.stopping.is_set() or self.lease_lost.is_set()
 
+    def lease_is_fresh(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return now - self.renewed_at <= self.lease_seconds * SAFE_LEASE_FRACTION
+
     def checkpoint(self) -> None:
-        """Call before a visible side effect (posting to Slack)."""
+        """Call before a visible side effect (posting to Slack, storing the turn): raises
+        LeaseLost unless the lease is provably ours, renewing it in the database first when the
+        last renewal is older than SAFE_LEASE_FRACTION of the lease."""
         if self.lease_lost.is_set():
             raise LeaseLost()
+        if not self.lease_is_fresh():
+            self.renew_now()
+
+    def renew_now(self) -> None:
+        """Renew the lease in the database now; LeaseLost if it is not ours, or cannot be proved
+        while the lease may still be ours (a database blip is retried until then)."""
+        while True:
+            started = time.monotonic()
+            try:
+                with self.sessions.begin() as session:
+                    ours = store.renew(session, self.job.id, self.job.lease_token, lease_seconds=self.lease_seconds)
+                break
+            except SQLAlchemyError as exc:
+                if started + 0.25 - self.renewed_at >= self.lease_seconds * 0.9:
+                    log.warning("job lease_unproven id=%d error=%s", self.job.id, type(exc).__name__)
+                    raise LeaseLost() from exc
+                time.sleep(0.25)
+        if not ours:
+            self.lease_lost.set()
+            raise LeaseLost()
+        self.renewed_at = max(self.renewed_at, started)
 
     def save_progress(self, **updates) -> None:
-        """Persist what a re-run must not repeat; raises LeaseLost if the job is no longer ours."""
+        """Persist what a re-run must not repeat; raises LeaseLost if the job is no longer ours.
+        A database blip is retried while the lease may still be ours: losing what was already
+        shown (a reply's ts) would make the re-run post a second message."""
+        while True:
+            started = time.monotonic()
+            try:
+                with self.sessions.begin() as session:
+                    self.save_progress_in(session, **updates)
+                return
+            except OperationalError:
+                if started + 0.25 - self.renewed_at >= self.lease_seconds * 0.9:
+                    raise
+                time.sleep(0.25)
+
+    def save_progress_in(self, session: Session, **updates) -> None:
+        """save_progress inside the caller's transaction (e.g. with the turn it stored): if the
+        job is no longer ours, LeaseLost is raised and the whole transaction rolls back."""
+        progress = {**self.progress, **updates}
+        if not store.save_progress(session, self.job.id, self.job.lease_token, progress):
+            self.lease_lost.set()
+            raise LeaseLost()
         self.progress.update(updates)
-        with self.sessions.begin() as session:
-            if not store.save_progress(session, self.job.id, self.job.lease_token, dict(self.progress)):
-                self.lease_lost.set()
-                raise LeaseLost()
 
 
 class Worker:
@@ -69,12 +130,14 @@ class Worker:
         concurrency: int = 16,
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
-        drain_seconds: float = 25.0,
+        drain_seconds: float = 20.0,  # SIGTERM to exit stays under 25 s (Heroku kills at 30)
         housekeeping: list[Callable[[], None]] | None = None,
         queued_notice_seconds: float = QUEUED_NOTICE_SECONDS,
         on_settled: Callable[[ClaimedJob], None] | None = None,
+        line_length: Callable[[], int] = lambda: 0,
     ):
-        """``on_settled(job)`` is told when a job is done or dead (`bot chat` waits on it)."""
+        """``on_settled(job)`` is told when a job is done or dead (`bot chat` waits on it).
+        ``line_length()``: calls waiting in the rate limiter's line, ahead of every queued job."""
         self.sessions = sessions
         self.handlers = handlers
         self.concurrency = concurrency
@@ -84,12 +147,20 @@ class Worker:
         self.housekeeping = housekeeping or []
         self.queued_notice_seconds = queued_notice_seconds
         self.on_settled = on_settled
+        self.line_length = line_length
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._inflight: dict[int, tuple[JobContext, Future]] = {}
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="job")
+        self._hooks = ThreadPoolExecutor(max_workers=HOOK_THREADS, thread_name_prefix="hook")
+        self._pending_hooks = 0
+        self._running_tasks: set[int] = set()  # housekeeping tasks (by index) still running
+        self._told: dict[int, tuple[float, int, int]] = {}  # job id -> (when, position, updates)
+        self._control_stop = threading.Event()  # ends the lease and upkeep threads
+        self._idle = threading.Condition(self._lock)
         self.stopped = threading.Event()
+        self.abandoned = 0  # job threads still running when the worker stopped (their jobs released)
 
     # -- signals and wake-ups -----------------------------------------------------------
 
@@ -108,23 +179,27 @@ class Worker:
 
     def run(self) -> None:
         log.info("worker started concurrency=%d lease_seconds=%.0f", self.concurrency, self.lease_seconds)
-        last_housekeeping = last_heartbeat = 0.0
+        control = [
+            threading.Thread(target=self._lease_loop, name="lease", daemon=True),
+            threading.Thread(target=self._upkeep_loop, name="upkeep", daemon=True),
+        ]
+        for thread in control:
+            thread.start()
         try:
             while not self.stopping.is_set():
                 self._wake.clear()
                 claimed = self._claim_pass()
-                now = time.monotonic()
-                if now - last_heartbeat >= self.lease_seconds / 3:
-                    self._renew_leases()
-                    last_heartbeat = now
-                if now - last_housekeeping >= 1.0:
-                    self._housekeeping()
-                    last_housekeeping = now
                 if not claimed or self._free_slots() == 0:
                     self._wake.wait(self.poll_seconds)
         finally:
-            self._drain()
-            self.stopped.set()
+            try:
+                self._drain()
+            finally:
+                self._control_stop.set()
+                for thread in control:
+                    thread.join(timeout=2)
+                self._hooks.shutdown(wait=False, cancel_futures=True)
+                self.stopped.set()
 
     def _free_slots(self) -> int:
         with self._lock:
@@ -134,6 +209,7 @@ class Worker:
         free = self._free_slots()
         if free <= 0:
             return 0
+        claimed_at = time.monotonic()
         try:
             with self.sessions.begin() as session:
                 jobs = store.claim(session, lease_seconds=self.lease_seconds, limit=free)
@@ -142,7 +218,14 @@ class Worker:
             self.stopping.wait(min(self.poll_seconds, 1.0))
             return 0
         for job in jobs:
-            ctx = JobContext(job=job, sessions=self.sessions, stopping=self.stopping, progress=dict(job.progress))
+            ctx = JobContext(
+                job=job,
+                sessions=self.sessions,
+                stopping=self.stopping,
+                progress=dict(job.progress),
+                lease_seconds=self.lease_seconds,
+                renewed_at=claimed_at,
+            )
             with self._lock:
                 future = self._pool.submit(self._execute, ctx)
                 self._inflight[job.id] = (ctx, future)
@@ -170,6 +253,7 @@ class Worker:
         finally:
             with self._lock:
                 self._inflight.pop(job.id, None)
+                self._idle.notify_all()
             self._wake.set()
 
     def _fail(self, ctx: JobContext, exc: Exception, started: float) -> None:
@@ -261,20 +345,72 @@ class Worker:
         except Exception as exc:
             log.warning("job hook_failed id=%d hook=%s error=%s", job.id, name, type(exc).__name__)
 
-    # -- leases and housekeeping --------------------------------------------------------
+    # -- leases (their own thread) -------------------------------------------------------
+
+    def _lease_loop(self) -> None:
+        every = max(0.05, self.lease_seconds / 4)
+        while not self._control_stop.wait(every):
+            self._renew_leases()
 
     def _renew_leases(self) -> None:
         with self._lock:
-            contexts = [ctx for ctx, _ in self._inflight.values()]
+            contexts = [ctx for ctx, _ in self._inflight.values() if not ctx.lease_lost.is_set()]
         if not contexts:
             return
+        started = time.monotonic()
         try:
             with self.sessions.begin() as session:
-                for ctx in contexts:
-                    if not store.renew(session, ctx.job.id, ctx.job.lease_token, lease_seconds=self.lease_seconds):
-                        ctx.lease_lost.set()
+                renewed = [
+                    (ctx, store.renew(session, ctx.job.id, ctx.job.lease_token, lease_seconds=self.lease_seconds))
+                    for ctx in contexts
+                ]
         except SQLAlchemyError as exc:
             log.warning("renew failed error=%s", type(exc).__name__)
+            return
+        for ctx, ours in renewed:
+            if ours:
+                ctx.renewed_at = max(ctx.renewed_at, started)
+            else:
+                ctx.lease_lost.set()
+
+    # -- upkeep (its own thread; anything that talks to Slack goes to the hook pool) -------
+
+    def _upkeep_loop(self) -> None:
+        last_feedback = last_housekeeping = 0.0
+        # Expired leases are looked for a few times per lease (at most every 5 s): a dead worker's
+        # jobs come back within about one lease; more often would only cost commits.
+        housekeeping_every = min(5.0, max(0.5, self.lease_seconds / 4))
+        while not self._control_stop.wait(0.5):
+            if self.stopping.is_set():
+                continue  # shutting down: nothing new is started
+            now = time.monotonic()
+            if now - last_housekeeping >= housekeeping_every:
+                last_housekeeping = now
+                self._housekeeping()
+            if now - last_feedback >= FEEDBACK_INTERVAL_SECONDS:
+                last_feedback = now
+                self._queue_feedback()
+
+    def _submit_hook(self, function: Callable[[], None], *, optional: bool = False) -> bool:
+        with self._lock:
+            if optional and self._pending_hooks >= MAX_PENDING_HOOKS:
+                return False
+            self._pending_hooks += 1
+
+        def run() -> None:
+            try:
+                function()
+            finally:
+                with self._lock:
+                    self._pending_hooks -= 1
+
+        try:
+            self._hooks.submit(run)
+        except RuntimeError:  # the pool is shut down
+            with self._lock:
+                self._pending_hooks -= 1
+            return False
+        return True
 
     def _housekeeping(self) -> None:
         try:
@@ -283,46 +419,98 @@ class Worker:
             if requeued:
                 log.warning("jobs requeued_after_lease_expiry=%d", requeued)
             for job in dead:
-                self._call_hook(
-                    job,
-                    "on_dead",
-                    self._context(job),
-                    JobEvent(error=RuntimeError("the worker running it stopped responding")),
-                )
-                self._settled(job)
-            with self.sessions.begin() as session:
-                waiting = store.jobs_waiting_since(session, older_than_seconds=self.queued_notice_seconds)
-            for job in waiting:
-                with self.sessions.begin() as session:
-                    if not store.mark_notified(session, job.id):
-                        continue
-                self._call_hook(job, "on_waiting", self._context(job), JobEvent())
+
+                def notice(job=job) -> None:
+                    self._call_hook(
+                        job,
+                        "on_dead",
+                        self._context(job),
+                        JobEvent(error=RuntimeError("the worker running it stopped responding")),
+                    )
+                    self._settled(job)
+
+                self._submit_hook(notice)
         except SQLAlchemyError as exc:
             log.warning("housekeeping failed error=%s", type(exc).__name__)
-        for task in self.housekeeping:
-            try:
-                task()
-            except Exception as exc:
-                log.warning("housekeeping task_failed error=%s", type(exc).__name__)
+        for index, task in enumerate(self.housekeeping):
+            with self._lock:
+                if index in self._running_tasks:
+                    continue  # the last run (e.g. a retention purge) is still going
+                self._running_tasks.add(index)
+
+            def run(index=index, task=task) -> None:
+                try:
+                    task()
+                except Exception as exc:
+                    log.warning("housekeeping task_failed error=%s", type(exc).__name__)
+                finally:
+                    with self._lock:
+                        self._running_tasks.discard(index)
+
+            if not self._submit_hook(run, optional=True):
+                with self._lock:
+                    self._running_tasks.discard(index)
+
+    def _queue_feedback(self) -> None:
+        """Tell interactive jobs still queued where they stand: jobs ahead of them in the fair
+        order, plus calls waiting in the rate limiter's line. Each job hears it when its position
+        changed, at most every FEEDBACK_INTERVAL_SECONDS (spaced in the database, so two workers
+        do not both tell it) and at most MAX_FEEDBACK_UPDATES times."""
+        try:
+            with self.sessions() as session:
+                waiting = store.waiting_positions(session, older_than_seconds=self.queued_notice_seconds)
+            ahead_in_line = self.line_length() if waiting else 0
+        except SQLAlchemyError as exc:
+            log.warning("queue_feedback failed error=%s", type(exc).__name__)
+            return
+        now = time.monotonic()
+        alive = {job.id for job, _ in waiting}
+        with self._lock:
+            for job_id in [j for j in self._told if j not in alive]:
+                del self._told[job_id]
+        to_tell = []
+        for job, ahead in waiting:
+            position = ahead + ahead_in_line
+            _, last_position, updates = self._told.get(job.id, (0.0, -1, 0))
+            if position != last_position and updates < MAX_FEEDBACK_UPDATES:
+                to_tell.append((job, position, updates))
+        if not to_tell:
+            return
+        try:
+            with self.sessions.begin() as session:  # one commit per round, however many are told
+                marked = store.mark_told(
+                    session, [job.id for job, _, _ in to_tell], min_interval_seconds=FEEDBACK_INTERVAL_SECONDS - 0.5
+                )
+        except SQLAlchemyError:
+            return
+        for job, position, updates in to_tell:
+            if job.id not in marked:
+                continue
+            self._told[job.id] = (now, position, updates + 1)
+            event = JobEvent(position=position, update=updates > 0 or job.notified_at is not None)
+            self._submit_hook(
+                lambda job=job, event=event: self._call_hook(job, "on_waiting", self._context(job), event),
+                optional=True,
+            )
 
     def _context(self, job: ClaimedJob) -> JobContext:
         """A context for a hook on a job this worker does not hold a lease on."""
         return JobContext(job, self.sessions, self.stopping, dict(job.progress))
 
     def _drain(self) -> None:
-        """Stop claiming, give running jobs `drain_seconds`, then release what is left."""
+        """Stop claiming; jobs still waiting for admission give up at once (the limiter sees
+        `stopping`) and are released by their own threads; running ones get until
+        `drain_seconds` after the signal; then whatever is left is released, fenced, and its
+        thread may no longer write. Every release NOTIFYs, so another worker claims at once."""
         deadline = time.monotonic() + self.drain_seconds
-        while time.monotonic() < deadline:
-            with self._lock:
-                if not self._inflight:
-                    break
-            self._renew_leases()
-            time.sleep(0.05)
         with self._lock:
+            while self._inflight and (remaining := deadline - time.monotonic()) > 0:
+                self._idle.wait(min(remaining, 0.5))
             leftovers = [ctx for ctx, _ in self._inflight.values()]
         for ctx in leftovers:
             ctx.lease_lost.set()  # its thread must not post after this
             self._finish(ctx, lambda s, c=ctx: store.release(s, c.job.id, c.job.lease_token))
             log.warning("job released_at_shutdown id=%d", ctx.job.id)
+        self.abandoned = len(leftovers)
         self._pool.shutdown(wait=False, cancel_futures=True)
         log.info("worker stopped released=%d", len(leftovers))

@@ -94,6 +94,8 @@ class ResponseUrlAnswers(JobHandler):
         ctx.save_progress(done=True)
 
     def on_waiting(self, ctx: JobContext, event: JobEvent) -> None:
+        if event.update:  # told once; a new position is not worth another ephemeral note
+            return
         self._post(ctx.job.payload.get("response_url", ""), QUEUED_NOTE, False)
 
     def on_dead(self, ctx: JobContext, event: JobEvent) -> None:

@@ -31,6 +31,15 @@ def bot_texts(stack, channel: str) -> list[str]:
     return [stack.slack.text_of(channel, m["ts"]) for m in stack.slack.bot_messages(channel)]
 
 
+def statuses(stack, channel: str) -> list[str]:
+    """What the thread's status line said (assistant.threads.setStatus), rotating messages included."""
+    return [
+        f"{c.params.get('status')} {c.params.get('loading_messages')}"
+        for c in stack.slack.calls_to("assistant.threads.setStatus")
+        if c.params.get("channel_id") == channel
+    ]
+
+
 def job_statuses(stack) -> dict[int, str]:
     engine = create_engine(normalize_database_url(stack.database_url))
     try:
@@ -88,7 +97,8 @@ def test_when_the_model_is_down_the_user_hears_an_apology_then_the_answer(stack)
     stack.inference.set_down(True)
     try:
         stack.post_event(sr.app_mention("<@UBOT> are you there?", channel=channel))
-        assert wait_for(lambda: any("not answering" in t for t in bot_texts(stack, channel)), timeout=20), stack.logs()[
+        # The apology is the thread's status, not a message of its own.
+        assert wait_for(lambda: any("not answering" in t for t in statuses(stack, channel)), timeout=20), stack.logs()[
             -2000:
         ]
     finally:
@@ -96,7 +106,7 @@ def test_when_the_model_is_down_the_user_hears_an_apology_then_the_answer(stack)
     assert wait_for(lambda: any("are you there?" in t for t in bot_texts(stack, channel)), timeout=20)
     wait_idle(stack)
     texts = bot_texts(stack, channel)
-    assert len(texts) == 2  # one apology, one answer
+    assert len(texts) == 1  # the answer, the thread's only bot message
 
 
 def test_out_of_attempts_the_user_is_told_and_the_job_is_kept(stack):
@@ -110,7 +120,9 @@ def test_out_of_attempts_the_user_is_told_and_the_job_is_kept(stack):
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_a_job_held_back_by_the_limits_tells_the_user_once(request, tmp_path_factory, kind):
+def test_a_job_held_back_by_the_limits_says_so_in_the_status_and_answers_in_one_message(
+    request, tmp_path_factory, kind
+):
     limited = build_stack(
         request,
         tmp_path_factory,
@@ -125,6 +137,6 @@ def test_a_job_held_back_by_the_limits_tells_the_user_once(request, tmp_path_fac
     limited.post_event(sr.app_mention("<@UBOT> second", channel=second))
     assert wait_for(lambda: any("second" in t for t in bot_texts(limited, second)), timeout=20)
     texts = bot_texts(limited, second)
-    notes = [t for t in texts if "Queued" in t]
-    assert len(notes) == 1 and len(texts) == 2
+    assert len(texts) == 1  # no "queued" note beside the answer
+    assert any("Waiting for the model" in t for t in statuses(limited, second)), statuses(limited, second)
     assert len(limited.inference.requests) == 2 and limited.inference.rejected_429 == 0

@@ -169,3 +169,16 @@ def test_waiting_sleeps_instead_of_polling(pg_sessions):
     assert ticket.waited_seconds >= 1.5
     # The old loop retried every second or sooner; now: register in line, then be admitted.
     assert len(commits) <= 3, commits
+
+
+def test_until_the_server_has_answered_only_half_the_window_is_admitted(pg_sessions):
+    """Another app may be using the add-on: a fresh pool (or one idle past its last view) keeps
+    half the window until the first response says how much room there is; a server whose answers
+    carry no view gets the whole window once it has answered."""
+    sessions, _ = pg_sessions
+    limiter = GlobalRateLimiter(sessions, RateLimits(4, 10**6, 30), expects_server_view=True)
+    first = limiter.admit(1)
+    limiter.try_admit(1)
+    assert limiter.try_admit(1)[0].reason == "requests"  # half of four
+    limiter.reconcile(first.reservation_id, 1, view=None, admitted_at=first.admitted_at)  # no headers
+    assert limiter.try_admit(1)[0].admitted

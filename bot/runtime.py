@@ -15,6 +15,7 @@ from bot.conversation.reply_job import ReplyJob
 from bot.conversation.welcome_job import WelcomeJob
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
+from bot.documents.extract import Limits
 from bot.images.attachments import AttachmentResolver
 from bot.inference.client import InferenceClient
 from bot.inference.gateway import ModelGateway
@@ -79,6 +80,8 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         api_url=settings.slack_api_url,
         max_file_bytes=settings.max_file_bytes,
         http=httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)),
+        document_max_bytes=settings.document_max_bytes,
+        document_limits=Limits(max_pages=settings.pdf_max_pages, max_chars=settings.document_max_chars),
     )
     tools_http = httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
     handlers = {

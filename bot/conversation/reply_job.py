@@ -27,6 +27,7 @@ from bot.conversation.prompt import build_system_prompt
 from bot.conversation.thread import ThreadEntry
 from bot.conversation.tool_loop import converse
 from bot.conversation.users import refresh_users
+from bot.conversation.window import load_window, newest_rows
 from bot.inference.errors import RejectedError
 from bot.inference.gateway import CallContext, ModelGateway, OverBudget
 from bot.limits.admission import RequestTooLarge
@@ -73,7 +74,7 @@ class ReplyJob:
         settings: Settings,
         tools: ToolRegistry,
         *,
-        resolve_attachments: Callable[[WebClient, str, list], None] | None = None,
+        resolve_attachments: Callable[..., list[str] | None] | None = None,
         streaming: bool = True,
     ):
         self.gateway = gateway
@@ -84,8 +85,6 @@ class ReplyJob:
         self.resolve_attachments = resolve_attachments
         self.streaming = streaming
         self._identities: dict[str, BotIdentity] = {}
-        # More text than the context budget can hold (estimates run ~3.5 characters a token).
-        self._history_chars = settings.context_budget_tokens * 4
 
     # -- the job ----------------------------------------------------------------------------
 
@@ -96,19 +95,45 @@ class ReplyJob:
         team, channel, thread_ts = job.team_id, payload["channel"], payload["thread_ts"]
         client = self.slack.for_team(team)
         self._backfill_if_needed(client, team, channel, thread_ts)
+        budget = self.settings.context_budget_tokens
         with self.sessions() as session:
-            rows = history.load_rows(session, team, channel, thread_ts, newest_chars=self._history_chars)
-            user_ids = {row.user_id for row in rows if row.user_id and row.role == "user"}
+            # Only the newest rows the budget can hold, picked by the database from stored estimates.
+            window = newest_rows(session, team, channel, thread_ts, budget_tokens=budget)
+            user_ids = {row.user_id for row in window.rows if row.user_id and row.role == "user"}
             stale = history.stale_users(session, team, user_ids, datetime.now(UTC))
         self._refresh_users(client, team, stale)
-        if self.resolve_attachments:
-            self.resolve_attachments(client, team, rows)
+        prepared = False
+        if self.resolve_attachments and any(row.files for row in window.rows):
+            # Only the files that can be sent: the newest images up to the cap, documents that fit.
+            prepared = True
+            spent = sum(row.tokens + row.image_tokens for row in window.rows)
+            told = self.resolve_attachments(
+                client,
+                team,
+                window.rows,
+                max_images=self.settings.max_images_per_request,
+                budget_tokens=max(0, budget - spent),
+            )
+            if told and not ctx.progress.get("file_notes"):
+                ctx.save_progress(file_notes=told)
         with self.sessions() as session:
-            entries = history.load_thread(session, team, channel, thread_ts, newest_chars=self._history_chars)
+            entries, _ = load_window(
+                session,
+                team,
+                channel,
+                thread_ts,
+                budget_tokens=budget,
+                max_images=self.settings.max_images_per_request,
+                window=None if prepared else window,  # estimates change when files are read
+            )
             asker = history.get_user(session, team, job.user_id)
         self._set_status(client, channel, thread_ts)  # idempotent: a re-run may set it again
 
         writer = self._writer(ctx, client)
+        notes = ctx.progress.get("file_notes") or []
+        if notes:
+            # The person hears it in the answer itself (one message); the model reads it too.
+            writer.append("".join(f"_{note}._\n" for note in notes) + "\n")
         try:
             turn, final_text = self._converse(ctx, entries, asker, writer)
         except (OverBudget, RequestTooLarge, RejectedError) as exc:

@@ -20,6 +20,16 @@ class ImagePart:
     data: bytes
     width: int
     height: int
+    name: str = ""  # the Slack file's name, for the label the model sees
+    number: int = 0  # its place among the thread's images (1 = the first image posted), 0 if unknown
+
+
+@dataclass(frozen=True)
+class DocumentPart:
+    """Text read from an attached file (a text-layer PDF, a text or source file), once, and stored."""
+
+    name: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,12 @@ class ThreadEntry:
     deleted: bool = False
     images: tuple[ImagePart, ...] = ()
     files: tuple[FileNote, ...] = ()
+    documents: tuple[DocumentPart, ...] = ()
+    # Older images of this entry not loaded because newer ones fill the per-request image cap.
+    images_left_out: int = 0
+    # The stored estimate of the entry's tokens without attribution and images (see
+    # bot.conversation.budget.stored_tokens); None: compute it.
+    tokens: int | None = None
     tool_calls: tuple[ToolCall, ...] = ()  # role == "assistant" only
     tool_call_id: str | None = None  # role == "tool" only
     extra: dict = field(default_factory=dict, compare=False)

@@ -9,8 +9,10 @@ import httpx
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.agent.stops import STOP_CHANNEL, StopWatch
 from bot.config import Settings
 from bot.conversation.ask_job import AskJob
+from bot.conversation.feedback_job import FeedbackThanksJob
 from bot.conversation.reply_job import ReplyJob
 from bot.conversation.welcome_job import WelcomeJob
 from bot.db.engine import make_engine, make_session_factory
@@ -27,6 +29,7 @@ from bot.queue import store
 from bot.queue.worker import Worker
 from bot.retention.tasks import FORGET_WORKSPACE_JOB, ForgetWorkspaceJob, RetentionTask
 from bot.slack.clients import SlackClients
+from bot.slack.listeners.agent import FEEDBACK_THANKS_JOB
 from bot.slack.listeners.commands import ASK_JOB, SLASH_COMMAND_JOB
 from bot.slack.listeners.home import WELCOME_JOB
 from bot.slack.listeners.messages import REPLY_JOB
@@ -84,8 +87,10 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         document_limits=Limits(max_pages=settings.pdf_max_pages, max_chars=settings.document_max_chars),
     )
     tools_http = httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
+    stops = StopWatch(sessions, notified=settings.is_postgres)  # the Stop button (bot.agent.stops)
     handlers = {
-        REPLY_JOB: ReplyJob(gateway, slack, sessions, settings, tools, resolve_attachments=attachments),
+        REPLY_JOB: ReplyJob(gateway, slack, sessions, settings, tools, resolve_attachments=attachments, stops=stops),
+        FEEDBACK_THANKS_JOB: FeedbackThanksJob(slack),
         WELCOME_JOB: WelcomeJob(slack),
         FORGET_WORKSPACE_JOB: ForgetWorkspaceJob(sessions),
         # Slash commands answer through response_url, and tools use this client for their HTTP.
@@ -107,7 +112,11 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
     if settings.is_postgres:
         listener = NotificationListener(
             settings.database_url,
-            {store.NOTIFY_CHANNEL: worker.wake, admission.NOTIFY_CHANNEL: limiter.capacity_changed},
+            {
+                store.NOTIFY_CHANNEL: worker.wake,
+                admission.NOTIFY_CHANNEL: limiter.capacity_changed,
+                STOP_CHANNEL: stops.notify,
+            },
             on_reconnect=worker.wake,
         )
     return WorkerRuntime(engine, sessions, worker, listener)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.agent.feedback import positive_share
+from bot.agent.feedback_store import feedback_by_day, feedback_counts
 from bot.db.clock import db_now
 from bot.limits.admission import GlobalRateLimiter
 from bot.limits.models import TokenUsage
@@ -50,6 +52,7 @@ def collect(sessions: sessionmaker[Session], limiter: GlobalRateLimiter) -> dict
         queue = queue_stats(session)
         today = db_now(session).date()
         workspaces = usage_by_workspace(session, today)
+        feedback = feedback_stats(session, today)
     requests, tokens = limiter.usage()
     limits = limiter.limits
     return {
@@ -68,6 +71,26 @@ def collect(sessions: sessionmaker[Session], limiter: GlobalRateLimiter) -> dict
         },
         "usage_day": today.isoformat(),
         "workspaces": [asdict(w) for w in workspaces],
+        "feedback": feedback,
+    }
+
+
+FEEDBACK_DAYS = 7
+
+
+def feedback_stats(session: Session, today: date) -> dict:
+    """👍/👎 given over the same 7 UTC days as the usage, in total and per day."""
+    since_day = today - timedelta(days=FEEDBACK_DAYS - 1)
+    since = datetime.combine(since_day, time.min, tzinfo=UTC)
+    total = feedback_counts(session, since=since)
+    return {
+        "positive": total.positive,
+        "negative": total.negative,
+        "since": since_day.isoformat(),
+        "days": [
+            {"day": day, "positive": counts.positive, "negative": counts.negative}
+            for day, counts in feedback_by_day(session, since=since).items()
+        ],
     }
 
 
@@ -89,4 +112,13 @@ def format_stats(stats: dict) -> str:
             f"  {w['team_id']}: today {w['requests_today']} requests, {w['tokens_today']} tokens; "
             f"7 days {w['requests_7d']} requests, {w['tokens_7d']} tokens, {w['users_7d']} users"
         )
+    feedback = stats.get("feedback")
+    if feedback is not None:
+        share = positive_share(feedback["positive"], feedback["negative"])
+        shown = "no clicks yet" if share is None else f"{share:.0%} 👍"
+        lines.append(
+            f"feedback since {feedback['since']}: {feedback['positive']} 👍, {feedback['negative']} 👎 ({shown})"
+        )
+        for day in feedback["days"]:
+            lines.append(f"  {day['day']}: {day['positive']} 👍, {day['negative']} 👎")
     return "\n".join(lines)

@@ -94,13 +94,18 @@ def row_estimates(row: Any, attachments: Iterable[Any]) -> tuple[int, int, int]:
     parts = attachment_parts(row.files, attachments)
     tokens = stored_tokens(bare_entry(row, parts))
     image_tokens = sum(estimate_image_tokens(a.width, a.height) for a, _ in parts.images)
-    return tokens, image_tokens, len(image_files(row.files))
+    return tokens, image_tokens, len(image_files(row.files, {a.file_id for a, _ in parts.images}))
 
 
-def image_files(files: Sequence[dict] | None) -> list[str]:
-    """Ids of a message's image files in the order attached (prepared or not): the thread's
-    image numbers count these, so "the second screenshot" means what the person means."""
-    return [meta["id"] for meta in files or [] if meta.get("id") and kind_from_metadata(meta) == "image"]
+def image_files(files: Sequence[dict] | None, prepared: set[str] = frozenset()) -> list[str]:
+    """Ids of a message's image files in the order attached, prepared or not (by their
+    metadata, or `prepared` as images: a Slack Connect stub has no mimetype): the thread's image
+    numbers count these, so "the second screenshot" means what the person means."""
+    return [
+        meta["id"]
+        for meta in files or []
+        if meta.get("id") and (meta["id"] in prepared or kind_from_metadata(meta) == "image")
+    ]
 
 
 __all__ = ["AttachmentParts", "attachment_parts", "bare_entry", "image_files", "is_usable_image", "row_estimates"]

@@ -21,6 +21,18 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.agent import waiting
+from bot.agent.feedback import Trace
+from bot.agent.render import feedback_block, plan_chunk, steps_block, task_chunk
+from bot.agent.steps import StepList
+from bot.agent.stops import (
+    STREAM_ENDED_GRACE_SECONDS,
+    AnswerStopped,
+    StopFlag,
+    StopKey,
+    StoppableGateway,
+    StopWatch,
+)
 from bot.config import Settings
 from bot.conversation import store as history
 from bot.conversation.prompt import build_system_prompt
@@ -33,13 +45,15 @@ from bot.inference.gateway import CallContext, ModelGateway, OverBudget
 from bot.limits.admission import RequestTooLarge
 from bot.queue.store import ClaimedJob
 from bot.queue.worker import JobContext, JobStopped
+from bot.slack.agent_session import AgentSession
 from bot.slack.clients import SlackClients
 from bot.slack.replies import StreamingReply, UpdatingReply
 from bot.tools.registry import ToolContext, ToolRegistry
 
 log = logging.getLogger(__name__)
 
-THINKING_STATUS = "is thinking…"
+THINKING_STATUS = waiting.THINKING_STATUS
+STOPPED_NOTE = "\n\n_(stopped)_"
 THINK_HARD = re.compile(r"\b(think (hard|harder|carefully|deeply)|ultrathink)\b", re.IGNORECASE)
 REPLIES_PAGE = 200
 
@@ -76,6 +90,7 @@ class ReplyJob:
         *,
         resolve_attachments: Callable[..., list[str] | None] | None = None,
         streaming: bool = True,
+        stops: StopWatch | None = None,
     ):
         self.gateway = gateway
         self.slack = slack
@@ -84,6 +99,7 @@ class ReplyJob:
         self.tools = tools
         self.resolve_attachments = resolve_attachments
         self.streaming = streaming
+        self.stops = stops if stops is not None else StopWatch(sessions)
         self._identities: dict[str, BotIdentity] = {}
 
     # -- the job ----------------------------------------------------------------------------
@@ -94,6 +110,13 @@ class ReplyJob:
             return
         team, channel, thread_ts = job.team_id, payload["channel"], payload["thread_ts"]
         client = self.slack.for_team(team)
+        stop = StopFlag(self.stops, StopKey(team, channel, thread_ts, job.created_at))
+        if stop.is_set(fresh=True):  # Stop was pressed while this waited in the queue
+            log.info("reply stopped_before_start job_id=%d", job.id)
+            ctx.save_progress(done=True, stopped=True)
+            return
+        agent = AgentSession(client, channel=channel, thread_ts=thread_ts, user_id=job.user_id)
+        agent.start()  # `processing`: Slack shows its Stop button
         self._backfill_if_needed(client, team, channel, thread_ts)
         budget = self.settings.context_budget_tokens
         with self.sessions() as session:
@@ -127,15 +150,23 @@ class ReplyJob:
                 window=None if prepared else window,  # estimates change when files are read
             )
             asker = history.get_user(session, team, job.user_id)
-        self._set_status(client, channel, thread_ts)  # idempotent: a re-run may set it again
+        self._set_status(client, channel, thread_ts, entries)  # idempotent: a re-run may set it again
+        self._set_title(agent, payload, entries)
 
-        writer = self._writer(ctx, client)
+        writer = self._writer(ctx, client, agent=agent, stop=stop)
+        gateway = StoppableGateway(self.gateway, stop)
         notes = ctx.progress.get("file_notes") or []
         if notes:
             # The person hears it in the answer itself (one message); the model reads it too.
             writer.append("".join(f"_{note}._\n" for note in notes) + "\n")
         try:
-            turn, final_text = self._converse(ctx, entries, asker, writer)
+            turn, final_text = self._converse(ctx, entries, asker, writer, gateway)
+        except AnswerStopped:
+            ctx.checkpoint()
+            writer.stop_early(STOPPED_NOTE)
+            ctx.save_progress(done=True, stopped=True)
+            log.info("reply stopped job_id=%d model_calls=%d", job.id, gateway.calls)
+            return
         except (OverBudget, RequestTooLarge, RejectedError) as exc:
             ctx.checkpoint()
             writer.finish_with_text(failure_message(exc))
@@ -146,7 +177,7 @@ class ReplyJob:
                 raise JobStopped() from None
             raise
         ctx.checkpoint()
-        posted = writer.finish()
+        posted = writer.finish(trace=self._trace(ctx, gateway, writer))
         with self.sessions.begin() as session:
             history.record_turn(
                 session,
@@ -159,7 +190,21 @@ class ReplyJob:
             history.touch_thread(session, team, channel, thread_ts)
         ctx.save_progress(done=True, reply_ts=posted)
 
-    def _converse(self, ctx: JobContext, entries: list[ThreadEntry], asker, writer) -> tuple[list[dict], str]:
+    def _trace(self, ctx: JobContext, gateway: StoppableGateway, writer: ReplyWriter) -> Trace:
+        latency = (datetime.now(UTC) - ctx.job.created_at).total_seconds()
+        return Trace(
+            model=self.settings.inference_model_id or "",
+            prompt_tokens=gateway.prompt_tokens,
+            completion_tokens=gateway.completion_tokens,
+            tools=writer.steps.tool_names(),
+            latency_ms=max(int(latency * 1000), 0),
+            attempts=ctx.job.attempts,
+            thread_ts=ctx.job.payload["thread_ts"],
+        )
+
+    def _converse(
+        self, ctx: JobContext, entries: list[ThreadEntry], asker, writer, gateway=None
+    ) -> tuple[list[dict], str]:
         job, payload = ctx.job, ctx.job.payload
         system = build_system_prompt(
             self.settings.system_prompt,
@@ -186,7 +231,7 @@ class ReplyJob:
             on_wait=lambda seconds, reason: self._tell_queued(ctx, seconds),
         )
         turn = converse(
-            self.gateway,
+            gateway or self.gateway,
             self.tools,
             self.settings,
             system=system,
@@ -201,7 +246,9 @@ class ReplyJob:
 
     # -- Slack ------------------------------------------------------------------------------
 
-    def _writer(self, ctx: JobContext, client: WebClient) -> ReplyWriter:
+    def _writer(
+        self, ctx: JobContext, client: WebClient, *, agent: AgentSession | None = None, stop: StopFlag | None = None
+    ) -> ReplyWriter:
         payload = ctx.job.payload
         existing = (ctx.progress.get("reply_ts") or [None])[0]
 
@@ -218,13 +265,24 @@ class ReplyJob:
             streaming=self.streaming and existing is None,
             on_posted=remember,
             checkpoint=ctx.checkpoint,
+            agent=agent,
+            stop=stop,
         )
 
-    def _set_status(self, client: WebClient, channel: str, thread_ts: str) -> None:
-        try:
-            client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread_ts, status=THINKING_STATUS)
-        except SlackApiError as error:  # not every surface allows it; the answer matters, not the status
-            log.debug("reply status_unavailable error=%s", error.response.get("error"))
+    def _set_status(self, client: WebClient, channel: str, thread_ts: str, entries: list[ThreadEntry] = ()) -> None:
+        newest = next((e for e in reversed(entries) if e.role == "user" and not e.deleted), None)
+        images = len(newest.images) if newest else 0
+        files = len(newest.files) if newest else 0
+        messages = waiting.thinking_messages(images=images, files=files)
+        AgentSession(client, channel=channel, thread_ts=thread_ts).set_status(THINKING_STATUS, messages)
+
+    def _set_title(self, agent: AgentSession, payload: dict, entries: list[ThreadEntry]) -> None:
+        """In the agent DM view, a new thread is titled after its first question."""
+        if payload.get("channel_type") != "im" or payload.get("ts") != payload.get("thread_ts"):
+            return
+        first = next((e for e in entries if e.role == "user" and not e.deleted), None)
+        if first is not None:
+            agent.set_title(waiting.thread_title(first.text))
 
     def _tell_queued(self, ctx: JobContext, seconds: float) -> None:
         if seconds < self.settings.queued_notice_seconds or ctx.progress.get("told_queued"):
@@ -307,6 +365,12 @@ class ReplyJob:
             self._post_note(ctx.job, failure_message(exc))
         except SlackApiError as error:
             log.warning("job dead_notice_failed id=%d error=%s", ctx.job.id, error.response.get("error"))
+        payload = ctx.job.payload
+        agent = AgentSession(
+            self.slack.for_team(ctx.job.team_id), channel=payload["channel"], thread_ts=payload["thread_ts"]
+        )
+        agent.processing = True  # it may be: a failed answer must not leave the Stop button behind
+        agent.ended(by_stream=False)
 
 
 class ReplyWriter:
@@ -324,12 +388,23 @@ class ReplyWriter:
         streaming: bool,
         on_posted: Callable[[list[str]], None],
         checkpoint: Callable[[], None],
+        agent: AgentSession | None = None,
+        stop: StopFlag | None = None,
     ):
         self.checkpoint = checkpoint
         self.streams_text = True
+        self.agent = agent
+        self.stop = stop
+        self.steps = StepList()
         if streaming:
             self.inner: StreamingReply | UpdatingReply = StreamingReply(
-                client, channel=channel, thread_ts=thread_ts, team_id=team_id, user_id=user_id, on_posted=on_posted
+                client,
+                channel=channel,
+                thread_ts=thread_ts,
+                team_id=team_id,
+                user_id=user_id,
+                on_posted=on_posted,
+                stream_ended=self._stream_ended,
             )
         else:
             self.inner = UpdatingReply(
@@ -341,10 +416,69 @@ class ReplyWriter:
             self.checkpoint()
             self.inner.append(text)
 
-    def finish(self) -> list[str]:
+    def _stream_ended(self) -> None:
+        """Slack ended our stream: when Stop was pressed, the event follows in a moment."""
+        if self.stop is not None and self.stop.wait(STREAM_ENDED_GRACE_SECONDS):
+            raise AnswerStopped()
+
+    # -- tool steps (the tool loop calls these around each round's tool calls) ------------
+
+    def tool_started(self, call_id: str, name: str, arguments: str) -> None:
+        if self.stop is not None:
+            self.stop.check()  # no tool call starts once Stop was pressed
         self.checkpoint()
-        return self.inner.finish()
+        step = self.steps.start(call_id, name, arguments)
+        self._show([task_chunk(step)])
+        if self.agent is not None:
+            self.agent.set_status(THINKING_STATUS, waiting.tool_messages([name]))
+
+    def tool_finished(self, call_id: str, ok: bool, content: str) -> None:
+        step = self.steps.finish(call_id, ok, content)
+        if step is None or (self.stop is not None and self.stop.is_set()):
+            return
+        self.checkpoint()
+        self._show([task_chunk(step)])
+
+    def _show(self, chunks: list) -> None:
+        title = self.steps.new_plan_title()
+        if title:
+            chunks = [plan_chunk(title), *chunks]
+        if isinstance(self.inner, StreamingReply):
+            self.inner.append_chunks(chunks)  # post-and-update answers show the steps when they finish
+
+    # -- the end ------------------------------------------------------------------------
+
+    def _lead_blocks(self) -> list[dict]:
+        block = steps_block(self.steps.steps)
+        return [block.to_dict()] if block is not None else []
+
+    def finish(self, trace: Trace | None = None) -> list[str]:
+        self.checkpoint()
+        tail = [feedback_block(trace).to_dict()] if trace is not None else []
+        status = self.agent.final_status if self.agent else None
+        if isinstance(self.inner, StreamingReply):
+            posted = self.inner.finish(blocks=tail, session_status=status, lead_blocks=self._lead_blocks())
+            by_stream = self.inner.session_status_sent
+        else:
+            posted = self.inner.finish(lead_blocks=self._lead_blocks(), tail_blocks=tail)
+            by_stream = False
+        if self.agent is not None:
+            self.agent.ended(by_stream=by_stream)
+        return posted
 
     def finish_with_text(self, text: str) -> list[str]:
         self.append(text)
         return self.finish()
+
+    def stop_early(self, note: str) -> list[str]:
+        """Stop was pressed: add `note` to what is shown, post nothing else, end the session."""
+        status = self.agent.final_status if self.agent else None
+        if isinstance(self.inner, StreamingReply):
+            posted = self.inner.stop_early(note, session_status=status)
+            by_stream = self.inner.session_status_sent
+        else:
+            posted = self.inner.stop_early(note)
+            by_stream = False
+        if self.agent is not None:
+            self.agent.ended(by_stream=by_stream)
+        return posted

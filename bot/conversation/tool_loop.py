@@ -108,7 +108,15 @@ def converse(
             log.debug("reasoning chars=%d", len(completion.reasoning))
         if completion.tool_calls and may_use_tools:
             calls = [(c.id, c.name, c.arguments) for c in completion.tool_calls]
+            step_started = getattr(sink, "tool_started", None)  # sinks that show steps (Slack replies)
+            step_finished = getattr(sink, "tool_finished", None)
+            for call_id, name, arguments in calls:
+                if step_started:
+                    step_started(call_id, name, arguments)
             results = run_tool_calls(tools, calls, tool_ctx)
+            for call_id, result in results:
+                if step_finished:
+                    step_finished(call_id, result.ok, result.content)
             tool_calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls]
             turn_entries.append(
                 ThreadEntry(

@@ -1,5 +1,6 @@
 """Imports every model so Base.metadata knows the whole schema (Alembic, tests)."""
 
+from bot.agent import models as _agent  # noqa: F401
 from bot.conversation import models as _conversation  # noqa: F401
 from bot.db.base import Base
 from bot.inbound import models as _inbound  # noqa: F401

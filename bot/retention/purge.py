@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
+from bot.agent.models import AnswerFeedback, StopRequest
 from bot.conversation.models import MessageImage, SlackUser, Thread, ThreadMessage
 from bot.inbound.models import IdempotencyKey
 from bot.queue.models import DEAD, DONE, Job
@@ -48,9 +49,16 @@ def purge_expired(session: Session, cutoffs: Cutoffs, *, batch_size: int) -> dic
         )
     }
     deleted["oauth_states"] = _purge_expired_oauth_states(session, batch_size)
+    # A Stop only concerns work begun before it, which is long finished two days later.
+    deleted["stop_requests"] = _delete_by_key(
+        session, StopRequest, [StopRequest.id], [StopRequest.requested_at < cutoffs.idempotency_keys], batch_size
+    )
     if cutoffs.history is None:
         return deleted
     cutoff = cutoffs.history
+    deleted["feedback"] = _delete_by_key(
+        session, AnswerFeedback, [AnswerFeedback.id], [AnswerFeedback.updated_at < cutoff], batch_size
+    )
     deleted["messages"] = _delete_messages(session, [ThreadMessage.created_at < cutoff], batch_size)
     deleted["threads"] = _delete_by_key(
         session,
@@ -95,6 +103,10 @@ def forget_workspace(session: Session, team_id: str, *, batch_size: int, keep_jo
         [IdempotencyKey.team_id == team_id],
         batch_size,
     )
+    deleted += _delete_by_key(
+        session, AnswerFeedback, [AnswerFeedback.id], [AnswerFeedback.team_id == team_id], batch_size
+    )
+    deleted += _delete_by_key(session, StopRequest, [StopRequest.id], [StopRequest.team_id == team_id], batch_size)
     job_filter = [Job.team_id == team_id] + ([Job.id != keep_job_id] if keep_job_id is not None else [])
     deleted += _delete_by_key(session, Job, [Job.id], job_filter, batch_size)
     return deleted

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Settings
 from bot.slack.authorization import SingleWorkspaceAuthorization
 from bot.slack.clients import web_client
-from bot.slack.listeners import commands, home, messages, moderation, workspace
+from bot.slack.listeners import agent, commands, home, messages, moderation, workspace
 from bot.tools.builtin import configured_registry
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ def _register_listeners(app: App, sessions: sessionmaker[Session], settings: Set
     home.register(app, sessions)
     commands.register(app, sessions, settings, configured_registry(settings))
     moderation.register(app, sessions, settings)
+    agent.register(app, sessions, settings, reply_kind=messages.REPLY_JOB)
 
     # Last: Bolt runs the first listener that matches, and answers 404 (Slack then retries)
     # to events no listener matches.

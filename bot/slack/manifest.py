@@ -25,6 +25,7 @@ BOT_SCOPES = (
 )
 
 BOT_EVENTS = (
+    "agent_session_stopped",  # the native Stop button (needs assistant:write and chat:write)
     "app_home_opened",
     "app_mention",
     "app_uninstalled",

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.agent.render import TASK_DISPLAY_MODE
 from bot.slack.message_split import MARKDOWN_BLOCK_MAX_CHARS, fallback_text, split_markdown, to_blocks
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class UpdatingReply:
         self.on_posted = on_posted
         self.clock = clock
         self._last_update = float("-inf")
+        self.shown = ""  # the text people can see now (the last post or update)
 
     def append(self, delta: str) -> None:
         self.text += delta
@@ -93,25 +95,37 @@ class UpdatingReply:
             self.on_posted(list(self.ts_list))
         else:
             self.client.chat_update(channel=self.channel, ts=self.ts_list[0], text=preview)
+        self.shown = preview
         self._last_update = now
 
-    def finish(self, extra_text: str = "") -> list[str]:
+    def finish(
+        self, extra_text: str = "", *, lead_blocks: Sequence[dict] = (), tail_blocks: Sequence[dict] = ()
+    ) -> list[str]:
+        """`lead_blocks` go before the answer's first part (the steps), `tail_blocks` after its last
+        (the feedback buttons)."""
         self.text += extra_text
         parts = split_markdown(self.text) or ["_(no answer)_"]
-        if self.ts_list:
-            self.client.chat_update(
-                channel=self.channel, ts=self.ts_list[0], text=fallback_text(parts[0]), blocks=to_blocks(parts[0])
-            )
-        else:
+        last = len(parts) - 1
+        for index, part in enumerate(parts):
+            blocks = [*(lead_blocks if index == 0 else ()), *to_blocks(part), *(tail_blocks if index == last else ())]
+            if index == 0 and self.ts_list:
+                self.client.chat_update(
+                    channel=self.channel, ts=self.ts_list[0], text=fallback_text(part), blocks=blocks
+                )
+                continue
             response = self.client.chat_postMessage(
-                channel=self.channel, thread_ts=self.thread_ts, text=fallback_text(parts[0]), blocks=to_blocks(parts[0])
+                channel=self.channel, thread_ts=self.thread_ts, text=fallback_text(part), blocks=blocks
             )
             self.ts_list.append(response["ts"])
             self.on_posted(list(self.ts_list))
-        for part in parts[1:]:
-            response = self.client.chat_postMessage(
-                channel=self.channel, thread_ts=self.thread_ts, text=fallback_text(part), blocks=to_blocks(part)
-            )
+        return list(self.ts_list)
+
+    def stop_early(self, note: str) -> list[str]:
+        """Stopped: what people already see stays, `note` is added, nothing else is posted."""
+        if self.ts_list:
+            self.client.chat_update(channel=self.channel, ts=self.ts_list[0], text=(self.shown + note).strip())
+        else:
+            response = self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=note.strip())
             self.ts_list.append(response["ts"])
             self.on_posted(list(self.ts_list))
         return list(self.ts_list)
@@ -129,19 +143,25 @@ class StreamingReply:
         team_id: str,
         user_id: str,
         on_posted: Callable[[list[str]], None] = lambda ts: None,
+        stream_ended: Callable[[], None] | None = None,
     ):
         self.client = client
         self.channel = channel
         self.thread_ts = thread_ts
         self.on_posted = on_posted
+        # Called when the stream ends under us, before falling back; may raise (Stop pressed).
+        self.stream_ended = stream_ended
         self.stream = client.chat_stream(
             channel=channel,
             thread_ts=thread_ts,
             recipient_team_id=team_id or None,
             recipient_user_id=user_id or None,
+            task_display_mode=TASK_DISPLAY_MODE,
             buffer_size=STREAM_BUFFER_CHARS,
         )
         self.streamed = ""  # what went into the streamed message
+        self.shown = 0  # how much of it Slack has (the rest waits in the stream's buffer)
+        self.session_status_sent = False  # chat.stopStream moved the agent session on
         self.overflow = ""  # what comes after it, posted when the answer is complete
         self.fallback: UpdatingReply | None = None
 
@@ -162,11 +182,24 @@ class StreamingReply:
 
     def _stream(self, text: str) -> None:
         try:
-            self.stream.append(markdown_text=text)
+            flushed = self.stream.append(markdown_text=text)
             self.streamed += text
+            if flushed is not None:
+                self.shown = len(self.streamed)
             self._report_ts()
         except SlackApiError as error:
             self._fall_back(error, text)
+
+    def append_chunks(self, chunks: Sequence) -> None:
+        """Structured chunks (task and plan updates) into the stream, after the text so far."""
+        if self.fallback:
+            return
+        try:
+            self.stream.append(chunks=list(chunks))
+            self.shown = len(self.streamed)
+            self._report_ts()
+        except SlackApiError as error:
+            self._fall_back(error, "")
 
     def _report_ts(self) -> None:
         if self.stream.ts and not getattr(self, "_reported", False):
@@ -175,6 +208,8 @@ class StreamingReply:
 
     def _fall_back(self, error: SlackApiError, pending: str) -> None:
         code = error.response.get("error", "")
+        if self.stream_ended is not None:
+            self.stream_ended()
         log.warning("reply streaming_fallback error=%s", code)
         existing = self.stream.ts
         self.fallback = UpdatingReply(
@@ -182,26 +217,63 @@ class StreamingReply:
         )
         self.fallback.append(self.streamed + pending)
 
-    def finish(self) -> list[str]:
+    def finish(
+        self,
+        *,
+        blocks: Sequence[dict] = (),
+        session_status: str | None = None,
+        lead_blocks: Sequence[dict] = (),
+    ) -> list[str]:
+        """`blocks` end the answer (in chat.stopStream, or under its last overflow part);
+        `session_status` moves the agent session on; `lead_blocks` are for the post-and-update
+        fallback only (the steps, which a stream shows as task cards)."""
         if self.fallback:
-            return self.fallback.finish(self.overflow)
+            return self.fallback.finish(self.overflow, lead_blocks=lead_blocks, tail_blocks=blocks)
         reopen = ""
+        overflow_parts = split_markdown(self.overflow) if self.overflow.strip() else []
         try:
             fence = open_fence(self.streamed) if self.overflow else None
             if fence:
                 reopen = fence + "\n"
+                overflow_parts = split_markdown(reopen + self.overflow)
             if not self.streamed.strip() and not self.overflow:
                 self.stream.append(markdown_text="_(no answer)_")
-            self.stream.stop(markdown_text="\n" + fence[: len(fence) - len(fence.lstrip("`~"))] if fence else None)
+            self.stream.stop(
+                markdown_text="\n" + fence[: len(fence) - len(fence.lstrip("`~"))] if fence else None,
+                blocks=list(blocks) if blocks and not overflow_parts else None,
+                session_status=session_status,
+            )
+            self.session_status_sent = session_status is not None
             self._report_ts()
         except SlackApiError as error:
             self._fall_back(error, "")
-            return self.fallback.finish(self.overflow)  # type: ignore[union-attr]
+            return self.fallback.finish(self.overflow, lead_blocks=lead_blocks, tail_blocks=blocks)  # type: ignore[union-attr]
         ts_list = [self.stream.ts] if self.stream.ts else []
-        for part in split_markdown(reopen + self.overflow) if self.overflow.strip() else []:
+        for index, part in enumerate(overflow_parts):
+            last = index == len(overflow_parts) - 1
             response = self.client.chat_postMessage(
-                channel=self.channel, thread_ts=self.thread_ts, text=fallback_text(part), blocks=to_blocks(part)
+                channel=self.channel,
+                thread_ts=self.thread_ts,
+                text=fallback_text(part),
+                blocks=[*to_blocks(part), *(blocks if last else ())],
             )
             ts_list.append(response["ts"])
             self.on_posted(list(ts_list))
         return ts_list
+
+    def stop_early(self, note: str, *, session_status: str | None = None) -> list[str]:
+        """Stopped: what Slack already shows stays, `note` is added, nothing else is posted (the
+        stream's unsent buffer is dropped)."""
+        if self.fallback:
+            return self.fallback.stop_early(note)
+        ts = self.stream.ts
+        if ts is None:  # nothing was shown yet
+            response = self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=note.strip())
+            self.on_posted([response["ts"]])
+            return [response["ts"]]
+        try:
+            self.client.chat_stopStream(channel=self.channel, ts=ts, markdown_text=note, session_status=session_status)
+            self.session_status_sent = session_status is not None
+        except SlackApiError:  # Slack stopped the stream itself when Stop was pressed
+            self.client.chat_update(channel=self.channel, ts=ts, text=(self.streamed[: self.shown] + note).strip())
+        return [ts]

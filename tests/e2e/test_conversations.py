@@ -204,7 +204,9 @@ def test_without_streaming_the_answer_is_posted_then_finished_with_a_markdown_bl
     finally:
         fresh.slack.streaming_enabled = True
     message = fresh.slack.message(channel, reply["ts"])
-    assert message["blocks"] == [{"type": "markdown", "text": "**Bold** answer with `code`."}]
+    markdown, feedback = message["blocks"]  # the answer, then its 👍/👎 (tests/e2e/test_agent.py)
+    assert markdown == {"type": "markdown", "text": "**Bold** answer with `code`."}
+    assert feedback["type"] == "context_actions"
     assert fresh.slack.calls_to("chat.update")
 
 

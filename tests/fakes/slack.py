@@ -18,6 +18,16 @@ What each request goes through, in order: optional delay (:meth:`delay_next`), i
 ``invalid_auth``), then the method. Like Slack, API errors are HTTP 200 with ``{"ok": false, "error": ...}``;
 only rate limits (429 + ``Retry-After``) and injected 5xx use other statuses.
 
+Streaming chunks are checked as Slack documents them (``markdown_text`` with ``text``;
+``task_update`` with ``id``, ``title`` and a ``status`` of pending|in_progress|complete|error, optional
+``details``/``output`` strings and ``sources`` of ``{"type": "url", "url", "text"}``; ``plan_update`` with
+``title``; ``blocks``), ``task_display_mode`` is timeline|plan, and a bad one is ``invalid_chunks`` /
+``invalid_arguments``; each stream's chunks are kept (:meth:`FakeSlack.chunks_of`, :meth:`FakeSlack.tasks_of`).
+Agent sessions: ``agents.sessions.setStatus`` and ``chat.stopStream``'s ``session_status`` take
+processing|active|suspended|closed and are recorded per thread (:meth:`FakeSlack.session_status`);
+:meth:`FakeSlack.press_stop` is a person clicking the native Stop button. ``context_actions`` blocks take
+1 to 5 ``feedback_buttons``/``icon_button`` elements with the documented button fields.
+
 The fake holds Slack's limits that the bot must respect: ``text`` over 40,000 characters is
 ``msg_too_long``; more than 50 blocks, a section text over 3,000 characters or markdown blocks over
 12,000 characters in total are ``invalid_blocks``; streaming into a channel (C…/G…) without
@@ -57,6 +67,14 @@ MAX_STREAM_TEXT_CHARS = 12_000  # markdown_text of one stream call
 JSON_FIELDS = frozenset({"blocks", "attachments", "chunks", "metadata", "unfurls", "user_auth_blocks"})
 NO_AUTH_METHODS = frozenset({"oauth.v2.access", "api.test"})
 STREAM_METHODS = frozenset({"chat.startStream", "chat.appendStream", "chat.stopStream"})
+TASK_STATUSES = frozenset({"pending", "in_progress", "complete", "error"})
+TASK_DISPLAY_MODES = frozenset({"timeline", "plan"})
+SESSION_STATUSES = frozenset({"processing", "active", "suspended", "closed"})
+MAX_LOADING_MESSAGES = 10
+MAX_CONTEXT_ELEMENTS = 10
+MAX_CONTEXT_ACTIONS_ELEMENTS = 5
+MAX_FEEDBACK_TEXT_CHARS = 75
+MAX_BUTTON_VALUE_CHARS = 2000
 DEFAULT_REPLIES_LIMIT = 1000
 
 LOGIN_PAGE = (
@@ -246,6 +264,98 @@ def _markdown_chunks_text(chunks: Any) -> str:
     )
 
 
+def _bad(error: str, message: str) -> SlackError:
+    return SlackError(error, response_metadata={"messages": [f"[ERROR] {message}"]})
+
+
+def check_chunks(chunks: Any) -> list[dict[str, Any]]:
+    """Streaming chunks as Slack documents them (raises SlackError ``invalid_chunks``)."""
+    if chunks is None:
+        return []
+    if not isinstance(chunks, list):
+        raise _bad("invalid_chunks", "chunks must be an array")
+    for index, chunk in enumerate(chunks):
+        where = f"[json-pointer:/chunks/{index}]"
+        if not isinstance(chunk, dict) or not isinstance(chunk.get("type"), str):
+            raise _bad("invalid_chunks", f"a chunk must be an object with a type {where}")
+        kind = chunk["type"]
+        if kind == "markdown_text":
+            allowed, required = {"type", "text"}, ("text",)
+        elif kind == "task_update":
+            allowed = {"type", "id", "title", "status", "details", "output", "sources"}
+            required = ("id", "title", "status")
+        elif kind == "plan_update":
+            allowed, required = {"type", "title"}, ("title",)
+        elif kind == "blocks":
+            allowed, required = {"type", "blocks"}, ("blocks",)
+        else:
+            raise _bad("invalid_chunks", f"unknown chunk type {kind!r} {where}")
+        unknown = set(chunk) - allowed
+        if unknown:
+            raise _bad("invalid_chunks", f"unknown fields {sorted(unknown)} {where}")
+        for name in required:
+            if chunk.get(name) in (None, "") and not (kind == "markdown_text" and chunk.get(name) == ""):
+                raise _bad("invalid_chunks", f"missing {name!r} {where}")
+        if kind in ("markdown_text", "plan_update") or kind == "task_update":
+            for name in ("text", "title", "id", "details", "output"):
+                if name in chunk and chunk[name] is not None and not isinstance(chunk[name], str):
+                    raise _bad("invalid_chunks", f"{name!r} must be a string {where}")
+        if kind == "markdown_text" and len(chunk["text"]) > MAX_STREAM_TEXT_CHARS:
+            raise SlackError("msg_too_long")
+        if kind == "task_update":
+            if chunk["status"] not in TASK_STATUSES:
+                raise _bad("invalid_chunks", f"status must be one of {sorted(TASK_STATUSES)} {where}")
+            sources = chunk.get("sources")
+            if sources is not None:
+                if not isinstance(sources, list):
+                    raise _bad("invalid_chunks", f"sources must be an array {where}")
+                for source in sources:
+                    if (
+                        not isinstance(source, dict)
+                        or source.get("type") != "url"
+                        or not str(source.get("url", "")).startswith(("http://", "https://"))
+                        or not source.get("text")
+                        or set(source) - {"type", "url", "text"}
+                    ):
+                        raise _bad("invalid_chunks", f"a source is {{type: url, url, text}} {where}")
+        if kind == "blocks":
+            check_message_limits(None, chunk["blocks"])
+    return chunks
+
+
+def _plain_text(value: Any, limit: int) -> bool:
+    return (
+        isinstance(value, dict)
+        and value.get("type") == "plain_text"
+        and isinstance(value.get("text"), str)
+        and 0 < len(value["text"]) <= limit
+    )
+
+
+def _check_context_actions(block: dict[str, Any], index: int) -> None:
+    elements = block.get("elements")
+    where = f"[json-pointer:/blocks/{index}/elements]"
+    if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_CONTEXT_ACTIONS_ELEMENTS:
+        raise _bad("invalid_blocks", f"context_actions takes 1 to 5 elements {where}")
+    for element in elements:
+        kind = element.get("type") if isinstance(element, dict) else None
+        if kind == "feedback_buttons":
+            for side in ("positive_button", "negative_button"):
+                button = element.get(side)
+                if (
+                    not isinstance(button, dict)
+                    or not _plain_text(button.get("text"), MAX_FEEDBACK_TEXT_CHARS)
+                    or not isinstance(button.get("value"), str)
+                    or not 0 < len(button["value"]) <= MAX_BUTTON_VALUE_CHARS
+                ):
+                    raise _bad("invalid_blocks", f"{side} needs plain_text text and a value {where}")
+        elif kind == "icon_button":
+            if not element.get("icon") or not _plain_text(element.get("text"), MAX_FEEDBACK_TEXT_CHARS):
+                raise _bad("invalid_blocks", f"icon_button needs icon and text {where}")
+        else:
+            raise _bad("invalid_blocks", f"context_actions takes feedback_buttons or icon_button {where}")
+
+
 def check_message_limits(text: Any, blocks: Any) -> None:
     """Slack's size limits for a posted or updated message (raises SlackError)."""
     if isinstance(text, str) and len(text) > MAX_TEXT_CHARS:
@@ -263,6 +373,17 @@ def check_message_limits(text: Any, blocks: Any) -> None:
             if len(section_text) > MAX_SECTION_TEXT_CHARS:
                 message = f"[ERROR] must be less than 3001 characters [json-pointer:/blocks/{index}/text/text]"
                 raise SlackError("invalid_blocks", response_metadata={"messages": [message]})
+        elif block.get("type") == "context":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_CONTEXT_ELEMENTS:
+                raise _bad("invalid_blocks", f"context takes 1 to 10 elements [json-pointer:/blocks/{index}]")
+            for element in elements:
+                if not isinstance(element, dict) or element.get("type") not in ("mrkdwn", "plain_text", "image"):
+                    raise _bad("invalid_blocks", f"bad context element [json-pointer:/blocks/{index}]")
+                if element.get("type") != "image" and len(str(element.get("text", ""))) > MAX_SECTION_TEXT_CHARS:
+                    raise _bad("invalid_blocks", f"context text over 3000 characters [json-pointer:/blocks/{index}]")
+        elif block.get("type") == "context_actions":
+            _check_context_actions(block, index)
         elif block.get("type") == "markdown":
             markdown_chars += len(block.get("text", ""))
     if markdown_chars > MAX_MARKDOWN_BLOCK_CHARS:
@@ -322,6 +443,8 @@ class FakeSlack:
         self.downloads: list[Download] = []
         self.responses: list[ResponsePost] = []
         self._streams: dict[tuple[str, str], str] = {}  # (channel, ts) -> "streaming" | "stopped"
+        self._stream_chunks: dict[tuple[str, str], list[dict[str, Any]]] = {}  # every chunk, in order
+        self._sessions: dict[tuple[str, str], list[str]] = {}  # (channel, thread_ts) -> statuses set
         self._files: dict[str, _HostedFile] = {}
         self._oauth_codes: dict[str, dict[str, Any]] = {}
         self._used_oauth_codes: set[str] = set()
@@ -608,6 +731,42 @@ class FakeSlack:
             raise KeyError(f"no message {channel}/{ts}")
         return found.get("text", "")
 
+    def chunks_of(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """Every chunk streamed into a message (markdown text given as ``markdown_text`` included)."""
+        with self._lock:
+            return json.loads(json.dumps(self._stream_chunks.get((channel, ts), [])))
+
+    def tasks_of(self, channel: str, ts: str) -> dict[str, list[dict[str, Any]]]:
+        """{task id: its task_update chunks in order} for one streamed message."""
+        tasks: dict[str, list[dict[str, Any]]] = {}
+        for chunk in self.chunks_of(channel, ts):
+            if chunk["type"] == "task_update":
+                tasks.setdefault(chunk["id"], []).append(chunk)
+        return tasks
+
+    def session_status(self, channel: str, thread_ts: str) -> str | None:
+        """The agent session's current status for a thread (None: never set)."""
+        with self._lock:
+            history = self._sessions.get((channel, thread_ts))
+            return history[-1] if history else None
+
+    def session_history(self, channel: str, thread_ts: str) -> list[str]:
+        with self._lock:
+            return list(self._sessions.get((channel, thread_ts), []))
+
+    def press_stop(self, channel: str, thread_ts: str) -> list[str]:
+        """A person clicks the native Stop button: Slack stops the app's streams in the thread and
+        returns their ts (the event's ``streaming_message_ts``). The session status stays as it is:
+        the app must move it on."""
+        with self._lock:
+            stopped = []
+            for (stream_channel, ts), state in self._streams.items():
+                message = self.messages.get(stream_channel, {}).get(ts, {})
+                if stream_channel == channel and state == "streaming" and message.get("thread_ts") == thread_ts:
+                    self._streams[(stream_channel, ts)] = "stopped"
+                    stopped.append(ts)
+            return sorted(stopped, key=_ts_key)
+
     def stream_state(self, channel: str, ts: str) -> str | None:
         """ "streaming", "stopped", or None when `ts` was never a stream."""
         with self._lock:
@@ -649,6 +808,8 @@ class FakeSlack:
             self.downloads.clear()
             self.responses.clear()
             self._streams.clear()
+            self._stream_chunks.clear()
+            self._sessions.clear()
             self._faults.clear()
             self._delays.clear()
 
@@ -725,6 +886,8 @@ class FakeSlack:
             "chat.stopStream": self._chat_stop_stream,
             "assistant.threads.setStatus": self._assistant_set_status,
             "assistant.threads.setSuggestedPrompts": self._assistant_set_suggested_prompts,
+            "assistant.threads.setTitle": self._assistant_set_title,
+            "agents.sessions.setStatus": self._agents_sessions_set_status,
             "reactions.add": self._reactions_add,
             "users.info": self._users_info,
             "conversations.replies": self._conversations_replies,
@@ -832,7 +995,19 @@ class FakeSlack:
         markdown_text = params.get("markdown_text")
         if isinstance(markdown_text, str) and len(markdown_text) > MAX_STREAM_TEXT_CHARS:
             raise SlackError("msg_too_long")
+        check_chunks(params.get("chunks"))
         return str(markdown_text or "") + _markdown_chunks_text(params.get("chunks"))
+
+    def _keep_chunks(self, channel: str, ts: str, params: dict[str, Any]) -> None:
+        kept = self._stream_chunks.setdefault((channel, ts), [])
+        if params.get("markdown_text"):
+            kept.append({"type": "markdown_text", "text": str(params["markdown_text"])})
+        kept.extend(json.loads(json.dumps(params.get("chunks") or [])))
+
+    def _set_session(self, channel: str, thread_ts: str, status: Any) -> None:
+        if status not in SESSION_STATUSES:
+            raise _bad("invalid_arguments", f"status must be one of {sorted(SESSION_STATUSES)}")
+        self._sessions.setdefault((channel, thread_ts), []).append(str(status))
 
     def _chat_start_stream(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
         self._required(params, "channel", "thread_ts")
@@ -842,10 +1017,14 @@ class FakeSlack:
                 raise SlackError("missing_recipient_team_id")
             if not params.get("recipient_user_id"):
                 raise SlackError("missing_recipient_user_id")
+        mode = params.get("task_display_mode")
+        if mode is not None and mode not in TASK_DISPLAY_MODES:
+            raise _bad("invalid_arguments", "task_display_mode must be timeline or plan")
         text = self._stream_text(params)
         ts = next_ts()
         self.messages.setdefault(channel, {})[ts] = self._new_message(params, identity, ts, text)
         self._streams[(channel, ts)] = "streaming"
+        self._keep_chunks(channel, ts, params)
         return {"channel": channel, "ts": ts}
 
     def _streaming_message(self, params: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -858,16 +1037,22 @@ class FakeSlack:
     def _chat_append_stream(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
         channel, ts, message = self._streaming_message(params)
         message["text"] = message.get("text", "") + self._stream_text(params)
+        self._keep_chunks(channel, ts, params)
         return {"channel": channel, "ts": ts}
 
     def _chat_stop_stream(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
         channel, ts, message = self._streaming_message(params)
-        message["text"] = message.get("text", "") + self._stream_text(params)
+        text = self._stream_text(params)
         if params.get("blocks") is not None:
             check_message_limits(None, params["blocks"])
+        if params.get("session_status") is not None:
+            self._set_session(channel, str(message.get("thread_ts") or ts), params["session_status"])
+        message["text"] = message.get("text", "") + text
+        if params.get("blocks") is not None:
             message["blocks"] = params["blocks"]
         if params.get("metadata"):
             message["metadata"] = params["metadata"]
+        self._keep_chunks(channel, ts, params)
         self._streams[(channel, ts)] = "stopped"
         return {"channel": channel, "ts": ts, "message": dict(message)}
 
@@ -875,6 +1060,25 @@ class FakeSlack:
         self._required(params, "channel_id", "thread_ts")
         if "status" not in params:
             raise SlackError("invalid_arguments", response_metadata={"messages": ["[ERROR] missing 'status'"]})
+        messages = params.get("loading_messages")
+        if isinstance(messages, str):
+            messages = json.loads(messages)
+        if messages is not None and (
+            not isinstance(messages, list)
+            or not 1 <= len(messages) <= MAX_LOADING_MESSAGES
+            or not all(isinstance(m, str) and m for m in messages)
+        ):
+            raise _bad("invalid_arguments", "loading_messages: 1 to 10 non-empty strings")
+        return {}
+
+    def _assistant_set_title(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel_id", "thread_ts", "title")
+        return {}
+
+    def _agents_sessions_set_status(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel_id", "status")
+        channel = str(params["channel_id"])
+        self._set_session(channel, str(params.get("thread_ts") or ""), params["status"])
         return {}
 
     def _assistant_set_suggested_prompts(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:

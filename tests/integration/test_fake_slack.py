@@ -462,3 +462,121 @@ def test_seeding_and_reading_helpers(slack: FakeSlack, client: WebClient) -> Non
     assert (mention["user"], more["user"]) == ("U2", "U1")
     assert [m["ts"] for m in slack.messages_in("C3")] == [m["ts"] for m in thread]
     assert [m["ts"] for m in slack.bot_messages("C3")] == [reply["ts"]]
+
+
+# --- the agent surface: chunks, sessions, Stop, feedback blocks -------------------------------------
+
+
+def _error(call) -> str:
+    with pytest.raises(SlackApiError) as raised:
+        call()
+    return raised.value.response["error"]
+
+
+def test_task_and_plan_chunks_from_slack_sdk_models_are_accepted_and_kept(slack: FakeSlack, client: WebClient) -> None:
+    from slack_sdk.models.messages.chunk import MarkdownTextChunk, PlanUpdateChunk, TaskUpdateChunk
+
+    stream = client.chat_stream(channel="D1", thread_ts="1.0", task_display_mode="plan", buffer_size=1000)
+    stream.append(markdown_text="Looking. ")
+    stream.append(
+        chunks=[PlanUpdateChunk(title="Two steps"), TaskUpdateChunk(id="t1", title="Search", status="in_progress")]
+    )
+    stream.append(
+        chunks=[
+            TaskUpdateChunk(
+                id="t1",
+                title="Search",
+                status="complete",
+                output="3 found",
+                sources=[{"type": "url", "url": "https://e.example/a", "text": "a"}],
+            ),
+            MarkdownTextChunk(text="Done."),
+        ]
+    )
+    stream.stop(session_status="active")
+    assert slack.text_of("D1", stream.ts) == "Looking. Done."
+    assert [c["type"] for c in slack.chunks_of("D1", stream.ts)] == [
+        "markdown_text",
+        "plan_update",
+        "task_update",
+        "task_update",
+        "markdown_text",
+    ]
+    assert [u["status"] for u in slack.tasks_of("D1", stream.ts)["t1"]] == ["in_progress", "complete"]
+    assert slack.session_status("D1", "1.0") == "active"
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        {"type": "task_update", "id": "t1", "title": "x", "status": "done"},
+        {"type": "task_update", "id": "t1", "status": "complete"},
+        {"type": "task_update", "title": "x", "status": "complete"},
+        {"type": "task_update", "id": "t1", "title": "x", "status": "complete", "sources": [{"url": "https://e"}]},
+        {"type": "task_update", "id": "t1", "title": "x", "status": "complete", "colour": "red"},
+        {"type": "plan_update"},
+        {"type": "markdown_text"},
+        {"type": "thinking", "text": "x"},
+        {"text": "no type"},
+    ],
+)
+def test_chunks_outside_the_documented_shapes_are_refused(slack: FakeSlack, client: WebClient, chunk) -> None:
+    ts = client.chat_startStream(channel="D1", thread_ts="1.0")["ts"]
+    assert _error(lambda: client.chat_appendStream(channel="D1", ts=ts, chunks=[chunk])) == "invalid_chunks"
+
+
+def test_stream_display_mode_and_session_statuses_are_checked(slack: FakeSlack, client: WebClient) -> None:
+    assert _error(lambda: client.chat_startStream(channel="D1", thread_ts="1.0", task_display_mode="grid")) == (
+        "invalid_arguments"
+    )
+    assert _error(lambda: client.agents_sessions_setStatus(channel_id="D1", thread_ts="1.0", status="done")) == (
+        "invalid_arguments"
+    )
+    assert _error(lambda: client.api_call("agents.sessions.setStatus", json={"channel_id": "D1"})) == (
+        "invalid_arguments"
+    )
+    ts = client.chat_startStream(channel="D1", thread_ts="1.0")["ts"]
+    assert _error(lambda: client.chat_stopStream(channel="D1", ts=ts, session_status="stopped")) == "invalid_arguments"
+    assert slack.stream_state("D1", ts) == "streaming"  # a refused stop leaves the stream open
+
+
+def test_pressing_stop_ends_the_threads_streams_but_not_the_session(slack: FakeSlack, client: WebClient) -> None:
+    client.agents_sessions_setStatus(channel_id="D1", thread_ts="1.0", status="processing")
+    mine = client.chat_startStream(channel="D1", thread_ts="1.0")["ts"]
+    other = client.chat_startStream(channel="D1", thread_ts="2.0")["ts"]
+    assert slack.press_stop("D1", "1.0") == [mine]
+    assert slack.stream_state("D1", mine) == "stopped" and slack.stream_state("D1", other) == "streaming"
+    assert slack.session_status("D1", "1.0") == "processing"
+    assert _error(lambda: client.chat_appendStream(channel="D1", ts=mine, markdown_text="more")) == (
+        "message_not_in_streaming_state"
+    )
+    client.agents_sessions_setStatus(channel_id="D1", thread_ts="1.0", status="active")
+    assert slack.session_history("D1", "1.0") == ["processing", "active"]
+
+
+def test_loading_messages_and_titles(slack: FakeSlack, client: WebClient) -> None:
+    client.assistant_threads_setStatus(channel_id="D1", thread_ts="1.0", status="is thinking…", loading_messages=["a"])
+    too_many = [f"m{n}" for n in range(11)]
+    assert _error(
+        lambda: client.assistant_threads_setStatus(
+            channel_id="D1", thread_ts="1.0", status="x", loading_messages=too_many
+        )
+    ) == ("invalid_arguments")
+    client.assistant_threads_setTitle(channel_id="D1", thread_ts="1.0", title="A title")
+    assert _error(lambda: client.assistant_threads_setTitle(channel_id="D1", thread_ts="1.0", title="")) == (
+        "invalid_arguments"
+    )
+
+
+def test_feedback_blocks_are_checked(slack: FakeSlack, client: WebClient) -> None:
+    from bot.agent.feedback import Trace
+    from bot.agent.render import feedback_block
+
+    good = feedback_block(Trace(model="m")).to_dict()
+    client.chat_postMessage(channel="C1", text="answer", blocks=[good])
+    bad_value = json.loads(json.dumps(good))
+    bad_value["elements"][0]["positive_button"]["value"] = ""
+    empty = {"type": "context_actions", "elements": []}
+    wrong = {"type": "context_actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "x"}}]}
+    for blocks in ([bad_value], [empty], [wrong]):
+        assert _error(lambda b=blocks: client.chat_postMessage(channel="C1", text="x", blocks=b)) == "invalid_blocks"

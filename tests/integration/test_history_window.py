@@ -176,12 +176,15 @@ def test_the_window_query_reads_the_thread_index(postgres_url):
 
 def test_the_migration_backfills_estimates_of_existing_rows(database_url):
     from alembic import command
+    from alembic.script import ScriptDirectory
     from sqlalchemy import create_engine
 
     from bot.config import normalize_database_url
     from bot.db.migrate import alembic_config, upgrade
 
-    command.downgrade(alembic_config(database_url), "0005")
+    config = alembic_config(database_url)
+    before = ScriptDirectory.from_config(config).get_revision("0006_i17_tokens").down_revision
+    command.downgrade(config, before)
     engine = create_engine(normalize_database_url(database_url))
     try:
         with engine.begin() as connection:

@@ -21,3 +21,26 @@ def test_no_usage_and_an_empty_queue_say_so():
     empty = {**STATS, "queue": {**STATS["queue"], "oldest_queued_age_seconds": None}, "workspaces": []}
     text = format_stats(empty)
     assert "oldest queued: none" in text and "none in the last 7 days" in text
+
+
+def test_feedback_shows_the_share_of_thumbs_up_and_each_day():
+    stats = {
+        **STATS,
+        "feedback": {
+            "positive": 3,
+            "negative": 1,
+            "since": "2026-11-19",
+            "days": [
+                {"day": "2026-11-24", "positive": 1, "negative": 1},
+                {"day": "2026-11-25", "positive": 2, "negative": 0},
+            ],
+        },
+    }
+    lines = format_stats(stats).splitlines()
+    assert lines[-3:] == [
+        "feedback since 2026-11-19: 3 👍, 1 👎 (75% 👍)",
+        "  2026-11-24: 1 👍, 1 👎",
+        "  2026-11-25: 2 👍, 0 👎",
+    ]
+    none = {**STATS, "feedback": {"positive": 0, "negative": 0, "since": "2026-11-19", "days": []}}
+    assert format_stats(none).splitlines()[-1] == "feedback since 2026-11-19: 0 👍, 0 👎 (no clicks yet)"

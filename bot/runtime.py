@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.conversation.ask_job import AskJob
 from bot.conversation.feedback_job import FeedbackThanksJob
 from bot.conversation.reply_job import ReplyJob
+from bot.conversation.summary_job import SUMMARIZE_JOB, SummaryJob
 from bot.conversation.welcome_job import WelcomeJob
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
@@ -92,6 +93,8 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         REPLY_JOB: ReplyJob(gateway, slack, sessions, settings, tools, resolve_attachments=attachments, stops=stops),
         FEEDBACK_THANKS_JOB: FeedbackThanksJob(slack),
         WELCOME_JOB: WelcomeJob(slack),
+        # Long threads: the older part summarized in the background.
+        SUMMARIZE_JOB: SummaryJob(gateway, sessions, settings),
         FORGET_WORKSPACE_JOB: ForgetWorkspaceJob(sessions),
         # Slash commands answer through response_url, and tools use this client for their HTTP.
         SLASH_COMMAND_JOB: SlashCommandJob(tools, slack, sessions, settings, tools_http),

@@ -79,6 +79,23 @@ class MessageImage(Base):
     text: Mapped[str | None] = mapped_column(Text, nullable=True)  # a document's extracted text
 
 
+class ThreadSummary(Base):
+    """A long thread's running summary (bot.conversation.summary): the messages up to
+    (covers_ts, covers_seq) in a few hundred words, and whether a (re)write is requested."""
+
+    __tablename__ = "thread_summaries"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    thread_ts: Mapped[str] = mapped_column(String(32), primary_key=True)
+    text: Mapped[str] = mapped_column(Text, default="")  # empty until the first one is written
+    covers_ts: Mapped[str] = mapped_column(String(32), default="")
+    covers_seq: Mapped[int] = mapped_column(Integer, default=0)
+    covered: Mapped[int] = mapped_column(Integer, default=0)  # messages it stands for
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class SlackUser(Base):
     """users.info, cached: names for attribution and the admin flag for permissions."""
 

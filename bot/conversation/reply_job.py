@@ -35,7 +35,10 @@ from bot.agent.stops import (
 )
 from bot.config import Settings
 from bot.conversation import store as history
+from bot.conversation import summary_store
 from bot.conversation.prompt import build_system_prompt
+from bot.conversation.summary import summary_entry, wants_summary
+from bot.conversation.summary_job import SUMMARIZE_JOB
 from bot.conversation.thread import ThreadEntry
 from bot.conversation.tool_loop import converse
 from bot.conversation.users import refresh_users
@@ -43,7 +46,8 @@ from bot.conversation.window import load_window, newest_rows
 from bot.inference.errors import RejectedError
 from bot.inference.gateway import CallContext, ModelGateway, OverBudget
 from bot.limits.admission import RequestTooLarge
-from bot.queue.store import ClaimedJob
+from bot.queue.models import BACKGROUND
+from bot.queue.store import ClaimedJob, enqueue
 from bot.queue.worker import JobContext, JobStopped
 from bot.slack.agent_session import AgentSession
 from bot.slack.clients import SlackClients
@@ -120,8 +124,11 @@ class ReplyJob:
         self._backfill_if_needed(client, team, channel, thread_ts)
         budget = self.settings.context_budget_tokens
         with self.sessions() as session:
+            # A long thread's older part is in its summary; the rows after it are read verbatim.
+            summary = summary_store.get_summary(session, team, channel, thread_ts)
+            after = summary.covers if summary else None
             # Only the newest rows the budget can hold, picked by the database from stored estimates.
-            window = newest_rows(session, team, channel, thread_ts, budget_tokens=budget)
+            window = newest_rows(session, team, channel, thread_ts, budget_tokens=budget, after=after)
             user_ids = {row.user_id for row in window.rows if row.user_id and row.role == "user"}
             stale = history.stale_users(session, team, user_ids, datetime.now(UTC))
         self._refresh_users(client, team, stale)
@@ -147,9 +154,14 @@ class ReplyJob:
                 thread_ts,
                 budget_tokens=budget,
                 max_images=self.settings.max_images_per_request,
+                after=after,
                 window=None if prepared else window,  # estimates change when files are read
             )
             asker = history.get_user(session, team, job.user_id)
+        if summary:
+            entries.insert(0, summary_entry(summary))
+        if wants_summary(window.total_tokens, budget):
+            self._request_summary(job, channel, thread_ts)
         self._set_status(client, channel, thread_ts, entries)  # idempotent: a re-run may set it again
         self._set_title(agent, payload, entries)
 
@@ -268,6 +280,21 @@ class ReplyJob:
             agent=agent,
             stop=stop,
         )
+
+    def _request_summary(self, job: ClaimedJob, channel: str, thread_ts: str) -> None:
+        """Once per thread at a time: a background job folds the older messages into the summary."""
+        with self.sessions.begin() as session:
+            if summary_store.request_summary(session, job.team_id, channel, thread_ts):
+                enqueue(
+                    session,
+                    kind=SUMMARIZE_JOB,
+                    payload={"channel": channel, "thread_ts": thread_ts},
+                    team_id=job.team_id,
+                    user_id=job.user_id,
+                    lane=BACKGROUND,
+                    max_attempts=self.settings.job_max_attempts,
+                )
+                log.info("summary requested channel=%s", channel)
 
     def _set_status(self, client: WebClient, channel: str, thread_ts: str, entries: list[ThreadEntry] = ()) -> None:
         newest = next((e for e in reversed(entries) if e.role == "user" and not e.deleted), None)

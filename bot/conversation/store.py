@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.conversation.estimates import attachment_parts, row_estimates
-from bot.conversation.models import MessageImage, SlackUser, Thread, ThreadMessage
+from bot.conversation.models import MessageImage, SlackUser, Thread, ThreadMessage, ThreadSummary
 from bot.conversation.thread import ImagePart, ThreadEntry, ToolCall
 from bot.db.clock import db_now
 
@@ -300,6 +300,13 @@ def forget_thread(session: Session, team_id: str, channel_id: str, thread_ts: st
     session.execute(
         delete(Thread).where(Thread.team_id == team_id, Thread.channel_id == channel_id, Thread.thread_ts == thread_ts)
     )
+    session.execute(
+        delete(ThreadSummary).where(
+            ThreadSummary.team_id == team_id,
+            ThreadSummary.channel_id == channel_id,
+            ThreadSummary.thread_ts == thread_ts,
+        )
+    )
     return result.rowcount
 
 
@@ -370,7 +377,7 @@ def _entry(
         images=tuple(
             ImagePart(
                 image.media_type,
-                image.data,
+                getattr(image, "data", None) or b"",
                 image.width,
                 image.height,
                 name=meta.get("name", ""),

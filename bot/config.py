@@ -19,6 +19,21 @@ DEFAULT_DATABASE_URL = "sqlite:///bot.sqlite3"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_MODEL = "claude-4-5-haiku"
 
+# Heroku's cap on max_tokens ("max value: 4096 for Haiku models, 8192 for Sonnet models"); a
+# model of another family gets the smaller one. Thinking needs a budget of at least 1024 tokens,
+# below max_tokens (thinking tokens come out of max_tokens).
+MODEL_MAX_OUTPUT_TOKENS = {"haiku": 4096, "sonnet": 8192}
+DEFAULT_MODEL_MAX_OUTPUT_TOKENS = 4096
+MIN_THINKING_BUDGET_TOKENS = 1024
+
+
+def model_max_output_tokens(model: str) -> int:
+    """The largest ``max_tokens`` Heroku accepts for ``model``."""
+    for family, cap in MODEL_MAX_OUTPUT_TOKENS.items():
+        if family in model.lower():
+            return cap
+    return DEFAULT_MODEL_MAX_OUTPUT_TOKENS
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; `problems` holds one sentence per problem."""
@@ -65,7 +80,7 @@ class Settings:
     pdf_max_pages: int = 100
     document_max_chars: int = 100_000
     extended_thinking: bool = False
-    thinking_budget_tokens: int = 4096
+    thinking_budget_tokens: int = 2048  # part of inference_max_output_tokens, so below it
     show_reasoning: bool = False
     open_meteo_geocoding_url: str = "https://geocoding-api.open-meteo.com"
     open_meteo_forecast_url: str = "https://api.open-meteo.com"
@@ -158,6 +173,29 @@ def normalize_database_url(raw: str) -> str:
     if scheme == "sqlite":
         return "sqlite://" + rest
     raise ValueError(f"unsupported scheme {scheme!r}")
+
+
+def output_limit_problems(values: Mapping[str, object]) -> list[str]:
+    """One sentence per way INFERENCE_MAX_OUTPUT_TOKENS and INFERENCE_THINKING_BUDGET_TOKENS
+    (as read so far into ``values``) break the model's rules."""
+    defaults = Settings()
+    model = str(values.get("inference_model_id") or defaults.inference_model_id)
+    max_output = int(values.get("inference_max_output_tokens") or defaults.inference_max_output_tokens)
+    budget = int(values.get("thinking_budget_tokens") or defaults.thinking_budget_tokens)
+    cap = model_max_output_tokens(model)
+    problems = []
+    if max_output > cap:
+        problems.append(
+            f"INFERENCE_MAX_OUTPUT_TOKENS is {max_output}, above the {cap} Heroku allows for {model}: "
+            f"set it to {cap} or less."
+        )
+    if budget >= max_output:
+        problems.append(
+            f"INFERENCE_THINKING_BUDGET_TOKENS is {budget}, not below INFERENCE_MAX_OUTPUT_TOKENS ({max_output}): "
+            "thinking tokens come out of the output limit, so the budget must be smaller "
+            f"(at least {MIN_THINKING_BUDGET_TOKENS}; e.g. {max(MIN_THINKING_BUDGET_TOKENS, max_output // 2)})."
+        )
+    return problems
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -257,7 +295,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("BOT_DOCUMENT_MAX_BYTES", int, 1024, "document_max_bytes")
     number("BOT_PDF_MAX_PAGES", int, 1, "pdf_max_pages")
     number("BOT_DOCUMENT_MAX_CHARS", int, 100, "document_max_chars")
-    number("INFERENCE_THINKING_BUDGET_TOKENS", int, 1024, "thinking_budget_tokens")
+    number("INFERENCE_THINKING_BUDGET_TOKENS", int, MIN_THINKING_BUDGET_TOKENS, "thinking_budget_tokens")
+    problems.extend(output_limit_problems(values))
     for name, attr in (
         ("BOT_ANSWER_THREAD_FOLLOWUPS", "answer_thread_followups"),
         ("BOT_ANSWER_OTHER_BOTS", "answer_other_bots"),

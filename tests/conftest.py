@@ -15,6 +15,9 @@ import pytest
 
 from bot.config import normalize_database_url
 
+# The strict inference check (every test), and pytester for the test of that check.
+pytest_plugins = ["tests.support.strict_inference", "pytester"]
+
 POSTGRES_SKIP_REASON = (
     "needs PostgreSQL: set TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test (.ci/run does)"
 )

@@ -92,6 +92,9 @@ class TerminalClient:
     def auth_test(self, **_) -> dict:
         return {"ok": True, "user_id": BOT_USER, "bot_id": None, "team_id": LOCAL_TEAM}
 
+    def conversations_info(self, *, channel: str, **_) -> dict:
+        return {"ok": True, "channel": {"id": channel, "is_im": True, "user": LOCAL_USER}}
+
     def conversations_replies(self, **_) -> dict:
         return {"ok": True, "messages": []}
 

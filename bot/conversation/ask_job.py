@@ -16,6 +16,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
+from bot.conversation.places import PlaceNames
 from bot.conversation.prompt import build_system_prompt
 from bot.conversation.reply_job import failure_message, wants_extended_thinking
 from bot.conversation.thread import ThreadEntry
@@ -54,6 +55,7 @@ class AskJob(ResponseUrlAnswers):
         self.settings = settings
         self.tools = tools
         self.public_tools = without_private_tools(tools)
+        self.places = PlaceNames(sessions)
 
     def run(self, ctx: JobContext) -> None:
         if ctx.progress.get("done"):
@@ -83,8 +85,8 @@ class AskJob(ResponseUrlAnswers):
         channel = payload.get("channel") or ""
         system = build_system_prompt(
             self.settings.system_prompt,
-            workspace=job.team_id,
-            channel=channel,
+            workspace=self.places.workspace(client, job.team_id),
+            channel=self.places.describe(client, job.team_id, channel, asker_id=job.user_id),
             today=datetime.now(UTC).date().isoformat(),
         )
         entry = ThreadEntry(

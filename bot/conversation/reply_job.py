@@ -36,6 +36,7 @@ from bot.agent.stops import (
 from bot.config import Settings
 from bot.conversation import store as history
 from bot.conversation import summary_store
+from bot.conversation.places import PlaceNames
 from bot.conversation.prompt import build_system_prompt
 from bot.conversation.summary import summary_entry, wants_summary
 from bot.conversation.summary_job import SUMMARIZE_JOB
@@ -105,6 +106,7 @@ class ReplyJob:
         self.streaming = streaming
         self.stops = stops if stops is not None else StopWatch(sessions)
         self._identities: dict[str, BotIdentity] = {}
+        self.places = PlaceNames(sessions)
 
     # -- the job ----------------------------------------------------------------------------
 
@@ -218,10 +220,11 @@ class ReplyJob:
         self, ctx: JobContext, entries: list[ThreadEntry], asker, writer, gateway=None
     ) -> tuple[list[dict], str]:
         job, payload = ctx.job, ctx.job.payload
+        client = self.slack.for_team(job.team_id)
         system = build_system_prompt(
             self.settings.system_prompt,
-            workspace=job.team_id,
-            channel=payload["channel"],
+            workspace=self.places.workspace(client, job.team_id),
+            channel=self.places.describe(client, job.team_id, payload["channel"], asker_id=job.user_id),
             today=datetime.now(UTC).date().isoformat(),
         )
         newest_user_text = next((e.text for e in reversed(entries) if e.role == "user" and not e.deleted), "")

@@ -3,7 +3,8 @@
 One call per round: the model answers, or calls tools; their results go back and it is
 called again, at most `settings.max_tool_rounds` times with tools allowed, then once more
 with `tool_choice: "none"` so it must answer. Every round sends the same tool list (the
-prompt cache keys on it), and the history is fitted to the context budget each time.
+prompt cache keys on it), and the history is fitted to the context budget and to the
+provider's request size limit each time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 
 from bot.conversation.budget import fit_to_budget
 from bot.conversation.messages import thread_to_messages
+from bot.conversation.request_size import RequestTooBig, fit_request_size
 from bot.conversation.thread import ThreadEntry, ToolCall
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.limits.admission import RequestTooLarge
@@ -24,6 +26,7 @@ from bot.tools.runner import run_tool_calls
 log = logging.getLogger(__name__)
 
 LENGTH_NOTE = "\n\n_(The answer was cut off at the length limit.)_"
+REASONING_NOTE_CHARS = 500
 
 
 class TextSink(Protocol):
@@ -59,6 +62,23 @@ class ModelTurn:
     tool_rounds: int
 
 
+def thinking_options(settings: Any) -> dict:
+    """The ``extended_thinking`` object: the budget, and ``include_reasoning`` only when the
+    reasoning will be shown (BOT_SHOW_REASONING)."""
+    options: dict = {"enabled": True, "budget_tokens": settings.thinking_budget_tokens}
+    if settings.show_reasoning:
+        options["include_reasoning"] = True
+    return options
+
+
+def reasoning_note(reasoning: str) -> str:
+    """The short, quoted "Reasoning" paragraph shown under an answer (BOT_SHOW_REASONING)."""
+    text = " ".join(reasoning.split())
+    if len(text) > REASONING_NOTE_CHARS:
+        text = text[: REASONING_NOTE_CHARS - 1].rstrip() + "…"
+    return f"\n\n> _Reasoning:_ {text}"
+
+
 def converse(
     gateway: ModelGateway,
     tools: ToolRegistry,
@@ -73,39 +93,67 @@ def converse(
     thinking: bool = False,
 ) -> ModelTurn:
     """Run the model over `entries` (with tool rounds) and return the turn. Raises what the
-    gateway raises, and RequestTooLarge when the history cannot fit the context budget."""
+    gateway raises, and RequestTooLarge when the history cannot fit the context budget or the
+    provider's size limit.
+
+    With `thinking`, only the rounds before the first tool call think: Heroku documents no way
+    to send an assistant message's thinking back with its tool results, and Anthropic requires
+    that or thinking off for the follow-up, so the rounds after a tool call run without it.
+    Tool calls cut off by the length limit (`finish_reason: length`) are never run: their
+    arguments may be incomplete; the user is told the answer was cut off.
+    """
     openai_tools = tools.openai_tools()
     turn_entries: list[ThreadEntry] = []
     stored_turn: list[dict] = []
+    reasoning: list[str] = []
     max_rounds = settings.max_tool_rounds
     for round_number in range(max_rounds + 1):
         may_use_tools = bool(openai_tools) and round_number < max_rounds
         body: dict = {"max_tokens": settings.inference_max_output_tokens}
-        if thinking:
-            body["extended_thinking"] = {"enabled": True, "budget_tokens": settings.thinking_budget_tokens}
+        if thinking and not turn_entries:
+            body["extended_thinking"] = thinking_options(settings)
+        # Thinking tokens come out of max_tokens: the output cap already covers them.
         fixed = (
             estimate_messages_tokens([{"role": "system", "content": system}])
             + (estimate_tools_tokens(openai_tools) if openai_tools else 0)
             + body["max_tokens"]
-            + (settings.thinking_budget_tokens if thinking else 0)
         )
         budget = fit_to_budget(
             [*entries, *turn_entries], budget_tokens=settings.context_budget_tokens, fixed_tokens=fixed
         )
         if not budget.fits:
             raise RequestTooLarge("the thread does not fit the context budget")
-        body["messages"] = thread_to_messages(
-            budget.entries, system_prompt=system, max_images=settings.max_images_per_request
-        )
         if openai_tools:
             # Same tools every round: the prompt cache keys on them; "none" forbids new calls.
             body["tools"] = openai_tools
             body["tool_choice"] = "auto" if may_use_tools else "none"
+        in_turn = {id(entry) for entry in turn_entries}
+        try:
+            body, images_left_out = fit_request_size(
+                [entry for entry in budget.entries if id(entry) not in in_turn],
+                [entry for entry in budget.entries if id(entry) in in_turn],
+                max_images=settings.max_images_per_request,
+                build=lambda kept, images, fields=body: {
+                    **fields,
+                    "messages": thread_to_messages(kept, system_prompt=system, max_images=images),
+                },
+            )
+        except RequestTooBig as exc:
+            raise RequestTooLarge(str(exc)) from exc
+        if images_left_out:
+            log.info("request trimmed to the size limit images_left_out=%d", images_left_out)
         completion = gateway.call(body, call, on_text=sink.append if sink.streams_text else None)
         if not sink.streams_text:
             sink.append(completion.content)
-        if completion.reasoning and settings.show_reasoning:
-            log.debug("reasoning chars=%d", len(completion.reasoning))
+        if completion.reasoning:
+            reasoning.append(completion.reasoning)
+        if completion.finish_reason == "length":
+            # Cut off: any tool call in it may be truncated, so none is run.
+            if completion.tool_calls:
+                log.info("reply tool_calls_cut_off round=%d calls=%d", round_number + 1, len(completion.tool_calls))
+            return _finish(
+                settings, sink, stored_turn, completion.content + LENGTH_NOTE, round_number, reasoning, LENGTH_NOTE
+            )
         if completion.tool_calls and may_use_tools:
             calls = [(c.id, c.name, c.arguments) for c in completion.tool_calls]
             step_started = getattr(sink, "tool_started", None)  # sinks that show steps (Slack replies)
@@ -132,8 +180,17 @@ def converse(
                 stored_turn.append({"role": "tool", "text": result.content, "tool_call_id": call_id})
             log.info("reply tool_round=%d calls=%d", round_number + 1, len(calls))
             continue
-        if completion.finish_reason == "length":
-            sink.append(LENGTH_NOTE)
-            return ModelTurn(stored_turn, completion.content + LENGTH_NOTE, round_number)
-        return ModelTurn(stored_turn, completion.content, round_number)
+        return _finish(settings, sink, stored_turn, completion.content, round_number, reasoning, "")
     return ModelTurn(stored_turn, "", max_rounds)
+
+
+def _finish(
+    settings: Any, sink: TextSink, stored: list[dict], text: str, rounds: int, reasoning: list[str], note: str
+) -> ModelTurn:
+    """Show the closing note and, with BOT_SHOW_REASONING, the reasoning (shown, not stored)."""
+    if note:
+        sink.append(note)
+    shown = "".join(reasoning).strip()
+    if settings.show_reasoning and shown:
+        sink.append(reasoning_note(shown))
+    return ModelTurn(stored, text, rounds)

@@ -14,13 +14,22 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.conversation import store as history
+from bot.conversation.admins import is_workspace_admin
 from bot.conversation.models import SlackUser
 
 log = logging.getLogger(__name__)
 
 
-def refresh_users(client: WebClient, sessions: sessionmaker[Session], team_id: str, user_ids: Iterable[str]) -> None:
-    """Fetch and store each user; one that cannot be fetched keeps its old entry (or none)."""
+def refresh_users(
+    client: WebClient,
+    sessions: sessionmaker[Session],
+    team_id: str,
+    user_ids: Iterable[str],
+    *,
+    enterprise_id: str | None = None,
+) -> None:
+    """Fetch and store each user; one that cannot be fetched keeps its old entry (or none).
+    The admin flag is ours only (see bot.conversation.admins), cached with the profile."""
     for user_id in sorted(set(user_ids)):
         try:
             user = client.users_info(user=user_id)["user"]
@@ -34,7 +43,7 @@ def refresh_users(client: WebClient, sessions: sessionmaker[Session], team_id: s
                 team_id=team_id,
                 user_id=user_id,
                 display_name=profile.get("display_name") or user.get("real_name") or user.get("name") or "",
-                is_admin=bool(user.get("is_admin") or user.get("is_owner")),
+                is_admin=is_workspace_admin(user, team_id=team_id, enterprise_id=enterprise_id),
                 is_bot=bool(user.get("is_bot")),
                 timezone=user.get("tz"),
             )

@@ -5,22 +5,41 @@ from __future__ import annotations
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.db.safe_text import postgres_safe_json_dumps, postgres_safe_parameters
+
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """`pool_size` is the most connections this engine ever opens (no overflow), so the
+    connection budget in the README and in `bot check` is what a process really uses."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         pool_pre_ping=True,  # a restarted database leaves dead pooled connections behind
         pool_recycle=1800,
+        json_serializer=postgres_safe_json_dumps,
         connect_args={"connect_timeout": 5, "application_name": "slack-ai-bot"},
     )
+    _store_safe_text(engine)
+    return engine
+
+
+def _store_safe_text(engine: Engine) -> None:
+    """Postgres rejects NUL and neither driver encodes lone surrogates: every statement's
+    strings are cleaned (bot.db.safe_text), on both databases so they behave alike."""
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _safe_text(_connection, _cursor, statement, parameters, _context, _executemany):
+        return statement, postgres_safe_parameters(parameters)
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    engine = create_engine(
+        url, json_serializer=postgres_safe_json_dumps, connect_args={"timeout": 30, "check_same_thread": False}
+    )
+    _store_safe_text(engine)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):

@@ -1,7 +1,8 @@
 """Turn the bytes of an uploaded file into an image Claude accepts, or say why not (pure, Pillow).
 
 Claude (through Heroku Managed Inference) takes base64 data URLs of JPEG, PNG, GIF or WebP,
-at most 5 MB each, and scales anything beyond 1568 px on the long edge itself. `prepare_image`:
+at most 5 MB each, and scales anything beyond 1568 px on the long edge or about 1.15 megapixels
+itself. `prepare_image`:
 
 1. refuses what is not an image: empty input, HTML (Slack's login page), unknown or unsupported
    formats, corrupt or truncated files (``Image.verify()``, then a fresh open and a full decode);
@@ -14,7 +15,8 @@ at most 5 MB each, and scales anything beyond 1568 px on the long edge itself. `
 3. decodes the first frame only (animated GIF, WebP or PNG become a still image), applies the
    EXIF orientation, converts colours to plain sRGB (an embedded ICC profile is applied with
    ImageCms when it can be, then dropped; CMYK, 16-bit, float and palette modes are converted),
-   and scales down with LANCZOS to at most ``max_edge`` on the long edge (never up);
+   and scales down with LANCZOS to at most ``max_edge`` on the long edge and about 1.15 megapixels
+   (never up);
 4. re-encodes, which strips every piece of metadata (EXIF with its GPS position, XMP, ICC,
    comments, text chunks): JPEG, PNG, GIF and WebP keep their format; anything else (BMP,
    TIFF, ICO, …) becomes PNG. When the result is too big, PNG falls back to JPEG (no
@@ -42,6 +44,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from bot.conversation.thread import ImagePart
 
 DEFAULT_MAX_EDGE = 1568
+TARGET_MAX_AREA = 1_150_000  # pixels: "no more than 1.15 megapixels" (Claude's vision guide)
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024  # of base64 text
 DEFAULT_MAX_PIXELS = 50_000_000
 
@@ -132,7 +135,7 @@ def prepare_image(
     image, source_format = _decode_first_frame(data, max_edge=max_edge, max_pixels=max_pixels)
     try:
         image = _orient(image)
-        needs_scaling = max(image.size) > max_edge
+        needs_scaling = _scaled_size(image.size, max_edge) != image.size
         target = KEPT_FORMATS.get(source_format, "PNG")
         if target == "GIF" and (needs_scaling or image.mode not in ("P", "L")):
             target = "PNG"
@@ -188,13 +191,20 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
         raise ImageRejected("the image is too large (too many pixels)")
 
 
-def _scaled_size(size: tuple[int, int], max_edge: int) -> tuple[int, int]:
+def _scaled_size(size: tuple[int, int], max_edge: int, max_area: int = TARGET_MAX_AREA) -> tuple[int, int]:
+    """The size to send: at most `max_edge` on the long edge and about `max_area` pixels (never up).
+
+    Claude's guidance: "resize images to no more than 1.15 megapixels (and within 1568 pixels in
+    both dimensions)"; beyond that it scales them itself, so more pixels only cost bytes and time.
+    """
     width, height = size
     longest = max(width, height)
-    if longest <= max_edge:
+    scale = min(
+        1.0, max_edge / longest if longest else 1.0, (max_area / (width * height)) ** 0.5 if width * height else 1.0
+    )
+    if scale >= 1.0:
         return width, height
-    scale = max_edge / longest
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    return max(1, int(width * scale)), max(1, int(height * scale))
 
 
 def _orient(image: Image.Image) -> Image.Image:

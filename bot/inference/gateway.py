@@ -2,7 +2,9 @@
 
 A 429 pauses the whole pool (every process) for the server's Retry-After and the call is
 tried again after the pause without spending a job attempt, so rate limits never burn the
-retry budget. Other failures go up to the queue, which retries with backoff.
+retry budget, as long as no text has been shown yet. Once text is shown, and for every other
+failure, the error goes up to the queue, which retries the job with backoff; the job's re-run
+rewrites its message from the start, so a retry never repeats text.
 """
 
 from __future__ import annotations
@@ -70,22 +72,39 @@ class ModelGateway:
         on_text: Callable[[str], None] | None = None,
         prompt_caching: bool = True,
     ) -> Completion:
+        """One model call, always streamed (long answers never hit a read timeout as one
+        silent wait). ``on_text`` gets the text as it comes.
+
+        A 429 is waited out and the call tried again only while nothing has been shown:
+        once ``on_text`` has had text, any failure goes up to the job, whose re-run rewrites
+        its Slack message from the start, so no text is ever shown twice.
+        """
         body = dict(body)
         body.setdefault("max_tokens", self.max_output_tokens)
         self._check_budget(ctx)
         estimate = estimate_request_tokens(body)
+        shown = False
+
+        def show(text: str) -> None:
+            nonlocal shown
+            if text:
+                shown = True
+            if on_text is not None:
+                on_text(text)
+
         for _ in range(MAX_RATE_LIMITED_TRIES):
             ticket = self.limiter.admit(estimate, should_stop=ctx.should_stop, on_wait=ctx.on_wait)
             started = time.monotonic()
             try:
-                if on_text is not None:
-                    completion = self.client.stream(body, on_text=on_text, prompt_caching=prompt_caching)
-                else:
-                    completion = self.client.complete(body, prompt_caching=prompt_caching)
+                completion = self.client.stream(body, on_text=show, prompt_caching=prompt_caching)
             except RateLimitedError as exc:
-                # The server refused: it spent no tokens, but keep the request slot counted.
-                self.limiter.reconcile(ticket.reservation_id, 0)
                 self.limiter.pause(exc.retry_after if exc.retry_after is not None else DEFAULT_PAUSE_SECONDS)
+                if shown:
+                    # Refused mid-stream after text was shown: tokens were spent (keep the
+                    # estimate), and only the job may start the answer over.
+                    raise
+                # The server refused before answering: it spent no tokens, but keep the request slot counted.
+                self.limiter.reconcile(ticket.reservation_id, 0)
                 continue
             except Exception:
                 # Unknown whether the server counted it: keep the estimate reserved.

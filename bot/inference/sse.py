@@ -241,6 +241,7 @@ def _first_choice(document: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 @dataclass
 class _ToolCallParts:
+    wire_index: int = 0  # the index the server gave it (calls are returned in its order)
     id: str = ""
     name: str = ""
     arguments: list[str] = field(default_factory=list)
@@ -250,18 +251,21 @@ class StreamAssembler:
     """Folds ``chat.completion.chunk`` dicts (choice 0 only) into an :class:`AssembledMessage`.
 
     Tool calls arrive as deltas keyed by ``index``; their ``arguments`` fragments are
-    concatenated. A delta without ``index`` continues the call with the same ``id``, or
-    else the latest call. A name is taken from the first delta that has one (some servers
-    repeat it in every delta).
+    concatenated. A delta that brings a new ``id`` at an index already in use starts a new
+    call (some gateways number each call 0). A delta without ``index`` continues the call with
+    the same ``id``, or else the latest call. A name is taken from the first delta that has one
+    (some servers repeat it in every delta). ``usage`` may come in several chunks, each with
+    some of the fields: they are merged field by field, a later value replacing an earlier one.
     """
 
     def __init__(self) -> None:
         self._content: list[str] = []
         self._reasoning: list[str] = []
-        self._calls: dict[int, _ToolCallParts] = {}
+        self._calls: dict[int, _ToolCallParts] = {}  # by position of arrival
+        self._positions: dict[int, int] = {}  # wire index -> position of the call it continues
         self._last_index: int | None = None
         self._finish_reason: str | None = None
-        self._usage: Usage | None = None
+        self._usage_fields: dict[str, int] = {}
         self.chunks = 0
 
     def add(self, chunk: Mapping[str, Any]) -> str:
@@ -273,9 +277,7 @@ class StreamAssembler:
         if error is not None:
             raise StreamErrorEvent(error if isinstance(error, Mapping) else {"message": str(error)})
         self.chunks += 1
-        usage = parse_usage(chunk.get("usage"))
-        if usage is not None:
-            self._usage = usage
+        self._merge_usage(chunk.get("usage"))
         choice = _first_choice(chunk)
         if choice is None:
             return ""
@@ -294,9 +296,32 @@ class StreamAssembler:
             return text
         return ""
 
+    def _merge_usage(self, value: Any) -> None:
+        if not isinstance(value, Mapping):
+            return
+        for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            raw = value.get(name)
+            if raw is None:
+                continue
+            try:
+                self._usage_fields[name] = int(raw)
+            except (TypeError, ValueError):
+                continue
+
+    @property
+    def usage(self) -> Usage | None:
+        """The usage merged so far; None when no chunk reported any."""
+        fields = self._usage_fields
+        if not fields:
+            return None
+        prompt, completion = fields.get("prompt_tokens", 0), fields.get("completion_tokens", 0)
+        total = max(fields.get("total_tokens", 0), prompt + completion)
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
+
     def _add_tool_call_delta(self, call_delta: Mapping[str, Any]) -> None:
         index = self._index_for(call_delta)
-        parts = self._calls.setdefault(index, _ToolCallParts())
+        wire_index = call_delta.get("index")
+        parts = self._calls.setdefault(index, _ToolCallParts(wire_index if isinstance(wire_index, int) else index))
         self._last_index = index
         call_id = call_delta.get("id")
         if isinstance(call_id, str) and call_id and not parts.id:
@@ -310,10 +335,16 @@ class StreamAssembler:
         parts.arguments.append(_arguments_text(function.get("arguments")))
 
     def _index_for(self, call_delta: Mapping[str, Any]) -> int:
+        """The position of the call this delta belongs to (a new one when it starts a call)."""
         index = call_delta.get("index")
-        if isinstance(index, int):
-            return index
         call_id = call_delta.get("id")
+        if isinstance(index, int):
+            position = self._positions.get(index)
+            current = self._calls.get(position) if position is not None else None
+            if current is None or (isinstance(call_id, str) and call_id and current.id and call_id != current.id):
+                position = max(self._calls, default=-1) + 1
+                self._positions[index] = position
+            return position
         if call_id:
             for known, parts in self._calls.items():
                 if parts.id == call_id:
@@ -330,14 +361,14 @@ class StreamAssembler:
                 name=parts.name,
                 arguments="".join(parts.arguments) or "{}",
             )
-            for index, parts in sorted(self._calls.items())
+            for index, parts in sorted(self._calls.items(), key=lambda item: (item[1].wire_index, item[0]))
         ]
         reasoning = "".join(self._reasoning)
         return AssembledMessage(
             content="".join(self._content),
             tool_calls=tool_calls,
             finish_reason=self._finish_reason,
-            usage=self._usage,
+            usage=self.usage,
             reasoning=reasoning or None,
         )
 

@@ -195,15 +195,16 @@ def estimate_messages_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
 
 
 def estimate_request_tokens(body: Mapping[str, Any]) -> int:
-    """What the limiter reserves for a chat-completions ``body``: input, output cap and thinking budget."""
+    """What the limiter reserves for a chat-completions ``body``: input and output cap.
+
+    A thinking budget adds nothing: thinking tokens come out of ``max_tokens`` (the budget
+    must be below it), so the output cap already covers them.
+    """
     total = REQUEST_OVERHEAD_TOKENS
     total += estimate_messages_tokens(body.get("messages") or [])
     total += estimate_tools_tokens(body.get("tools") or [])
     max_tokens = body.get("max_tokens")
     total += DEFAULT_MAX_TOKENS if max_tokens is None else int(max_tokens)
-    thinking = body.get("extended_thinking")
-    if isinstance(thinking, Mapping) and thinking.get("enabled"):
-        total += int(thinking.get("budget_tokens") or 0)
     return total
 
 

@@ -140,5 +140,7 @@ def moderation_request(policy: tuple[Category, ...], image_part: dict[str, Any])
             },
         ],
         "tools": [verdict_tool(policy)],
-        "tool_choice": {"type": "function", "function": {"name": VERDICT_FUNCTION}},
+        # Heroku documents "none", "auto" and "required"; with the one tool, "required" forces it.
+        "tool_choice": "required",
+        "temperature": 0,  # the same image gets the same verdict
     }

@@ -1,4 +1,5 @@
-"""Slack Web API clients: retry handlers on, and the token sent only to Slack's host."""
+"""Slack Web API clients: retry handlers on, the token sent only to Slack's host, and no
+broadcast or user-group mention in anything the bot posts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,32 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.config import Settings
+from bot.slack.mentions import neutralize_payload
+
+# Every method that posts text people see. The payload is neutralized as a whole (text,
+# blocks, markdown_text, chunks, attachments), whatever path built it.
+POSTING_METHODS = frozenset(
+    {
+        "chat.postMessage",
+        "chat.postEphemeral",
+        "chat.update",
+        "chat.scheduleMessage",
+        "chat.startStream",
+        "chat.appendStream",
+        "chat.stopStream",
+        "chat.meMessage",
+    }
+)
+
+
+class SafeWebClient(WebClient):
+    """A WebClient that neutralizes `<!channel>`, `<!here>`, `<!everyone>` and `<!subteam^…>`
+    in everything it posts (see bot.slack.mentions)."""
+
+    def api_call(self, api_method: str, *, json=None, data=None, params=None, **kwargs):
+        if api_method in POSTING_METHODS:
+            json, data, params = neutralize_payload(json), neutralize_payload(data), neutralize_payload(params)
+        return super().api_call(api_method, json=json, data=data, params=params, **kwargs)
 
 
 def retry_handlers() -> list:
@@ -22,7 +49,7 @@ def retry_handlers() -> list:
 
 
 def web_client(settings: Settings, token: str | None) -> WebClient:
-    return WebClient(
+    return SafeWebClient(
         token=token,
         base_url=settings.slack_api_url,
         timeout=15,

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bot.slack.mentions import neutralize_mentions
+
 log = logging.getLogger(__name__)
 
 # A markdown block holds 12,000 characters; leave room, and cut on a line when possible.
@@ -38,7 +40,7 @@ def fit_answer(text: str, limit: int = MAX_ANSWER_CHARS) -> str:
 
 def response_payload(text: str, *, public: bool) -> dict:
     """The JSON body: visible to the channel when `public`, else only to the person who asked."""
-    answer = fit_answer(text)
+    answer = neutralize_mentions(fit_answer(text))  # no broadcast pings from model output
     return {
         "response_type": "in_channel" if public else "ephemeral",
         "text": answer,

@@ -82,6 +82,8 @@ def malformed_envelope(payload: dict) -> str | None:
                 return f"event.{key} has the wrong type"
         if event.get("files") is not None and not isinstance(event["files"], list):
             return "event.files is not a list"
+        if event["type"].startswith("assistant_thread_") and not isinstance(event.get("assistant_thread"), dict):
+            return "event.assistant_thread is not an object"  # Bolt's assistant middleware raises on it
     return None
 
 

@@ -80,7 +80,7 @@ def build_stack(request, tmp_path_factory, kind: str, **env_overrides: str) -> S
         "WEB_CONCURRENCY": "2",
         "WORKER_CONCURRENCY": "4",
         "JOB_LEASE_SECONDS": "10",
-        "INFERENCE_MAX_OUTPUT_TOKENS": "8192",
+        "INFERENCE_MAX_OUTPUT_TOKENS": "4096",
     }
     env = bot_env(database_url, **{**settings, **env_overrides})
     web, url = start_web(env, log_dir)

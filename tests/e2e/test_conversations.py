@@ -57,7 +57,9 @@ def test_a_mention_is_answered_in_its_thread(fresh):
     assert "what is a dyno?" in fresh.slack.text_of(channel, reply["ts"])
     [body] = requests_mentioning(fresh, "what is a dyno?")
     system = body["messages"][0]
-    assert system["role"] == "system" and channel in system["content"]
+    # The place by name (the fake Slack names an unknown channel after its id), never the raw id.
+    assert system["role"] == "system" and f"#{channel.lower()}" in system["content"]
+    assert channel not in system["content"]
     user = body["messages"][-1]
     assert user["role"] == "user" and "<@U1>" in json.dumps(user) and "Alice" in json.dumps(user)
 
@@ -169,11 +171,12 @@ def test_a_dm_is_answered(fresh):
     assert "hello in private" in fresh.slack.text_of(channel, reply["ts"])
 
 
-def test_a_20000_character_answer_is_split_within_slacks_limits(fresh):
+def test_an_answer_longer_than_one_message_is_split_within_slacks_limits(fresh):
     channel = new_channel()
-    paragraphs = [f"Paragraph {n}: " + "lorem ipsum dolor sit amet " * 30 for n in range(30)]
+    paragraphs = [f"Paragraph {n}: " + "lorem ipsum dolor sit amet " * 30 for n in range(17)]
     long_answer = "\n\n".join(paragraphs)
-    assert len(long_answer) > 20_000
+    # Longer than a message's 12,000 characters, within Haiku's 4096 output tokens (the fake: 4 chars each).
+    assert 12_000 < len(long_answer) < 4096 * 4
     fresh.inference.responder = lambda body: {"content": long_answer}
     fresh.post_event(sr.app_mention("<@UBOT> write a lot", channel=channel))
     replies = finished_replies(fresh, channel, count=2)
@@ -243,3 +246,26 @@ def test_the_messages_tab_greets_once_and_assistant_threads_get_suggested_prompt
     assert call.ok and call.params["channel_id"] == dm
     prompts = call.params["prompts"]
     assert len(json.loads(prompts) if isinstance(prompts, str) else prompts) == 3
+
+
+def test_text_postgres_rejects_is_recorded_and_answered(fresh):
+    # NUL is refused by Postgres text columns and a lone surrogate by psycopg; SQLite takes both.
+    channel = new_channel()
+    event = sr.app_mention("<@UBOT> nul\u0000here and a lone \ud83d surrogate", channel=channel)
+    assert fresh.post_event(event).status_code == 200
+    [reply] = finished_replies(fresh, channel)
+    assert "nulhere and a lone \ufffd surrogate" in fresh.slack.text_of(channel, reply["ts"])
+
+
+def test_model_output_never_pings_a_channel_or_group(fresh):
+    channel = new_channel()
+    fresh.inference.responder = lambda body: {"content": "Attention <!channel> <!here> <!subteam^S1|@ops> @everyone"}
+    fresh.post_event(sr.app_mention("<@UBOT> shout", channel=channel))
+    [reply] = finished_replies(fresh, channel)
+    posted = [
+        json.dumps(call.params, ensure_ascii=False)
+        for call in fresh.slack.all_calls()
+        if call.method.startswith("chat.") and call.params.get("channel") == channel
+    ]
+    assert posted and not any("<!" in p or " @everyone" in p for p in posted), posted
+    assert "@\u2060channel" in fresh.slack.text_of(channel, reply["ts"])

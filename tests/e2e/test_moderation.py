@@ -175,8 +175,8 @@ def post_image(stack, channel: str, file_object: dict, **kwargs) -> dict:
 
 
 def is_moderation(body) -> bool:
-    choice = body.get("tool_choice") if isinstance(body, dict) else None
-    return isinstance(choice, dict) and choice.get("function", {}).get("name") == VERDICT_FUNCTION
+    tools = (body.get("tools") or []) if isinstance(body, dict) else []
+    return [tool["function"]["name"] for tool in tools] == [VERDICT_FUNCTION]
 
 
 def moderation_requests(stack) -> list[dict]:
@@ -276,7 +276,19 @@ def test_an_allowed_image_only_gets_the_reaction_and_the_audit_is_complete(fresh
         ("UBOT", "white_check_mark")
     ]
     body = moderation_requests(fresh)[-1]
-    assert body["tool_choice"] == {"type": "function", "function": {"name": VERDICT_FUNCTION}}
+    # Only documented fields: "required" with the single tool forces the verdict; deterministic.
+    assert (body["tool_choice"], body["temperature"]) == ("required", 0)
+    assert set(body) <= {
+        "model",
+        "messages",
+        "tools",
+        "tool_choice",
+        "temperature",
+        "max_tokens",
+        "stream",
+        "stream_options",
+    }
+    assert "extended_thinking" not in body
     image = body["messages"][-1]["content"][-1]
     assert image["type"] == "image_url" and image["image_url"]["url"].startswith("data:image/png;base64,")
     wait_idle(fresh)

@@ -16,6 +16,7 @@ from tests.support import slack_requests as sr
 from tests.support.processes import wait_for
 
 ADMIN = "UADMIN"
+STRANGER = "USTRANGER"
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,8 @@ def stack(request, tmp_path_factory, open_meteo):
     )
     stack.slack.add_user("U1", name="alice", real_name="Alice", display_name="Alice", is_admin=False)
     stack.slack.add_user(ADMIN, name="ada", real_name="Ada", display_name="Ada", is_admin=True)
+    # Slack Connect: an admin of another organization's workspace.
+    stack.slack.add_user(STRANGER, name="sam", team_id="T9", is_admin=True, is_owner=True, is_stranger=True)
     return stack
 
 
@@ -126,6 +129,11 @@ def test_admin_only_tool_refuses_others_in_a_plain_sentence(fresh):
     assert refused["text"] == "Only workspace admins can use /purge." and refused["response_type"] == "ephemeral"
     allowed = run(fresh, "/purge", "", user=ADMIN)
     assert allowed["text"] == f"Caches purged by {ADMIN}."
+
+
+def test_an_admin_of_another_organization_is_not_our_admin(fresh):
+    refused = run(fresh, "/purge", "", user=STRANGER)
+    assert refused["text"] == "Only workspace admins can use /purge."
 
 
 def test_commands_work_in_dms(fresh):

@@ -26,6 +26,52 @@ the same numbers. A request bigger than ``max_tokens`` on its own is refused for
 Check order for each request: record it, bearer key (401), injected failures
 (:meth:`FakeInference.fail_next`), JSON validation (400), rate limit (429), injected hangs
 (:meth:`FakeInference.hang_next`: the request is charged, then not answered), latency, answer.
+
+Strict by default: every request is checked against the rules below before it is answered,
+and a request that breaks one is refused the way Heroku refuses it (``{"error": {"message",
+"type", "code"}}``, 400, or 413 for the size) and recorded in :attr:`FakeInference.rejections`
+and in the process-wide :data:`REJECTIONS`. The test suite fails any test during which a fake
+refused a request for validity, unless the test declares it with
+``@pytest.mark.invalid_inference_requests`` (``tests/support/strict_inference.py``).
+
+Rules enforced (:func:`request_problem`), each with the passage it comes from:
+
+* max_tokens within the model's cap. Heroku, /v1/chat/completions: "max_tokens ... max value:
+  4096 for Haiku models, 8192 for Sonnet models".
+* temperature within 0..1. Heroku: "temperature ... Range: 0.0 to 1.0".
+* tool_choice is one of none, auto, required. Heroku: '"none" - Model will not call any tools',
+  '"auto" - Model can call zero or more tools', '"required" - Model must call at least one tool'
+  (a named-function object is not among them).
+* extended_thinking: budget_tokens >= 1024 and < max_tokens. Heroku: "budget_tokens (integer):
+  Minimum 1024"; Anthropic, extended thinking: "budget_tokens must be set to a value less than
+  max_tokens" (thinking tokens count toward max_tokens).
+* No temperature, top_k or forced tool use with thinking. Anthropic: "Thinking isn't compatible
+  with temperature or top_k modifications as well as forced tool use"; "tool_choice options that
+  force tool use return an error with manual extended thinking". top_p only from 0.95 to 1.
+* No thinking in the middle of a tool-use loop. Anthropic: "when you return a tool result, the
+  thinking blocks from the assistant message must come back with it" and "Keep one thinking
+  configuration per assistant turn". Heroku documents no field that carries a thinking block
+  (with its signature) back in an assistant message, so a request with thinking enabled whose
+  messages end in tool results cannot be valid: the follow-up must run with thinking off.
+* Roles are system, user, assistant, tool. Heroku: "Supported roles: system, user, assistant, tool".
+* Content is never empty. Heroku: "Each message must have a role and content"; Anthropic rejects
+  empty text blocks and assistant turns with tool calls but no text through gateways.
+* Every tool call is answered by exactly one tool message, right after the assistant message
+  that made it, and every tool message answers such a call. Anthropic, tool use: "tool_result
+  blocks must immediately follow the tool_use blocks" / "Each tool_use block must have a
+  corresponding tool_result block in the next message".
+* Images only in user messages, as base64 data URLs of image/jpeg, png, gif or webp, at most
+  5 MB of base64 each. Anthropic, vision: "The supported image formats are JPEG, PNG, GIF and
+  WebP"; "maximum ... 5MB per image" (of the base64 text); images are user content.
+* The whole body at most 32 MB, else 413. Anthropic, vision: "there is a 32MB request size limit
+  for standard endpoints".
+
+What the real API may send and the fake can too: usage split across two chunks
+(:attr:`FakeInference.usage_split`) or only in the last one (the default), 429s with only
+x-ratelimit-* headers and no Retry-After (:attr:`FakeInference.retry_after_header` False, or
+``fail_next(429, headers=...)``), and an error event in the middle of a stream
+(:meth:`FakeInference.error_mid_stream_next`). Reasoning is sent only when the request asked
+for it (``extended_thinking`` with ``include_reasoning``).
 """
 
 from __future__ import annotations
@@ -99,11 +145,182 @@ def echo_responder(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"content": f"You said: {said}" if said else "Hello! How can I help?"}
 
 
+# --- the strict rules (see the module docstring for the passages) ---------------------------
+
+MODEL_MAX_TOKENS = {"haiku": 4096, "sonnet": 8192}
+DEFAULT_MODEL_MAX_TOKENS = 4096
+MIN_THINKING_BUDGET = 1024
+TOOL_CHOICES = ("none", "auto", "required")
+ROLES = ("system", "user", "assistant", "tool")
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+MAX_IMAGE_BASE64_BYTES = 5 * 1024 * 1024
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+class Problem(NamedTuple):
+    status: int
+    message: str
+    type: str = "invalid_request_error"
+
+
+class Rejection(NamedTuple):
+    status: int
+    message: str
+
+
+# Every validity rejection of every fake in this process, in order (the suite's check reads it).
+REJECTIONS: list[Rejection] = []
+_REJECTIONS_LOCK = threading.Lock()
+
+
+def model_max_tokens(model: str) -> int:
+    for family, cap in MODEL_MAX_TOKENS.items():
+        if family in model.lower():
+            return cap
+    return DEFAULT_MODEL_MAX_TOKENS
+
+
+def _content_problem(where: str, content: Any, *, role: str) -> str | None:
+    if isinstance(content, str):
+        return None if content.strip() else f"{where}: content must not be empty"
+    if not isinstance(content, list) or not content:
+        return f"{where}: content must be a non-empty string or array of parts"
+    for number, part in enumerate(content):
+        here = f"{where}.content[{number}]"
+        if not isinstance(part, dict):
+            return f"{here}: a content part must be an object"
+        kind = part.get("type")
+        if kind == "text":
+            if not isinstance(part.get("text"), str) or not part["text"].strip():
+                return f"{here}: text content blocks must be non-empty"
+        elif kind == "image_url":
+            if role != "user":
+                return f"{here}: images are only allowed in user messages"
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else None
+            if not isinstance(url, str) or not url.startswith("data:"):
+                return f"{here}: an image must be a base64 data URL"
+            header, comma, payload = url[len("data:") :].partition(",")
+            media_type, _, encoding = header.partition(";")
+            if not comma or encoding != "base64" or media_type not in IMAGE_MEDIA_TYPES:
+                return f"{here}: an image must be a base64 data URL of {', '.join(IMAGE_MEDIA_TYPES)}"
+            if len(payload) > MAX_IMAGE_BASE64_BYTES:
+                return f"{here}: image exceeds 5 MB maximum: {len(payload)} bytes > {MAX_IMAGE_BASE64_BYTES} bytes"
+        else:
+            return f"{here}: unknown content part type {kind!r}"
+    return None
+
+
+def _messages_problem(messages: list[Any]) -> str | None:
+    open_calls: list[str] = []  # calls of the last assistant message still waiting for their result
+    answering = False  # inside the run of tool messages right after an assistant message with calls
+    seen_ids: set[str] = set()
+    for number, message in enumerate(messages):
+        where = f"messages[{number}]"
+        if not isinstance(message, dict):
+            return f"{where}: a message must be an object"
+        role = message.get("role")
+        if role not in ROLES:
+            return f"{where}: role must be one of {', '.join(ROLES)}"
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if not answering or call_id not in open_calls:
+                return f"{where}: tool message {call_id!r} does not answer a tool call right before it"
+            open_calls.remove(call_id)
+        else:
+            if open_calls:
+                return f"{where}: tool call ids {open_calls} were not answered by tool messages right after them"
+            answering = False
+        problem = _content_problem(where, message.get("content"), role=role)
+        if problem:
+            return problem
+        if role == "assistant" and message.get("tool_calls") is not None:
+            calls = message["tool_calls"]
+            if not isinstance(calls, list) or not calls:
+                return f"{where}: tool_calls must be a non-empty array"
+            for call in calls:
+                call_id = call.get("id") if isinstance(call, dict) else None
+                function = call.get("function") if isinstance(call, dict) else None
+                if not isinstance(call_id, str) or not call_id or call_id in seen_ids:
+                    return f"{where}: every tool call needs a unique id"
+                if not isinstance(function, dict) or not function.get("name"):
+                    return f"{where}: a tool call needs a function name"
+                seen_ids.add(call_id)
+                open_calls.append(call_id)
+            answering = True
+    if open_calls:
+        return f"tool call ids {open_calls} were not answered by tool messages right after them"
+    return None
+
+
+def request_problem(body: Any) -> Problem | None:
+    """The first rule ``body`` breaks (see the module docstring), or None when it is valid."""
+    if not isinstance(body, dict):
+        return Problem(400, "request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return Problem(400, "model is required")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return Problem(400, "messages must be a non-empty array")
+    cap = model_max_tokens(model)
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None:
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            return Problem(400, "max_tokens must be a positive integer")
+        if max_tokens > cap:
+            return Problem(400, f"max_tokens: {max_tokens} > {cap}, which is the maximum allowed for {model}")
+    temperature = body.get("temperature")
+    if temperature is not None and (not isinstance(temperature, int | float) or not 0 <= temperature <= 1):
+        return Problem(400, "temperature must be between 0.0 and 1.0")
+    tool_choice = body.get("tool_choice")
+    if tool_choice is not None and tool_choice not in TOOL_CHOICES:
+        return Problem(400, f"tool_choice must be one of {', '.join(TOOL_CHOICES)}, got {json.dumps(tool_choice)}")
+    thinking = body.get("extended_thinking")
+    if thinking is not None:
+        if not isinstance(thinking, dict):
+            return Problem(400, "extended_thinking must be an object")
+        if thinking.get("enabled"):
+            budget = thinking.get("budget_tokens")
+            effective_max = max_tokens if max_tokens is not None else cap
+            if not isinstance(budget, int) or budget < MIN_THINKING_BUDGET:
+                return Problem(400, f"extended_thinking.budget_tokens: must be at least {MIN_THINKING_BUDGET}")
+            if budget >= effective_max:
+                return Problem(
+                    400, f"max_tokens must be greater than thinking.budget_tokens ({budget} >= {effective_max})"
+                )
+            if temperature is not None or body.get("top_k") is not None:
+                return Problem(400, "temperature and top_k may not be set when thinking is enabled")
+            top_p = body.get("top_p")
+            if top_p is not None and not (isinstance(top_p, int | float) and 0.95 <= top_p <= 1):
+                return Problem(400, "top_p must be between 0.95 and 1 when thinking is enabled")
+            if tool_choice == "required":
+                return Problem(400, "thinking may not be enabled when tool_choice forces tool use")
+            users = [n for n, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"]
+            last_user = users[-1] if users else -1
+            if any(isinstance(m, dict) and m.get("tool_calls") for m in messages[last_user + 1 :]):
+                return Problem(
+                    400,
+                    "thinking is enabled but the assistant message with the tool calls carries no thinking block: "
+                    "send the thinking back unmodified, or disable thinking for this request",
+                )
+    problem = _messages_problem(messages)
+    if problem:
+        return Problem(400, problem)
+    return None
+
+
 @dataclass
 class _Failure:
     status: int
     headers: dict[str, str]
     body: Any
+
+
+@dataclass
+class _StreamError:
+    after_chunks: int
+    error: dict[str, Any]
 
 
 @dataclass
@@ -187,6 +404,7 @@ class FakeInference:
         latency_max: float = 0.0,
         responder: Responder | None = None,
         port: int = 0,
+        strict: bool = True,
     ) -> None:
         if latency_max < latency_min:
             raise ValueError("latency_max must be at least latency_min")
@@ -198,6 +416,10 @@ class FakeInference:
         self.latency_max = latency_max
         self.responder: Responder = responder or echo_responder
         self.requests: list[RecordedRequest] = []
+        self.strict = strict
+        self.rejections: list[Rejection] = []  # requests refused for validity (400/413), in order
+        self.usage_split = False  # True: prompt_tokens in the first chunk, the rest in the last
+        self.retry_after_header = True  # False: the fake's own 429s carry only x-ratelimit-* headers
         self.rejected_429 = 0
         self.admitted = 0
         self.tokens_charged = 0
@@ -207,6 +429,7 @@ class FakeInference:
         self._admitted_window: deque[tuple[float, int]] = deque()  # (arrival, tokens) of admitted requests
         self._failures: deque[_Failure] = deque()
         self._hangs: deque[_Hang] = deque()
+        self._stream_errors: deque[_StreamError] = deque()
         self._stopping = threading.Event()
         self._server_lock = threading.Lock()  # serialises start/stop/set_down
         self._server: _Server | None = None
@@ -299,6 +522,17 @@ class FakeInference:
             for _ in range(times):
                 self._hangs.append(_Hang(seconds, after_chunks))
 
+    def error_mid_stream_next(
+        self, after_chunks: int = 3, *, error: Mapping[str, Any] | None = None, times: int = 1
+    ) -> None:
+        """The next ``times`` streaming answers send ``after_chunks`` chunks, then a
+        ``data: {"error": {...}}`` event, and end (no ``[DONE]``), as a real stream may when the
+        model fails midway. The default error is Anthropic's ``overloaded_error``."""
+        document = dict(error or {"message": "Overloaded", "type": "overloaded_error", "code": 529})
+        with self._lock:
+            for _ in range(times):
+                self._stream_errors.append(_StreamError(after_chunks, document))
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Block until ``predicate()`` is true (re-checked at every request); TimeoutError after ``timeout``."""
         deadline = time.monotonic() + timeout
@@ -379,8 +613,9 @@ class FakeInference:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length > 0 else b""
         arrival = time.monotonic()
+        too_large = self.strict and length > MAX_BODY_BYTES
         try:
-            body: Any = json.loads(raw) if raw else None
+            body: Any = None if too_large else (json.loads(raw) if raw else None)
         except ValueError:
             body = raw.decode("utf-8", errors="replace")
         with self._changed:
@@ -398,9 +633,20 @@ class FakeInference:
         if failure is not None:
             self._send_failure(handler, failure)
             return
-        problem = self._validate(body)
+        if too_large:
+            problem: Problem | None = Problem(
+                413, f"request size {length} bytes exceeds the {MAX_BODY_BYTES} bytes limit", "request_too_large"
+            )
+        else:
+            problem = request_problem(body) if self.strict else self._lenient_problem(body)
         if problem:
-            self._send_error(handler, 400, problem, "invalid_request_error")
+            rejection = Rejection(problem.status, problem.message)
+            with self._changed:
+                self.rejections.append(rejection)
+                self._changed.notify_all()
+            with _REJECTIONS_LOCK:
+                REJECTIONS.append(rejection)
+            self._send_error(handler, problem.status, problem.message, problem.type)
             return
         try:
             answer = self._answer(body)
@@ -417,7 +663,9 @@ class FakeInference:
             hang = self._hangs.popleft() if refusal is None and self._hangs else None
             self._changed.notify_all()
         if refusal is not None:
-            headers = {"Retry-After": str(refusal.retry_after), **refusal.headers}
+            headers = dict(refusal.headers)
+            if self.retry_after_header:
+                headers["Retry-After"] = str(refusal.retry_after)
             self._send_error(handler, 429, "rate limit exceeded", "rate_limit_error", headers=headers)
             return
         streaming = body.get("stream") is True
@@ -428,20 +676,25 @@ class FakeInference:
         if streaming:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             chunks = self._chunks(body, answer, usage if include_usage else None)
-            self._send_stream(handler, chunks, limit_headers, latency, hang)
+            with self._lock:
+                stream_error = self._stream_errors.popleft() if self._stream_errors else None
+            if stream_error is not None:
+                chunks = [*chunks[: stream_error.after_chunks], {"error": stream_error.error}]
+            self._send_stream(handler, chunks, limit_headers, latency, hang, done=stream_error is None)
         else:
             if latency > 0 and self._stopping.wait(latency):
                 return
             self._send_json(handler, 200, self._completion(body, answer, usage), limit_headers)
 
     @staticmethod
-    def _validate(body: Any) -> str | None:
+    def _lenient_problem(body: Any) -> Problem | None:
+        """``strict=False``: only the shape every request needs (for benchmarks of odd traffic)."""
         if not isinstance(body, dict):
-            return "request body must be a JSON object"
+            return Problem(400, "request body must be a JSON object")
         if not isinstance(body.get("model"), str) or not body["model"]:
-            return "model is required"
+            return Problem(400, "model is required")
         if not isinstance(body.get("messages"), list) or not body["messages"]:
-            return "messages must be a non-empty array"
+            return Problem(400, "messages must be a non-empty array")
         return None
 
     def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -461,6 +714,9 @@ class FakeInference:
             )
         answer["tool_calls"] = calls
         answer["content"] = str(answer.get("content") or "")
+        thinking = body.get("extended_thinking") or {}
+        if not (thinking.get("enabled") and thinking.get("include_reasoning")):
+            answer.pop("reasoning", None)  # the real API returns reasoning only when asked for it
         finish = answer.get("finish_reason") or ("tool_calls" if calls else "stop")
         cap = body.get("max_tokens")
         if isinstance(cap, int) and fake_answer_tokens(answer) > cap:
@@ -517,6 +773,10 @@ class FakeInference:
             chunks.append(chunk({"tool_calls": [{**opening, "function": {"name": call["name"], "arguments": ""}}]}))
             for piece in _pieces(call["arguments"], 2):
                 chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
+        if usage is not None and self.usage_split:
+            # Usage reported in two parts, as some gateways do: merge field by field.
+            chunks[0]["usage"] = {"prompt_tokens": usage["prompt_tokens"]}
+            usage = {key: value for key, value in usage.items() if key != "prompt_tokens"}
         chunks.append(chunk({}, answer["finish_reason"]))
         if usage is not None:
             last = chunk({})
@@ -560,7 +820,7 @@ class FakeInference:
         *,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        document = {"error": {"message": message, "type": error_type, "code": str(status)}}
+        document = {"error": {"message": message, "type": error_type, "code": status}}
         self._send_json(handler, status, document, headers)
 
     def _send_failure(self, handler: _Handler, failure: _Failure) -> None:
@@ -586,6 +846,8 @@ class FakeInference:
         headers: Mapping[str, str],
         latency: float,
         hang: _Hang | None,
+        *,
+        done: bool = True,
     ) -> None:
         # Half the latency before the first byte, the rest spread between chunks.
         if latency > 0 and self._stopping.wait(latency / 2):
@@ -605,7 +867,8 @@ class FakeInference:
             if gap > 0 and self._stopping.wait(gap):
                 return
             _write_chunked(handler, f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
-        _write_chunked(handler, b"data: [DONE]\n\n")
+        if done:
+            _write_chunked(handler, b"data: [DONE]\n\n")
         handler.wfile.write(b"0\r\n\r\n")
         handler.wfile.flush()
 

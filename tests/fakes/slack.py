@@ -1108,8 +1108,10 @@ class FakeSlack:
             raise SlackError("user_not_found")
         name = info.get("name", user_id.lower())
         real_name = info.get("real_name", name)
+        extra = {key: info[key] for key in ("is_stranger", "enterprise_user") if key in info}
         return {
             "user": {
+                **extra,
                 "id": user_id,
                 "team_id": info.get("team_id", identity.team_id),
                 "name": name,

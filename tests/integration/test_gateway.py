@@ -82,3 +82,31 @@ def test_over_budget_makes_no_call(sessions, fake):
     assert "daily allowance" in refused.value.message
     assert len(fake.requests) == calls_before
     gw.call(BODY, CallContext(team_id="T1", user_id="U2"))  # others are not affected
+
+
+RATE_LIMIT_EVENT = {"message": "Too many tokens", "type": "rate_limit_error", "code": 429}
+
+
+def test_every_call_is_streamed(sessions, fake):
+    gateway(sessions, fake).call(BODY, CallContext(team_id="T1", user_id="U1"))  # no on_text: still a stream
+    assert fake.requests[-1].body["stream"] is True
+
+
+def test_a_429_event_before_any_text_is_retried_inside_the_gateway(sessions, fake):
+    fake.responder = lambda body: {"content": "All of it."}
+    fake.error_mid_stream_next(after_chunks=1, error=RATE_LIMIT_EVENT)  # only the opening chunk: no text
+    shown: list[str] = []
+    completion = gateway(sessions, fake).call(BODY, CallContext(team_id="T1", user_id="U1"), on_text=shown.append)
+    assert completion.content == "".join(shown) == "All of it."
+    assert len(fake.requests) == 2
+
+
+def test_a_failure_after_text_was_shown_goes_to_the_job_and_nothing_is_shown_twice(sessions, fake):
+    fake.responder = lambda body: {"content": "Partial answer that was already shown, then the rest."}
+    fake.error_mid_stream_next(after_chunks=3, error=RATE_LIMIT_EVENT)
+    shown: list[str] = []
+    with pytest.raises(RetryableError):
+        gateway(sessions, fake).call(BODY, CallContext(team_id="T1", user_id="U1"), on_text=shown.append)
+    assert len(fake.requests) == 1  # not retried with the same output
+    text = "".join(shown)
+    assert text and "Partial answer that was already shown, then the rest.".startswith(text)

@@ -27,6 +27,11 @@ from tests.fakes.inference import (
 
 MODEL = "claude-4-5-haiku"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Reasoning comes back only when the request asks for it.
+WITH_REASONING = {
+    "max_tokens": 2048,
+    "extended_thinking": {"enabled": True, "budget_tokens": 1024, "include_reasoning": True},
+}
 
 
 def ask(text: str = "What is Heroku?") -> dict:
@@ -110,7 +115,7 @@ def test_stream_delivers_text_as_it_arrives_and_assembles_tool_calls() -> None:
         InferenceClient(fake.url, fake.api_key, MODEL, timeout=5.0) as client,
     ):
         pieces: list[str] = []
-        result = client.stream(ask(), on_text=pieces.append)
+        result = client.stream({**ask(), **WITH_REASONING}, on_text=pieces.append)
 
         body = fake.requests[-1].body
         assert body["stream"] is True
@@ -147,7 +152,7 @@ def test_complete_reads_tool_calls_and_reasoning() -> None:
         return {"content": "ok", "reasoning": "hmm", "tool_calls": [{"name": "lookup", "arguments": '{"id": 3}'}]}
 
     with FakeInference(responder=responder) as fake, InferenceClient(fake.url, fake.api_key, MODEL) as client:
-        result = client.complete(ask())
+        result = client.complete({**ask(), **WITH_REASONING})
     assert result.reasoning == "hmm"
     assert len(result.tool_calls) == 1
     assert result.tool_calls[0].name == "lookup"
@@ -251,6 +256,7 @@ def test_400_is_rejected_with_the_servers_reason(fake: FakeInference, client: In
     assert not isinstance(raised.value, RetryableError)
 
 
+@pytest.mark.invalid_inference_requests
 def test_a_request_the_server_finds_invalid_is_rejected(fake: FakeInference, client: InferenceClient) -> None:
     with pytest.raises(RejectedError, match="messages"):
         client.complete({"messages": []})

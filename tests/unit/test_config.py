@@ -76,3 +76,36 @@ def test_moderation_channels_are_a_list():
 
 def test_slack_api_url_gets_a_trailing_slash():
     assert load_settings({"SLACK_API_URL": "http://127.0.0.1:9/api"}).slack_api_url == "http://127.0.0.1:9/api/"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        # The shipped defaults fit: Haiku's cap is 4096, the budget below it.
+        ({}, []),
+        ({"INFERENCE_MAX_OUTPUT_TOKENS": "4096", "INFERENCE_THINKING_BUDGET_TOKENS": "4095"}, []),
+        ({"INFERENCE_MODEL_ID": "claude-4-5-sonnet", "INFERENCE_MAX_OUTPUT_TOKENS": "8192"}, []),
+        ({"INFERENCE_MAX_OUTPUT_TOKENS": "8192"}, ["INFERENCE_MAX_OUTPUT_TOKENS is 8192, above the 4096"]),
+        (
+            {"INFERENCE_MAX_OUTPUT_TOKENS": "4096", "INFERENCE_THINKING_BUDGET_TOKENS": "4096"},
+            ["INFERENCE_THINKING_BUDGET_TOKENS is 4096, not below INFERENCE_MAX_OUTPUT_TOKENS (4096)"],
+        ),
+        (
+            {"INFERENCE_MAX_OUTPUT_TOKENS": "9000", "INFERENCE_THINKING_BUDGET_TOKENS": "9000"},
+            ["INFERENCE_MAX_OUTPUT_TOKENS is 9000", "INFERENCE_THINKING_BUDGET_TOKENS is 9000"],
+        ),
+        ({"INFERENCE_THINKING_BUDGET_TOKENS": "1000"}, ["INFERENCE_THINKING_BUDGET_TOKENS must be at least 1024"]),
+        ({"INFERENCE_MAX_OUTPUT_TOKENS": "1024"}, ["INFERENCE_THINKING_BUDGET_TOKENS is 2048, not below"]),
+    ],
+)
+def test_output_limits_are_checked_against_the_model_and_each_other(env, expected):
+    if not expected:
+        settings = load_settings(env)
+        assert settings.thinking_budget_tokens < settings.inference_max_output_tokens
+        return
+    with pytest.raises(ConfigError) as error:
+        load_settings(env)
+    problems = error.value.problems
+    assert len(problems) == len(expected)  # one line per problem
+    for problem, start in zip(problems, expected, strict=True):
+        assert problem.startswith(start) and problem.endswith(".")

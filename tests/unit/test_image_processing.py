@@ -155,7 +155,8 @@ def test_a_gif_that_must_shrink_becomes_png():
     frames = [halves(2000, 1000, left=colour) for colour in (GREEN, RED)]
     data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
     part = prepare_image(data)
-    assert (part.media_type, part.width, part.height) == ("image/png", 1568, 784)
+    # 1.15 megapixels at most (Claude's guidance), which here is tighter than 1568 px.
+    assert (part.media_type, part.width, part.height) == ("image/png", 1516, 758)
     image = assert_well_formed(part).convert("RGB")
     assert_close(image.getpixel((100, 400)), GREEN)
 
@@ -264,7 +265,7 @@ def test_one_bit_tiff_becomes_greyscale_png():
 def test_a_large_noisy_photo_is_scaled_and_fits():
     source = noise(6000, 4000)
     part = prepare_image(encode(source, "JPEG", quality=92))
-    assert (part.media_type, part.width, part.height) == ("image/jpeg", 1568, 1045)
+    assert (part.media_type, part.width, part.height) == ("image/jpeg", 1313, 875)
     assert_well_formed(part)
 
 
@@ -280,11 +281,27 @@ def test_tall_images_scale_on_their_long_edge():
 
 def test_noise_too_big_as_png_is_sent_as_jpeg():
     source = noise(1600, 1200)
-    as_png = encode(source.resize((1568, 1176), Image.Resampling.LANCZOS), "PNG")
-    assert base64_length(len(as_png)) > DEFAULT_MAX_BYTES  # the premise: PNG cannot fit
-    part = prepare_image(encode(source, "PNG"))
-    assert (part.media_type, part.width, part.height) == ("image/jpeg", 1568, 1176)
-    assert_well_formed(part)
+    limit = 3 * 1024 * 1024
+    as_png = encode(source.resize((1238, 928), Image.Resampling.LANCZOS), "PNG")
+    assert base64_length(len(as_png)) > limit  # the premise: PNG cannot fit
+    part = prepare_image(encode(source, "PNG"), max_bytes=limit)
+    assert (part.media_type, part.width, part.height) == ("image/jpeg", 1238, 928)
+    assert_well_formed(part, max_bytes=limit)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((1500, 1500), (1072, 1072)),  # within 1568 px but 2.25 MP: the area decides
+        ((4000, 1000), (1568, 392)),  # a long strip: the edge decides
+        ((1000, 1000), (1000, 1000)),  # small enough: unchanged
+        ((1072, 1072), (1072, 1072)),
+    ],
+)
+def test_images_are_scaled_to_about_1_15_megapixels_and_1568_px(size, expected):
+    part = prepare_image(encode(halves(*size), "PNG"))
+    assert (part.width, part.height) == expected
+    assert part.width * part.height <= 1_150_000 and max(part.width, part.height) <= 1568
 
 
 def test_transparent_noise_too_big_as_png_is_sent_as_webp_with_alpha():

@@ -423,3 +423,54 @@ def test_error_for_stream_event(event: dict, error_class: type, status: int | No
     error = error_for_stream_event(event)
     assert type(error) is error_class
     assert error.status == status
+
+
+# --- usage in parts, tool-call ids reusing an index -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("usages", "expected"),
+    [
+        # Split: the prompt in the first chunk, the rest at the end; neither part may be lost.
+        ([{"prompt_tokens": 10}, {"completion_tokens": 3, "total_tokens": 13}], Usage(10, 3, 13)),
+        ([{"prompt_tokens": 10, "completion_tokens": 0}, {"completion_tokens": 3}], Usage(10, 3, 13)),
+        # Only at the end.
+        ([None, {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}], Usage(4, 2, 6)),
+        # A later value of the same field replaces the earlier one.
+        ([{"prompt_tokens": 10, "completion_tokens": 1}, {"completion_tokens": 5}], Usage(10, 5, 15)),
+        ([None, None], None),
+    ],
+)
+def test_usage_is_merged_field_by_field(usages: list[dict | None], expected: Usage | None) -> None:
+    chunks = []
+    for number, usage in enumerate(usages):
+        chunk = delta_chunk({"content": f"p{number}"})
+        if usage is not None:
+            chunk["usage"] = usage
+        chunks.append(chunk)
+    assert assemble_chunks(chunks).usage == expected
+
+
+def test_a_new_tool_call_id_at_an_index_in_use_starts_a_new_call() -> None:
+    def call(index: int, call_id: str | None, name: str | None, arguments: str) -> dict:
+        delta: dict = {"index": index, "function": {"arguments": arguments}}
+        if call_id:
+            delta["id"] = call_id
+        if name:
+            delta["function"]["name"] = name
+        return delta_chunk({"tool_calls": [delta]})
+
+    message = assemble_chunks(
+        [
+            call(0, "toolu_a", "get_time", '{"tz": '),
+            call(0, None, None, '"UTC"}'),
+            call(0, "toolu_b", "calculate", '{"expression": '),
+            call(0, None, None, '"1+1"}'),
+            call(1, "toolu_c", "get_time", "{}"),
+        ]
+    )
+    assert [(c.id, c.name, json.loads(c.arguments)) for c in message.tool_calls] == [
+        ("toolu_a", "get_time", {"tz": "UTC"}),
+        ("toolu_b", "calculate", {"expression": "1+1"}),
+        ("toolu_c", "get_time", {}),
+    ]

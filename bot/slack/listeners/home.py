@@ -18,7 +18,7 @@ def register(app: App, sessions: sessionmaker[Session]) -> None:
     def handle_app_home_opened(body: dict, event: dict, context) -> None:
         if event.get("tab") != "messages" or not event.get("channel"):
             return
-        team_id = context.team_id or body.get("team_id", "")
+        team_id = context.team_id or body.get("team_id") or ""
         # Greet once per person, not on every visit.
         welcome(
             sessions,
@@ -29,11 +29,12 @@ def register(app: App, sessions: sessionmaker[Session]) -> None:
         )
 
     def handle_assistant_thread_started(body: dict, event: dict, context) -> None:
-        thread = event.get("assistant_thread") or {}
+        thread = event.get("assistant_thread")
+        thread = thread if isinstance(thread, dict) else {}  # a string here is not from Slack
         channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
         if not channel or not thread_ts:
             return
-        team_id = context.team_id or body.get("team_id", "")
+        team_id = context.team_id or body.get("team_id") or ""
         welcome(
             sessions,
             team_id,

@@ -37,7 +37,7 @@ def register(app: App, sessions: sessionmaker[Session], settings: Settings) -> N
         if inbound.kind == "ignore":
             log.debug("event ignored reason=%s", inbound.reason)
             return
-        team_id = context.team_id or body.get("team_id", "")
+        team_id = context.team_id or body.get("team_id") or ""
         record(sessions, settings, team_id=team_id, event_id=body.get("event_id"), inbound=inbound)
 
     app.event("app_mention")(handle_message_event)

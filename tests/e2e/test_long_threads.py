@@ -29,7 +29,8 @@ def stack(request, tmp_path_factory):
         tmp_path_factory,
         request.param,
         BOT_CONTEXT_BUDGET_TOKENS=str(BUDGET),
-        INFERENCE_MAX_OUTPUT_TOKENS="1024",
+        INFERENCE_MAX_OUTPUT_TOKENS="2048",
+        INFERENCE_THINKING_BUDGET_TOKENS="1024",
     )
 
 

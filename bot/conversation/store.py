@@ -366,30 +366,36 @@ def _entry(
 ) -> ThreadEntry:
     """`images`: the row's prepared attachments (documents and failures included); `numbers`:
     attachment id → its place among the thread's images; `left_out`: usable images not loaded."""
-    parts = attachment_parts(row.files, images)
-    return ThreadEntry(
-        ts=row.ts,
-        role=row.role,  # type: ignore[arg-type]
-        text=row.text,
-        user_id=row.user_id,
-        user_name=names.get(row.user_id or ""),
-        deleted=row.deleted,
-        images=tuple(
+    images_, notes, documents = (), (), ()
+    if row.files or images:  # most rows have no files: skip the work
+        parts = attachment_parts(row.files, images)
+        numbers = numbers or {}
+        images_ = tuple(
             ImagePart(
                 image.media_type,
                 getattr(image, "data", None) or b"",
                 image.width,
                 image.height,
                 name=meta.get("name", ""),
-                number=(numbers or {}).get(image.id, 0),
+                number=numbers.get(image.id, 0),
             )
             for image, meta in parts.images
-        ),
-        files=tuple(parts.notes),
-        documents=tuple(parts.documents),
+        )
+        notes, documents = tuple(parts.notes), tuple(parts.documents)
+    calls = row.tool_calls
+    return ThreadEntry(
+        ts=row.ts,
+        role=row.role,  # type: ignore[arg-type]
+        text=row.text,
+        user_id=row.user_id,
+        user_name=names.get(row.user_id) if row.user_id else None,
+        deleted=row.deleted,
+        images=images_,
+        files=notes,
+        documents=documents,
         images_left_out=left_out,
         tokens=row.tokens or None,  # 0: not estimated yet (rows written before estimates), count it
-        tool_calls=tuple(ToolCall(c["id"], c["name"], c.get("arguments", "{}")) for c in row.tool_calls or []),
+        tool_calls=tuple(ToolCall(c["id"], c["name"], c.get("arguments", "{}")) for c in calls) if calls else (),
         tool_call_id=row.tool_call_id,
         extra={"id": row.id, "seq": row.seq},
     )

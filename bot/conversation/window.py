@@ -169,7 +169,8 @@ def load_window(
         else []
     )
     order = {row.id: position for position, row in enumerate(rows)}
-    files_of = {row.id: [meta.get("id") for meta in row.files or []] for row in rows if row.id in set(ids)}
+    with_files = set(ids)
+    files_of = {row.id: [meta.get("id") for meta in row.files or []] for row in rows if row.id in with_files}
 
     def place(attachment) -> tuple[int, int]:  # thread order, then the order files were attached in
         files = files_of.get(attachment.message_id, [])
@@ -181,7 +182,7 @@ def load_window(
     usable_ids: dict[int, set[str]] = {}
     for attachment in usable:
         usable_ids.setdefault(attachment.message_id, set()).add(attachment.file_id)
-    images_of = {row.id: image_files(row.files, usable_ids.get(row.id, set())) for row in rows if row.id in set(ids)}
+    images_of = {row.id: image_files(row.files, usable_ids.get(row.id, set())) for row in rows if row.id in with_files}
     chosen = {a.id for a in usable[-max_images:] if a.data is not None} if max_images else set()
     # Each image's place in the thread: its row's first number, then its place among the row's image files.
     numbers: dict[int, int] = {}

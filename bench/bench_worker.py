@@ -32,6 +32,7 @@ from bot.limits.admission import GlobalRateLimiter, Ticket, rate_limits
 from bot.limits.budgets import BudgetPolicy
 from bot.logs import configure_logging
 from bot.queue import store
+from bot.queue.job_type import JobHandler
 from bot.queue.worker import JobContext, Worker
 
 BENCH_JOB = "bench_call"
@@ -123,7 +124,7 @@ class ObservedClient(InferenceClient):
             self.gauge.leave(rate_limited=rate_limited)
 
 
-class BenchCall:
+class BenchCall(JobHandler):
     """Send the job's payload body through the gateway, like a reply job's model call."""
 
     def __init__(self, gateway: ModelGateway):

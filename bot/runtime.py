@@ -6,16 +6,17 @@ import logging
 from dataclasses import dataclass
 
 import httpx
+from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.agent.stops import STOP_CHANNEL, StopWatch
 from bot.config import Settings
-from bot.conversation.ask_job import AskJob
-from bot.conversation.feedback_job import FeedbackThanksJob
-from bot.conversation.reply_job import ReplyJob
-from bot.conversation.summary_job import SUMMARIZE_JOB, SummaryJob
-from bot.conversation.welcome_job import WelcomeJob
+from bot.conversation.ask_job import ASK
+from bot.conversation.feedback_job import FEEDBACK_THANKS
+from bot.conversation.reply_job import REPLY
+from bot.conversation.summary_job import SUMMARIZE
+from bot.conversation.welcome_job import WELCOME
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
 from bot.documents.extract import Limits
@@ -25,19 +26,56 @@ from bot.inference.gateway import ModelGateway
 from bot.limits import admission
 from bot.limits.admission import GlobalRateLimiter, rate_limits
 from bot.limits.budgets import BudgetPolicy
-from bot.moderation.job import moderation_handlers
+from bot.moderation.job import MODERATE, MODERATION_ACTION
 from bot.queue import store
+from bot.queue.job_type import JobType
 from bot.queue.worker import Worker
-from bot.retention.tasks import FORGET_WORKSPACE_JOB, ForgetWorkspaceJob, RetentionTask
-from bot.slack.clients import SlackClients
-from bot.slack.listeners.agent import FEEDBACK_THANKS_JOB
-from bot.slack.listeners.commands import ASK_JOB, SLASH_COMMAND_JOB
-from bot.slack.listeners.home import WELCOME_JOB
-from bot.slack.listeners.messages import REPLY_JOB
+from bot.retention.tasks import FORGET_WORKSPACE, RetentionTask
+from bot.slack.clients import SlackClients, web_client
 from bot.tools.builtin import configured_registry
-from bot.tools.slash_job import SlashCommandJob
+from bot.tools.registry import ToolRegistry
+from bot.tools.slash_job import SLASH_COMMAND
 
 log = logging.getLogger(__name__)
+
+# Every job type the worker runs: a new one is declared in its own module and added here.
+JOB_TYPES: tuple[JobType, ...] = (
+    REPLY,
+    ASK,
+    SLASH_COMMAND,
+    WELCOME,
+    FEEDBACK_THANKS,
+    FORGET_WORKSPACE,
+    MODERATE,
+    MODERATION_ACTION,
+    SUMMARIZE,
+)
+
+
+@dataclass
+class WorkerParts:
+    """What job handlers are built from (each takes the parts it needs in ``from_parts``)."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    slack: SlackClients
+    gateway: ModelGateway
+    tools: ToolRegistry
+    attachments: AttachmentResolver
+    http: httpx.Client  # Slack file downloads (shared with the attachment resolver)
+    tools_http: httpx.Client  # tools' own HTTP and response_url answers
+    admin: WebClient | None  # SLACK_ADMIN_USER_TOKEN's client, for moderation removals
+    stops: StopWatch  # Stop requests of this process's answers (bot.agent.stops)
+
+
+def build_handlers(parts: WorkerParts, job_types: tuple[JobType, ...] = JOB_TYPES) -> dict:
+    """The worker's table {kind: handler}, built from the declarations."""
+    handlers = {}
+    for job_type in job_types:
+        if job_type.kind in handlers:
+            raise ValueError(f"job kind {job_type.kind!r} is declared twice")
+        handlers[job_type.kind] = job_type.build(parts)
+    return handlers
 
 
 @dataclass
@@ -87,21 +125,20 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         document_max_bytes=settings.document_max_bytes,
         document_limits=Limits(max_pages=settings.pdf_max_pages, max_chars=settings.document_max_chars),
     )
-    tools_http = httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
     stops = StopWatch(sessions, notified=settings.is_postgres)  # the Stop button (bot.agent.stops)
-    handlers = {
-        REPLY_JOB: ReplyJob(gateway, slack, sessions, settings, tools, resolve_attachments=attachments, stops=stops),
-        FEEDBACK_THANKS_JOB: FeedbackThanksJob(slack),
-        WELCOME_JOB: WelcomeJob(slack),
-        # Long threads: the older part summarized in the background.
-        SUMMARIZE_JOB: SummaryJob(gateway, sessions, settings),
-        FORGET_WORKSPACE_JOB: ForgetWorkspaceJob(sessions),
-        # Slash commands answer through response_url, and tools use this client for their HTTP.
-        SLASH_COMMAND_JOB: SlashCommandJob(tools, slack, sessions, settings, tools_http),
-        ASK_JOB: AskJob(gateway, slack, sessions, settings, tools, tools_http),
-        # Image moderation (background) and moderators' clicks on its reports.
-        **moderation_handlers(gateway, slack, sessions, settings, http=attachments.http),
-    }
+    parts = WorkerParts(
+        settings=settings,
+        sessions=sessions,
+        slack=slack,
+        gateway=gateway,
+        tools=tools,
+        attachments=attachments,
+        http=attachments.http,
+        tools_http=httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)),
+        admin=web_client(settings, settings.slack_admin_user_token) if settings.slack_admin_user_token else None,
+        stops=stops,
+    )
+    handlers = build_handlers(parts)
     worker = Worker(
         sessions,
         handlers,

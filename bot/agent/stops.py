@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.agent.models import StopRequest
 from bot.db.clock import db_now
+from bot.failures import Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ STREAM_ENDED_GRACE_SECONDS = 2.0
 KEEP_STOP_REQUESTS = timedelta(days=1)
 
 
-class AnswerStopped(Exception):
-    """The person pressed Stop: the answer ends now, without retry."""
+class AnswerStopped(Cancelled):
+    """The person pressed Stop: the answer ends now, without retry (bot.failures.Cancelled)."""
 
 
 # --- the database side (web and worker) ---------------------------------------------------------

@@ -18,33 +18,10 @@ from bot.chat.terminal import LOCAL_CHANNEL, LOCAL_TEAM, LOCAL_USER, TS, Termina
 from bot.config import Settings
 from bot.conversation import store as history
 from bot.conversation.models import MessageImage, Thread, ThreadMessage
+from bot.conversation.reply_job import REPLY, ReplyPayload
 from bot.images.processing import ImageRejected, prepare_image, sniff_media_type
-from bot.queue.models import INTERACTIVE
-from bot.queue.store import enqueue
-from bot.slack.listeners.messages import REPLY_JOB
 
 log = logging.getLogger(__name__)
-
-
-class _Reporting:
-    """Wraps the reply handler to tell the chat loop when an answer is finished (or failed for good)."""
-
-    def __init__(self, inner, finished):
-        self.inner = inner
-        self.finished = finished
-
-    def run(self, ctx) -> None:
-        self.inner.run(ctx)
-        self.finished(ctx.job.id)
-
-    def on_dead(self, ctx, exc) -> None:
-        try:
-            self.inner.on_dead(ctx, exc)
-        finally:
-            self.finished(ctx.job.id)
-
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
 
 
 class ChatSession:
@@ -110,20 +87,12 @@ class ChatSession:
             session.flush()
             history.refresh_tokens(session, [message_id])  # its images count in the stored estimate
             history.touch_thread(session, LOCAL_TEAM, LOCAL_CHANNEL, thread_ts)
-            job_id = enqueue(
+            job_id = REPLY.enqueue(
                 session,
-                kind=REPLY_JOB,
-                payload={
-                    "channel": LOCAL_CHANNEL,
-                    "thread_ts": thread_ts,
-                    "ts": ts,
-                    "user": LOCAL_USER,
-                    "channel_type": "im",
-                },
+                ReplyPayload(channel=LOCAL_CHANNEL, thread_ts=thread_ts, ts=ts, user=LOCAL_USER, channel_type="im"),
                 team_id=LOCAL_TEAM,
                 user_id=LOCAL_USER,
-                lane=INTERACTIVE,
-                max_attempts=self.settings.job_max_attempts,
+                settings=self.settings,
             )
         self.thread_ts = thread_ts
         with self._lock:
@@ -163,7 +132,7 @@ def run_chat(settings: Settings, stdin: TextIO, stdout: TextIO, *, resume: bool 
     terminal = TerminalClient(stdout)
     runtime = build_worker(settings, slack=TerminalSlack(terminal))
     chat = ChatSession(runtime.sessions, settings, stdout, resume=resume)
-    runtime.worker.handlers[REPLY_JOB] = _Reporting(runtime.worker.handlers[REPLY_JOB], chat.finished)
+    runtime.worker.on_settled = lambda job: chat.finished(job.id)  # done or dead: the chat loop goes on
     worker_thread = threading.Thread(target=runtime.run, name="chat-worker", daemon=True)
     worker_thread.start()
     interactive = stdin.isatty()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,19 +19,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Settings
 from bot.conversation.places import PlaceNames
 from bot.conversation.prompt import build_system_prompt
-from bot.conversation.reply_job import failure_message, wants_extended_thinking
+from bot.conversation.reply_job import wants_extended_thinking
 from bot.conversation.thread import ThreadEntry
 from bot.conversation.tool_loop import CollectedText, converse
 from bot.conversation.users import current_user
-from bot.inference.errors import RejectedError
-from bot.inference.gateway import CallContext, ModelGateway, OverBudget
-from bot.limits.admission import RequestTooLarge
-from bot.queue.worker import JobContext, JobStopped
+from bot.failures import JobStopped, Permanent, user_sentence
+from bot.inference.gateway import CallContext, ModelGateway
+from bot.queue.job_type import JobType
+from bot.queue.models import INTERACTIVE
+from bot.queue.worker import JobContext
 from bot.slack.clients import SlackClients
 from bot.tools.audience import without_private_tools
 from bot.tools.registry import ToolContext, ToolRegistry
 from bot.tools.slash_args import split_public_flag
-from bot.tools.slash_job import ResponseUrlAnswers
+from bot.tools.slash_job import CommandPayload, ResponseUrlAnswers
+
+if TYPE_CHECKING:
+    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,10 @@ class AskJob(ResponseUrlAnswers):
         self.public_tools = without_private_tools(tools)
         self.places = PlaceNames(sessions)
 
+    @classmethod
+    def from_parts(cls, parts: WorkerParts) -> AskJob:
+        return cls(parts.gateway, parts.slack, parts.sessions, parts.settings, parts.tools, parts.tools_http)
+
     def run(self, ctx: JobContext) -> None:
         if ctx.progress.get("done"):
             return
@@ -69,8 +78,8 @@ class AskJob(ResponseUrlAnswers):
             return
         try:
             text = self.ask(ctx, question, public) or NO_ANSWER
-        except (OverBudget, RequestTooLarge, RejectedError) as exc:
-            self.answer(ctx, failure_message(exc), False)
+        except Permanent as exc:
+            self.answer(ctx, user_sentence(exc), False)
             return
         except Exception:
             if ctx.stopping.is_set():
@@ -123,3 +132,6 @@ class AskJob(ResponseUrlAnswers):
         log.info("ask answered id=%d tool_rounds=%d public=%s", job.id, turn.tool_rounds, public)
         # What the model said in every round, as a thread reply would show it.
         return sink.text.strip()
+
+
+ASK = JobType("ask", CommandPayload, AskJob, lane=INTERACTIVE)

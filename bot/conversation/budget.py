@@ -32,10 +32,19 @@ from bot.conversation.messages import (
     user_text,
 )
 from bot.conversation.thread import ThreadEntry
+from bot.failures import Permanent
 from bot.limits.tokens import estimate_image_tokens, estimate_messages_tokens, estimate_text_tokens
 
 TRUNCATION_MARK = "[…truncated]"
 OMITTED_NOTE = "({count} earlier message{s} of this thread left out here to fit the model's context.)"
+
+
+class ThreadTooLong(Permanent):
+    """Even the turns that must stay do not fit the context budget: the thread cannot be
+    answered. (A request larger than the rate window is bot.limits.admission.RequestTooLarge.)"""
+
+    reason = "context_too_long"
+
 
 # An image past the image cap is sent as a one-line note instead: count whichever costs more.
 _IMAGE_NOTE_TOKENS = estimate_text_tokens("\n" + IMAGE_LEFT_OUT_NOTE)

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.queue.job_type import JobHandler, JobType, Payload
+from bot.queue.models import INTERACTIVE
 from bot.queue.worker import JobContext
 from bot.slack.clients import SlackClients
+
+if TYPE_CHECKING:
+    from bot.runtime import WorkerParts
 
 THANKS = {"positive": "Thanks for the feedback! 👍", "negative": "Thanks: noted, I'll try to do better. 👎"}
 
 
-class FeedbackThanksJob:
+@dataclass(frozen=True)
+class FeedbackThanksPayload(Payload):
+    channel: str
+    user: str
+    thread_ts: str | None = None
+    rating: str = ""
+
+
+class FeedbackThanksJob(JobHandler):
     def __init__(self, slack: SlackClients):
         self.slack = slack
+
+    @classmethod
+    def from_parts(cls, parts: WorkerParts) -> FeedbackThanksJob:
+        return cls(parts.slack)
 
     def run(self, ctx: JobContext) -> None:
         payload = ctx.job.payload
@@ -21,3 +41,6 @@ class FeedbackThanksJob:
             thread_ts=payload.get("thread_ts") or None,
             text=THANKS.get(payload.get("rating", ""), THANKS["positive"]),
         )
+
+
+FEEDBACK_THANKS = JobType("feedback_thanks", FeedbackThanksPayload, FeedbackThanksJob, lane=INTERACTIVE, max_attempts=3)

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -39,21 +40,24 @@ from bot.conversation import summary_store
 from bot.conversation.places import PlaceNames
 from bot.conversation.prompt import build_system_prompt
 from bot.conversation.summary import summary_entry, wants_summary
-from bot.conversation.summary_job import SUMMARIZE_JOB
+from bot.conversation.summary_job import SUMMARIZE, SummaryPayload
 from bot.conversation.thread import ThreadEntry
 from bot.conversation.tool_loop import converse
 from bot.conversation.users import refresh_users
 from bot.conversation.window import load_window, newest_rows
-from bot.inference.errors import RejectedError
-from bot.inference.gateway import CallContext, ModelGateway, OverBudget
-from bot.limits.admission import RequestTooLarge
-from bot.queue.models import BACKGROUND
-from bot.queue.store import ClaimedJob, enqueue
-from bot.queue.worker import JobContext, JobStopped
+from bot.failures import JobStopped, Permanent, user_sentence
+from bot.inference.gateway import CallContext, ModelGateway
+from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
+from bot.queue.models import INTERACTIVE
+from bot.queue.store import ClaimedJob
+from bot.queue.worker import JobContext
 from bot.slack.agent_session import AgentSession
 from bot.slack.clients import SlackClients
 from bot.slack.replies import StreamingReply, UpdatingReply
 from bot.tools.registry import ToolContext, ToolRegistry
+
+if TYPE_CHECKING:
+    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +67,15 @@ THINK_HARD = re.compile(r"\b(think (hard|harder|carefully|deeply)|ultrathink)\b"
 REPLIES_PAGE = 200
 
 
-def failure_message(exc: BaseException) -> str:
-    """One short plain sentence for the thread; never a stack trace."""
-    if isinstance(exc, OverBudget):
-        return exc.message
-    if isinstance(exc, RequestTooLarge):
-        return "Sorry, this conversation is too long for the model. Please start a new thread."
-    if isinstance(exc, RejectedError):
-        return f"Sorry, the model could not answer this: {exc.message}"
-    return "Sorry, I couldn't get an answer from the model this time. Please try again in a few minutes."
+@dataclass(frozen=True)
+class ReplyPayload(Payload):
+    """The message to answer: ``ts`` in ``thread_ts`` of ``channel``, written by ``user``."""
+
+    channel: str
+    thread_ts: str
+    ts: str
+    user: str = ""
+    channel_type: str = ""
 
 
 def wants_extended_thinking(text: str) -> bool:
@@ -84,7 +88,7 @@ class BotIdentity:
     bot_id: str | None
 
 
-class ReplyJob:
+class ReplyJob(JobHandler):
     def __init__(
         self,
         gateway: ModelGateway,
@@ -107,6 +111,18 @@ class ReplyJob:
         self.stops = stops if stops is not None else StopWatch(sessions)
         self._identities: dict[str, BotIdentity] = {}
         self.places = PlaceNames(sessions)
+
+    @classmethod
+    def from_parts(cls, parts: WorkerParts) -> ReplyJob:
+        return cls(
+            parts.gateway,
+            parts.slack,
+            parts.sessions,
+            parts.settings,
+            parts.tools,
+            resolve_attachments=parts.attachments,
+            stops=parts.stops,
+        )
 
     # -- the job ----------------------------------------------------------------------------
 
@@ -181,9 +197,9 @@ class ReplyJob:
             ctx.save_progress(done=True, stopped=True)
             log.info("reply stopped job_id=%d model_calls=%d", job.id, gateway.calls)
             return
-        except (OverBudget, RequestTooLarge, RejectedError) as exc:
+        except Permanent as exc:
             ctx.checkpoint()
-            writer.finish_with_text(failure_message(exc))
+            writer.finish_with_text(user_sentence(exc))
             ctx.save_progress(done=True)
             return
         except Exception:
@@ -288,14 +304,12 @@ class ReplyJob:
         """Once per thread at a time: a background job folds the older messages into the summary."""
         with self.sessions.begin() as session:
             if summary_store.request_summary(session, job.team_id, channel, thread_ts):
-                enqueue(
+                SUMMARIZE.enqueue(
                     session,
-                    kind=SUMMARIZE_JOB,
-                    payload={"channel": channel, "thread_ts": thread_ts},
+                    SummaryPayload(channel=channel, thread_ts=thread_ts),
                     team_id=job.team_id,
                     user_id=job.user_id,
-                    lane=BACKGROUND,
-                    max_attempts=self.settings.job_max_attempts,
+                    settings=self.settings,
                 )
                 log.info("summary requested channel=%s", channel)
 
@@ -378,21 +392,21 @@ class ReplyJob:
 
     # -- hooks the worker calls -----------------------------------------------------------------
 
-    def on_waiting(self, job: ClaimedJob) -> None:
-        self._post_note(job, "_Queued: requests are ahead of yours; I'll answer as soon as the model is free._")
+    def on_waiting(self, ctx: JobContext, event: JobEvent) -> None:
+        self._post_note(ctx.job, "_Queued: requests are ahead of yours; I'll answer as soon as the model is free._")
 
-    def on_retry(self, ctx: JobContext, exc: BaseException, delay: float) -> None:
+    def on_retry(self, ctx: JobContext, event: JobEvent) -> None:
         age = (datetime.now(UTC) - ctx.job.created_at).total_seconds()
-        if age + delay < self.settings.apology_after_seconds or ctx.progress.get("apologized"):
+        if age + event.delay < self.settings.apology_after_seconds or ctx.progress.get("apologized"):
             return
         ctx.save_progress(apologized=True)
         self._post_note(ctx.job, "Sorry, the model is not answering right now. I'll keep trying and reply here.")
 
-    def on_dead(self, ctx: JobContext, exc: BaseException) -> None:
+    def on_dead(self, ctx: JobContext, event: JobEvent) -> None:
         if ctx.progress.get("done"):
             return
         try:
-            self._post_note(ctx.job, failure_message(exc))
+            self._post_note(ctx.job, user_sentence(event.error or Exception()))
         except SlackApiError as error:
             log.warning("job dead_notice_failed id=%d error=%s", ctx.job.id, error.response.get("error"))
         payload = ctx.job.payload
@@ -401,6 +415,9 @@ class ReplyJob:
         )
         agent.processing = True  # it may be: a failed answer must not leave the Stop button behind
         agent.ended(by_stream=False)
+
+
+REPLY = JobType("reply", ReplyPayload, ReplyJob, lane=INTERACTIVE)
 
 
 class ReplyWriter:

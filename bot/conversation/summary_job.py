@@ -9,6 +9,8 @@ The summary is saved after every call, so a re-run continues where the last one 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,24 +21,40 @@ from bot.conversation.models import MessageImage, ThreadMessage
 from bot.conversation.store import _entry, user_names
 from bot.conversation.summary import Summary, chunks, split_point, summary_request
 from bot.conversation.window import ATTRIBUTION_ALLOWANCE, ROW_COLUMNS
-from bot.inference.errors import RejectedError
-from bot.inference.gateway import CallContext, ModelGateway, OverBudget
+from bot.failures import Permanent
+from bot.inference.gateway import CallContext, ModelGateway
+from bot.queue.job_type import JobHandler, JobType, Payload
+from bot.queue.models import BACKGROUND
 from bot.queue.worker import JobContext
+
+if TYPE_CHECKING:
+    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
-SUMMARIZE_JOB = "summarize_thread"
+
+@dataclass(frozen=True)
+class SummaryPayload(Payload):
+    """The thread to summarize: ``thread_ts`` in ``channel`` (the team is the job's)."""
+
+    channel: str
+    thread_ts: str
 
 
-class SummaryJob:
+class SummaryJob(JobHandler):
     def __init__(self, gateway: ModelGateway, sessions: sessionmaker[Session], settings: Settings):
         self.gateway = gateway
         self.sessions = sessions
         self.settings = settings
 
+    @classmethod
+    def from_parts(cls, parts: WorkerParts) -> SummaryJob:
+        return cls(parts.gateway, parts.sessions, parts.settings)
+
     def run(self, ctx: JobContext) -> None:
-        job, payload = ctx.job, ctx.job.payload
-        team, channel, thread_ts = job.team_id, payload["channel"], payload["thread_ts"]
+        job = ctx.job
+        payload = SUMMARIZE.payload_of(job)
+        team, channel, thread_ts = job.team_id, payload.channel, payload.thread_ts
         with self.sessions() as session:
             current = summary_store.get_summary(session, team, channel, thread_ts)
             rows = _rows_after(session, team, channel, thread_ts, current.covers if current else None)
@@ -58,7 +76,7 @@ class SummaryJob:
             call = CallContext(team_id=team, user_id=job.user_id, should_stop=ctx.should_stop)
             try:
                 completion = self.gateway.call(body, call)
-            except (OverBudget, RejectedError) as exc:
+            except Permanent as exc:  # a spent budget, a rejected request: retrying cannot help
                 # The thread keeps its first message and a note until a later request succeeds.
                 log.warning("summary not written channel=%s reason=%s", channel, type(exc).__name__)
                 return
@@ -71,6 +89,9 @@ class SummaryJob:
             with self.sessions.begin() as session:
                 summary_store.save_summary(session, team, channel, thread_ts, current, done=number == len(ranges))
             log.info("summary saved channel=%s part=%d/%d messages=%d", channel, number, len(ranges), current.covered)
+
+
+SUMMARIZE = JobType("summarize_thread", SummaryPayload, SummaryJob, lane=BACKGROUND)
 
 
 def _rows_after(session: Session, team: str, channel: str, thread_ts: str, after: tuple[str, int] | None) -> list:
@@ -108,4 +129,4 @@ def _entries(session: Session, team: str, rows: list) -> list:
     return [_entry(row, attachments.get(row.id, []), names) for row in rows]
 
 
-__all__ = ["SUMMARIZE_JOB", "SummaryJob"]
+__all__ = ["SUMMARIZE", "SummaryJob", "SummaryPayload"]

@@ -13,12 +13,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.conversation.budget import fit_to_budget
+from bot.conversation.budget import ThreadTooLong, fit_to_budget
 from bot.conversation.messages import thread_to_messages
 from bot.conversation.request_size import RequestTooBig, fit_request_size
 from bot.conversation.thread import ThreadEntry, ToolCall
 from bot.inference.gateway import CallContext, ModelGateway
-from bot.limits.admission import RequestTooLarge
 from bot.limits.tokens import estimate_messages_tokens, estimate_tools_tokens
 from bot.tools.registry import ToolContext, ToolRegistry
 from bot.tools.runner import run_tool_calls
@@ -93,7 +92,7 @@ def converse(
     thinking: bool = False,
 ) -> ModelTurn:
     """Run the model over `entries` (with tool rounds) and return the turn. Raises what the
-    gateway raises, and RequestTooLarge when the history cannot fit the context budget or the
+    gateway raises, and ThreadTooLong when the history cannot fit the context budget or the
     provider's size limit.
 
     With `thinking`, only the rounds before the first tool call think: Heroku documents no way
@@ -122,7 +121,7 @@ def converse(
             [*entries, *turn_entries], budget_tokens=settings.context_budget_tokens, fixed_tokens=fixed
         )
         if not budget.fits:
-            raise RequestTooLarge("the thread does not fit the context budget")
+            raise ThreadTooLong("the thread does not fit the context budget")
         if openai_tools:
             # Same tools every round: the prompt cache keys on them; "none" forbids new calls.
             body["tools"] = openai_tools
@@ -139,7 +138,7 @@ def converse(
                 },
             )
         except RequestTooBig as exc:
-            raise RequestTooLarge(str(exc)) from exc
+            raise ThreadTooLong(str(exc)) from exc
         if images_left_out:
             log.info("request trimmed to the size limit images_left_out=%d", images_left_out)
         completion = gateway.call(body, call, on_text=sink.append if sink.streams_text else None)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.queue.job_type import JobHandler, JobType, Payload
+from bot.queue.models import INTERACTIVE
 from bot.queue.worker import JobContext
 from bot.slack.clients import SlackClients
 from bot.slack.manifest import SUGGESTED_PROMPTS
+
+if TYPE_CHECKING:
+    from bot.runtime import WorkerParts
 
 GREETING = "Hi! Ask me anything here, mention me in a channel, or attach a screenshot. For example:"
 
@@ -13,9 +21,23 @@ def greeting_text() -> str:
     return "\n".join([GREETING, *(f"• _{prompt['message']}_" for prompt in SUGGESTED_PROMPTS)])
 
 
-class WelcomeJob:
+@dataclass(frozen=True)
+class WelcomePayload(Payload):
+    """Where to greet: ``kind`` "home" (the messages tab, ``channel``) or "assistant_thread"
+    (suggested prompts in ``thread_ts`` of ``channel``)."""
+
+    kind: str
+    channel: str
+    thread_ts: str | None = None
+
+
+class WelcomeJob(JobHandler):
     def __init__(self, slack: SlackClients):
         self.slack = slack
+
+    @classmethod
+    def from_parts(cls, parts: WorkerParts) -> WelcomeJob:
+        return cls(parts.slack)
 
     def run(self, ctx: JobContext) -> None:
         payload = ctx.job.payload
@@ -30,3 +52,6 @@ class WelcomeJob:
             )
         else:
             client.chat_postMessage(channel=payload["channel"], text=greeting_text())
+
+
+WELCOME = JobType("welcome", WelcomePayload, WelcomeJob, lane=INTERACTIVE, max_attempts=3)

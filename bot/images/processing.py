@@ -204,7 +204,8 @@ def _scaled_size(size: tuple[int, int], max_edge: int, max_area: int = TARGET_MA
     )
     if scale >= 1.0:
         return width, height
-    return max(1, int(width * scale)), max(1, int(height * scale))
+    # The epsilon keeps float error from truncating an exact edge (58 * (31 / 58) is 30.999…).
+    return max(1, int(width * scale + 1e-9)), max(1, int(height * scale + 1e-9))
 
 
 def _orient(image: Image.Image) -> Image.Image:

@@ -10,6 +10,11 @@
                                    request): retrying the same request cannot help; the
                                    user (or the operator) must hear about it
 
+What each branch means for a job is declared by deriving from bot.failures:
+RetryableError is a ``RetryLater`` that uses an attempt, RateLimitedError one that does not
+(rate limits never burn the retry budget) and waits ``retry_after``, RejectedError is
+``Permanent`` (reason "rejected": the user hears the message).
+
 Every error carries ``status`` (the HTTP status, or None when there was no answer),
 ``message`` (short, safe to show a user: never the API key, never the prompt), and, when
 the server sent a JSON error body, its ``error_type`` and ``code``.
@@ -21,6 +26,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from bot.failures import Permanent, RetryLater
 from bot.queue.retry import retry_after_seconds
 
 # Long enough for "prompt is too long: 210000 tokens > 200000 maximum", short enough for Slack.
@@ -54,14 +60,17 @@ class InferenceError(Exception):
         self.code = code
 
 
-class RetryableError(InferenceError):
+class RetryableError(InferenceError, RetryLater):
     """No usable answer (timeout, connection failure, broken stream, 5xx): the same request may
     succeed later."""
 
 
 class RateLimitedError(RetryableError):
     """HTTP 429. ``retry_after`` is the server's wait in seconds (None if its headers gave none);
-    ``headers`` holds the Retry-After and x-ratelimit-* headers it sent (lower-case names)."""
+    ``headers`` holds the Retry-After and x-ratelimit-* headers it sent (lower-case names).
+    A job that hits it is retried after ``retry_after`` without using an attempt."""
+
+    counts_attempt = False
 
     def __init__(
         self,
@@ -77,9 +86,19 @@ class RateLimitedError(RetryableError):
         self.retry_after = retry_after
         self.headers = dict(headers or {})
 
+    @property
+    def delay(self) -> float | None:  # type: ignore[override]
+        return self.retry_after
 
-class RejectedError(InferenceError):
+
+class RejectedError(InferenceError, Permanent):
     """HTTP 4xx other than 429 (or a client misconfiguration): sending the same request again cannot help."""
+
+    reason = "rejected"
+
+    @property
+    def detail(self) -> str:  # type: ignore[override]
+        return self.message
 
 
 def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -1,10 +1,12 @@
 """Every model call goes through here: budget check, global admission, the call, reconciliation.
 
 A 429 pauses the whole pool (every process) for the server's Retry-After and the call is
-tried again after the pause without spending a job attempt, so rate limits never burn the
-retry budget, as long as no text has been shown yet. Once text is shown, and for every other
-failure, the error goes up to the queue, which retries the job with backoff; the job's re-run
-rewrites its message from the start, so a retry never repeats text.
+tried again after the pause without spending a job attempt, as long as no text has been shown
+yet. Once text is shown, and for every other failure, the error goes up to the queue, which
+retries the job with backoff; the job's re-run rewrites its message from the start, so a retry
+never repeats text. A RateLimitedError that reaches the queue (text already shown, or
+MAX_RATE_LIMITED_TRIES refusals in a row) reschedules the job without counting an attempt
+either (bot.failures): rate limits never burn the retry budget.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.failures import Permanent
 from bot.inference.client import Completion, InferenceClient
 from bot.inference.errors import RateLimitedError
 from bot.limits.admission import GlobalRateLimiter, record_usage
@@ -29,14 +32,16 @@ DEFAULT_PAUSE_SECONDS = 5.0
 MAX_RATE_LIMITED_TRIES = 5
 
 
-class OverBudget(Exception):
-    """The user or workspace spent its daily token budget; no call was made."""
+class OverBudget(Permanent):
+    """The user or workspace spent its daily token budget; no call was made. ``message`` is
+    the sentence the user is told."""
 
-    permanent = True
+    reason = "over_budget"
 
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+        self.detail = message
 
 
 @dataclass(frozen=True)

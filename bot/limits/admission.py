@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.clock import db_epoch
+from bot.failures import JobStopped, Permanent
 from bot.limits.models import RateLimiterState, RateReservation, TokenUsage
 from bot.limits.window import Admission, RateLimits, Reservation, decide, window_usage
 
@@ -41,11 +42,14 @@ def rate_limits(settings) -> RateLimits:
     )
 
 
-class RequestTooLarge(Exception):
-    """The request needs more tokens than the whole window holds; it can never be sent."""
+class RequestTooLarge(Permanent):
+    """The request needs more tokens than the whole rate window holds; it can never be sent.
+    (A thread too long for the model's context is bot.conversation.budget.ThreadTooLong.)"""
+
+    reason = "request_too_large"
 
 
-class AdmissionStopped(Exception):
+class AdmissionStopped(JobStopped):
     """The caller asked to stop (shutdown) while waiting for capacity."""
 
 

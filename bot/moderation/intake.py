@@ -11,14 +11,10 @@ from bot.config import Settings
 from bot.conversation.engagement import Inbound
 from bot.inbound.store import claim_once
 from bot.moderation import store
+from bot.moderation.job import MODERATE, ModeratePayload
 from bot.moderation.trigger import file_key, files_to_moderate, is_watched
-from bot.queue.models import BACKGROUND
-from bot.queue.store import enqueue
 
 log = logging.getLogger(__name__)
-
-MODERATE_JOB = "moderate"
-MODERATION_ACTION_JOB = "moderation_action"  # a moderator's click on a report
 
 
 def enqueue_moderation(session: Session, settings: Settings, *, team_id: str, inbound: Inbound) -> list[int]:
@@ -34,14 +30,12 @@ def enqueue_moderation(session: Session, settings: Settings, *, team_id: str, in
         if not claim_once(session, team_id, file_key(item.file_id)):
             continue
         job_ids.append(
-            enqueue(
+            MODERATE.enqueue(
                 session,
-                kind=MODERATE_JOB,
-                payload={"channel": inbound.channel, "ts": inbound.ts, "user": inbound.user, "file": item.meta},
+                ModeratePayload(channel=inbound.channel, ts=inbound.ts, user=inbound.user, file=item.meta),
                 team_id=team_id,
                 user_id=inbound.user,
-                lane=BACKGROUND,
-                max_attempts=settings.job_max_attempts,
+                settings=settings,
             )
         )
     if job_ids:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from slack_sdk import WebClient
@@ -32,13 +33,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.conversation.messages import image_part
+from bot.failures import Permanent
 from bot.images.download import DownloadError, DownloadFailed, download_slack_file
 from bot.images.processing import ImageRejected, prepare_image
 from bot.inference.errors import RejectedError
 from bot.inference.gateway import CallContext, ModelGateway, OverBudget
 from bot.limits.admission import RequestTooLarge
 from bot.moderation import store
-from bot.moderation.intake import MODERATE_JOB, MODERATION_ACTION_JOB
 from bot.moderation.plan import DISMISS, REMOVE, REMOVED, after_failed_delete, plan_actions
 from bot.moderation.policy import category_names, moderation_request, parse_policy
 from bot.moderation.report import (
@@ -50,8 +51,13 @@ from bot.moderation.report import (
 )
 from bot.moderation.trigger import STUB_ACCESS
 from bot.moderation.verdict import MalformedVerdict, Verdict, could_not_check, parse_verdict, unreadable_answer
+from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
+from bot.queue.models import BACKGROUND, INTERACTIVE
 from bot.queue.worker import JobContext
-from bot.slack.clients import SlackClients, web_client
+from bot.slack.clients import SlackClients
+
+if TYPE_CHECKING:
+    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -60,22 +66,32 @@ GONE_ERRORS = frozenset({"file_not_found", "file_deleted"})
 MODEL_TRIES = 2
 
 
-def moderation_handlers(
-    gateway: ModelGateway, slack: SlackClients, sessions: sessionmaker[Session], settings: Settings, *, http
-) -> dict:
-    """The job handlers for the worker's table: {kind: handler}."""
-    admin = web_client(settings, settings.slack_admin_user_token) if settings.slack_admin_user_token else None
-    return {
-        MODERATE_JOB: ModerateJob(gateway, slack, sessions, settings, http=http, admin=admin),
-        MODERATION_ACTION_JOB: ModerationActionJob(slack, sessions, admin=admin),
-    }
+@dataclass(frozen=True)
+class ModeratePayload(Payload):
+    """One image file (``file``: Slack's file object) posted by ``user`` in message ``ts``."""
+
+    channel: str
+    ts: str
+    user: str
+    file: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModerationActionPayload(Payload):
+    """A moderator's click (``action``: dismiss or remove) on the report of ``decision_id``."""
+
+    decision_id: int
+    action: str
+    user: str
+    report_channel: str
+    report_ts: str
 
 
 def is_transient(exc: DownloadError) -> bool:
     return isinstance(exc, DownloadFailed) and (exc.status is None or exc.status >= 500 or exc.status == 429)
 
 
-def dead_reason(exc: BaseException) -> str:
+def dead_reason(exc: BaseException | None) -> str:
     """Why a job gave up, in words safe for a report."""
     if isinstance(exc, OverBudget):
         return exc.message
@@ -86,7 +102,7 @@ def dead_reason(exc: BaseException) -> str:
     return f"the check kept failing ({type(exc).__name__})"
 
 
-class ModerateJob:
+class ModerateJob(JobHandler):
     def __init__(
         self,
         gateway: ModelGateway,
@@ -104,6 +120,10 @@ class ModerateJob:
         self.http = http
         self.admin = admin
         self.policy = parse_policy(settings.moderation_policy)
+
+    @classmethod
+    def from_parts(cls, parts: WorkerParts) -> ModerateJob:
+        return cls(parts.gateway, parts.slack, parts.sessions, parts.settings, http=parts.http, admin=parts.admin)
 
     # -- the job --------------------------------------------------------------------------
 
@@ -187,7 +207,7 @@ class ModerateJob:
         for attempt in range(1, MODEL_TRIES + 1):
             try:
                 completion = self.gateway.call(body, call)
-            except (RejectedError, OverBudget, RequestTooLarge) as exc:  # asking again cannot help
+            except Permanent as exc:  # asking again cannot help
                 verdict = could_not_check(dead_reason(exc))
                 break
             if completion.usage:
@@ -274,9 +294,9 @@ class ModerateJob:
 
     # -- hooks the worker calls ---------------------------------------------------------------
 
-    def on_dead(self, ctx: JobContext, exc: BaseException) -> None:
+    def on_dead(self, ctx: JobContext, event: JobEvent) -> None:
         """Out of attempts or rejected: store a flag and report it, so a person checks the image."""
-        job = ctx.job
+        job, exc = ctx.job, event.error
         client = self.slack.for_team(job.team_id)
         meta = job.payload["file"]
         with self.sessions.begin() as session:
@@ -310,13 +330,17 @@ def delete_file(admin: WebClient | None, file_id: str) -> str | None:
     return None
 
 
-class ModerationActionJob:
+class ModerationActionJob(JobHandler):
     """A moderator clicked Dismiss or Remove on a report (recorded by the web listener)."""
 
     def __init__(self, slack: SlackClients, sessions: sessionmaker[Session], *, admin: WebClient | None):
         self.slack = slack
         self.sessions = sessions
         self.admin = admin
+
+    @classmethod
+    def from_parts(cls, parts: WorkerParts) -> ModerationActionJob:
+        return cls(parts.slack, parts.sessions, admin=parts.admin)
 
     def run(self, ctx: JobContext) -> None:
         job, payload = ctx.job, ctx.job.payload
@@ -363,3 +387,8 @@ class ModerationActionJob:
             client.chat_postEphemeral(channel=channel, user=user, text=text)
         except SlackApiError as error:
             log.warning("moderation notice_failed error=%s", error.response.get("error"))
+
+
+# Image moderation runs in the background; a moderator's click is answered at once.
+MODERATE = JobType("moderate", ModeratePayload, ModerateJob, lane=BACKGROUND)
+MODERATION_ACTION = JobType("moderation_action", ModerationActionPayload, ModerationActionJob, lane=INTERACTIVE)

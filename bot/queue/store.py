@@ -172,23 +172,28 @@ def save_progress(session: Session, job_id: int, lease_token: str, progress: dic
     return result.rowcount == 1
 
 
-def retry_later(session: Session, job_id: int, lease_token: str, *, error: str, delay_seconds: float) -> bool:
+def retry_later(
+    session: Session,
+    job_id: int,
+    lease_token: str,
+    *,
+    error: str,
+    delay_seconds: float,
+    counts_attempt: bool = True,
+) -> bool:
+    """Back to the queue after ``delay_seconds``. ``counts_attempt`` False gives back the attempt
+    the claim counted (the failure was not the job's: a 429)."""
     now = db_now(session)
-    result = session.execute(
-        _fenced(job_id, lease_token).values(
-            status=QUEUED,
-            run_at=now + timedelta(seconds=delay_seconds),
-            lease_token=None,
-            lease_expires_at=None,
-            last_error=error[:2000],
-        )
-    )
-    return result.rowcount == 1
-
-
-def refund_attempt(session: Session, job_id: int, lease_token: str) -> bool:
-    """Do not count the running attempt (the failure was not the job's: a 429, a shutdown)."""
-    result = session.execute(_fenced(job_id, lease_token).values(attempts=_decrement(session, Job.attempts)))
+    values: dict = {
+        "status": QUEUED,
+        "run_at": now + timedelta(seconds=delay_seconds),
+        "lease_token": None,
+        "lease_expires_at": None,
+        "last_error": error[:2000],
+    }
+    if not counts_attempt:
+        values["attempts"] = _decrement(session, Job.attempts)
+    result = session.execute(_fenced(job_id, lease_token).values(**values))
     return result.rowcount == 1
 
 

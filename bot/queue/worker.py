@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.failures import LeaseLost, Permanent
 from bot.queue import store
-from bot.queue.retry import retry_delay
+from bot.queue.job_type import JobEvent, JobHandler
+from bot.queue.retry import BURY, DROP, FINISH, RELEASE, decide
 from bot.queue.store import ClaimedJob
 
 log = logging.getLogger(__name__)
@@ -30,25 +31,8 @@ log = logging.getLogger(__name__)
 QUEUED_NOTICE_SECONDS = 5.0
 
 
-class LeaseLost(Exception):
-    """Another worker took this job over (our lease expired); stop without side effects."""
-
-
-class JobStopped(Exception):
-    """The worker is shutting down; the job is released for another worker."""
-
-
-class PermanentJobError(Exception):
-    """Retrying cannot help (bad payload, rejected request); the job is marked dead at once."""
-
-
-class RetryLater(Exception):
-    """Try again after `delay` seconds; `counts` says whether this uses up an attempt."""
-
-    def __init__(self, message: str, *, delay: float, counts: bool = True):
-        super().__init__(message)
-        self.delay = delay
-        self.counts = counts
+class UnknownJobKind(Permanent):
+    """No handler is registered for the job's kind (bot.runtime.JOB_TYPES)."""
 
 
 @dataclass
@@ -76,14 +60,6 @@ class JobContext:
                 raise LeaseLost()
 
 
-class JobHandler(Protocol):
-    def run(self, ctx: JobContext) -> None: ...
-
-
-def _hook(handler: object, name: str) -> Callable | None:
-    return getattr(handler, name, None)
-
-
 class Worker:
     def __init__(
         self,
@@ -96,7 +72,9 @@ class Worker:
         drain_seconds: float = 25.0,
         housekeeping: list[Callable[[], None]] | None = None,
         queued_notice_seconds: float = QUEUED_NOTICE_SECONDS,
+        on_settled: Callable[[ClaimedJob], None] | None = None,
     ):
+        """``on_settled(job)`` is told when a job is done or dead (`bot chat` waits on it)."""
         self.sessions = sessions
         self.handlers = handlers
         self.concurrency = concurrency
@@ -105,6 +83,7 @@ class Worker:
         self.drain_seconds = drain_seconds
         self.housekeeping = housekeeping or []
         self.queued_notice_seconds = queued_notice_seconds
+        self.on_settled = on_settled
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -175,7 +154,7 @@ class Worker:
         try:
             handler = self.handlers.get(job.kind)
             if handler is None:
-                raise PermanentJobError(f"no handler for job kind {job.kind!r}")
+                raise UnknownJobKind(f"no handler for job kind {job.kind!r}")
             handler.run(ctx)
             self._finish(ctx, lambda s: store.complete(s, job.id, job.lease_token))
             log.info(
@@ -185,11 +164,7 @@ class Worker:
                 job.attempts,
                 (time.monotonic() - started) * 1000,
             )
-        except LeaseLost:
-            log.warning("job lease_lost id=%d kind=%s", job.id, job.kind)
-        except JobStopped:
-            self._finish(ctx, lambda s: store.release(s, job.id, job.lease_token))
-            log.info("job released id=%d kind=%s", job.id, job.kind)
+            self._settled(job)
         except Exception as exc:  # every failure is recorded on the job; none is silent
             self._fail(ctx, exc, started)
         finally:
@@ -198,41 +173,65 @@ class Worker:
             self._wake.set()
 
     def _fail(self, ctx: JobContext, exc: Exception, started: float) -> None:
+        """Do what bot.queue.retry.decide says for this failure (the whole contract is there)."""
         job = ctx.job
         error = f"{type(exc).__name__}: {exc}"[:2000]
-        counts = not (isinstance(exc, RetryLater) and not exc.counts)
-        out_of_attempts = counts and job.attempts >= job.max_attempts
-        permanent = isinstance(exc, PermanentJobError) or getattr(exc, "permanent", False)
-        if ctx.stopping.is_set() and not permanent and not out_of_attempts:
-            # Failures caused by our own shutdown are not the job's fault.
-            self._finish(ctx, lambda s: store.release(s, job.id, job.lease_token))
+        decision = decide(
+            exc,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            stopping=ctx.stopping.is_set(),
+            jitter=random.random(),
+        )
+        if decision.action == DROP:
+            log.warning("job lease_lost id=%d kind=%s", job.id, job.kind)
             return
-        if permanent or out_of_attempts:
+        if decision.action == FINISH:
+            self._finish(ctx, lambda s: store.complete(s, job.id, job.lease_token))
+            log.info("job cancelled id=%d kind=%s attempt=%d", job.id, job.kind, job.attempts)
+            self._settled(job)
+            return
+        if decision.action == RELEASE:
+            self._finish(ctx, lambda s: store.release(s, job.id, job.lease_token))
+            log.info("job released id=%d kind=%s", job.id, job.kind)
+            return
+        if decision.action == BURY:
             self._finish(ctx, lambda s: store.bury(s, job.id, job.lease_token, error=error))
             log.error("job dead id=%d kind=%s attempt=%d error=%s", job.id, job.kind, job.attempts, type(exc).__name__)
-            self._call_hook(job, "on_dead", ctx, exc)
+            self._call_hook(job, "on_dead", ctx, JobEvent(error=exc))
+            self._settled(job)
             return
-        if isinstance(exc, RetryLater):
-            delay = exc.delay
-        else:
-            delay = retry_delay(job.attempts, jitter=random.random(), retry_after=getattr(exc, "retry_after", None))
-
-        def reschedule(session: Session) -> bool:
-            if not counts:
-                store.refund_attempt(session, job.id, job.lease_token)
-            return store.retry_later(session, job.id, job.lease_token, error=error, delay_seconds=delay)
-
-        self._call_hook(job, "on_retry", ctx, exc, delay)  # before rescheduling: the lease is still ours
-        self._finish(ctx, reschedule)
+        # RETRY: tell the handler before rescheduling, while the lease is still ours.
+        self._call_hook(job, "on_retry", ctx, JobEvent(error=exc, delay=decision.delay))
+        self._finish(
+            ctx,
+            lambda s: store.retry_later(
+                s,
+                job.id,
+                job.lease_token,
+                error=error,
+                delay_seconds=decision.delay,
+                counts_attempt=decision.counts_attempt,
+            ),
+        )
         log.warning(
-            "job retry id=%d kind=%s attempt=%d delay_s=%.1f error=%s duration_ms=%d",
+            "job retry id=%d kind=%s attempt=%d delay_s=%.1f counts_attempt=%s error=%s duration_ms=%d",
             job.id,
             job.kind,
             job.attempts,
-            delay,
+            decision.delay,
+            decision.counts_attempt,
             type(exc).__name__,
             (time.monotonic() - started) * 1000,
         )
+
+    def _settled(self, job: ClaimedJob) -> None:
+        if self.on_settled is None:
+            return
+        try:
+            self.on_settled(job)
+        except Exception as exc:
+            log.warning("job settled_callback_failed id=%d error=%s", job.id, type(exc).__name__)
 
     def _finish(self, ctx: JobContext, action: Callable[[Session], bool]) -> None:
         """Run a fenced state change, retrying briefly if the database blips."""
@@ -246,12 +245,13 @@ class Worker:
                 time.sleep(min(0.2 * 2**attempt, 2.0))
         log.error("job state_lost id=%d (database unavailable; the lease will expire and it reruns)", ctx.job.id)
 
-    def _call_hook(self, job: ClaimedJob, name: str, *args) -> None:
-        hook = _hook(self.handlers.get(job.kind), name)
-        if hook is None:
+    def _call_hook(self, job: ClaimedJob, name: str, ctx: JobContext, event: JobEvent) -> None:
+        handler = self.handlers.get(job.kind)
+        if handler is None:
             return
+        hooks = {"on_waiting": handler.on_waiting, "on_retry": handler.on_retry, "on_dead": handler.on_dead}
         try:
-            hook(*args)
+            hooks[name](ctx, event)
         except Exception as exc:
             log.warning("job hook_failed id=%d hook=%s error=%s", job.id, name, type(exc).__name__)
 
@@ -280,19 +280,17 @@ class Worker:
                 self._call_hook(
                     job,
                     "on_dead",
-                    JobContext(job, self.sessions, self.stopping, dict(job.progress)),
-                    RuntimeError("the worker running it stopped responding"),
+                    self._context(job),
+                    JobEvent(error=RuntimeError("the worker running it stopped responding")),
                 )
+                self._settled(job)
             with self.sessions.begin() as session:
                 waiting = store.jobs_waiting_since(session, older_than_seconds=self.queued_notice_seconds)
             for job in waiting:
-                hook = _hook(self.handlers.get(job.kind), "on_waiting")
-                if hook is None:
-                    continue
                 with self.sessions.begin() as session:
                     if not store.mark_notified(session, job.id):
                         continue
-                self._call_hook(job, "on_waiting", job)
+                self._call_hook(job, "on_waiting", self._context(job), JobEvent())
         except SQLAlchemyError as exc:
             log.warning("housekeeping failed error=%s", type(exc).__name__)
         for task in self.housekeeping:
@@ -300,6 +298,10 @@ class Worker:
                 task()
             except Exception as exc:
                 log.warning("housekeeping task_failed error=%s", type(exc).__name__)
+
+    def _context(self, job: ClaimedJob) -> JobContext:
+        """A context for a hook on a job this worker does not hold a lease on."""
+        return JobContext(job, self.sessions, self.stopping, dict(job.progress))
 
     def _drain(self) -> None:
         """Stop claiming, give running jobs `drain_seconds`, then release what is left."""

@@ -6,18 +6,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.clock import db_now
-from bot.queue.worker import JobContext, JobStopped
+from bot.failures import JobStopped
+from bot.queue.job_type import JobHandler, JobType, Payload
+from bot.queue.models import BACKGROUND
+from bot.queue.worker import JobContext
 from bot.retention.policy import BATCH_SIZE, MAX_BATCHES_PER_RUN, PURGE_INTERVAL_SECONDS, cutoffs, next_run_in
 from bot.retention.purge import forget_workspace, purge_expired
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from bot.runtime import WorkerParts
 
-FORGET_WORKSPACE_JOB = "forget_workspace"
+log = logging.getLogger(__name__)
 
 
 class RetentionTask:
@@ -69,12 +75,21 @@ class RetentionTask:
             )
 
 
-class ForgetWorkspaceJob:
+@dataclass(frozen=True)
+class ForgetPayload(Payload):
+    reason: str = ""  # the event that said the workspace left (for the log)
+
+
+class ForgetWorkspaceJob(JobHandler):
     """Deletes everything stored for the job's team (enqueued on app_uninstalled / tokens_revoked)."""
 
     def __init__(self, sessions: sessionmaker[Session], *, batch_size: int = BATCH_SIZE):
         self.sessions = sessions
         self.batch_size = batch_size
+
+    @classmethod
+    def from_parts(cls, parts: WorkerParts) -> ForgetWorkspaceJob:
+        return cls(parts.sessions)
 
     def run(self, ctx: JobContext) -> None:
         team_id, total = ctx.job.team_id, 0
@@ -87,3 +102,6 @@ class ForgetWorkspaceJob:
             if deleted == 0:
                 break
         log.info("workspace forgotten team=%s rows=%d job_id=%d", team_id, total, ctx.job.id)
+
+
+FORGET_WORKSPACE = JobType("forget_workspace", ForgetPayload, ForgetWorkspaceJob, lane=BACKGROUND)

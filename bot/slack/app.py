@@ -80,7 +80,7 @@ def _register_listeners(app: App, sessions: sessionmaker[Session], settings: Set
     home.register(app, sessions)
     commands.register(app, sessions, settings, configured_registry(settings))
     moderation.register(app, sessions, settings)
-    agent.register(app, sessions, settings, reply_kind=messages.REPLY_JOB)
+    agent.register(app, sessions, settings)
 
     # Last: Bolt runs the first listener that matches, and answers 404 (Slack then retries)
     # to events no listener matches.

@@ -21,6 +21,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine, select
 
 from bot.config import Settings
+from bot.failures import Permanent
 from bot.slack.manifest import BOT_SCOPES
 
 if TYPE_CHECKING:
@@ -36,10 +37,10 @@ STATE_EXPIRATION_SECONDS = 600
 TOKEN_CACHE_SECONDS = 30.0
 
 
-class WorkspaceNotInstalled(LookupError):
+class WorkspaceNotInstalled(LookupError, Permanent):
     """No bot token for this workspace (never installed, or uninstalled): retrying cannot help."""
 
-    permanent = True
+    reason = "not_installed"
 
 
 def installation_store(settings: Settings, engine: Engine) -> SQLAlchemyInstallationStore:

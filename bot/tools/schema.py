@@ -9,6 +9,7 @@ these `| None`. A parameter is required unless it has a default or accepts None.
 from __future__ import annotations
 
 import collections.abc
+import enum
 import inspect
 import json
 import math
@@ -28,7 +29,18 @@ _ARGS_HEADERS = ("args", "arguments", "parameters", "params")
 _SECTION_HEADER = re.compile(r"^([A-Z][A-Za-z ]*):\s*$")
 _ARG_LINE = re.compile(r"^\*{0,2}(?P<name>\w+)\s*(?:\([^)]*\))?\s*:\s*(?P<text>.*)$")
 
-_MISSING = inspect.Parameter.empty
+
+class _NoDefault(enum.Enum):
+    """Marks a parameter without a default (None is a real default, so it cannot mark that).
+
+    Not ``inspect.Parameter.empty``: that is a class, and the dataclass machinery of some
+    Python 3.11 releases (Debian's 3.11.2) takes a class default for "no default" and then
+    rejects the fields after it."""
+
+    NO_DEFAULT = "no default"
+
+
+NO_DEFAULT = _NoDefault.NO_DEFAULT
 
 Kind = Literal["string", "integer", "number", "boolean", "array", "object"]
 
@@ -149,12 +161,12 @@ class ParamSpec:
     type: ValueType
     required: bool
     nullable: bool = False
-    default: Any = _MISSING
+    default: Any = NO_DEFAULT
     description: str = ""
 
     @property
     def has_default(self) -> bool:
-        return self.default is not _MISSING
+        return self.default is not NO_DEFAULT
 
     def json_schema(self) -> dict[str, Any]:
         schema = self.type.json_schema()
@@ -317,9 +329,9 @@ def describe_function(func: Callable[..., Any], name: str | None = None) -> Func
             ParamSpec(
                 name=parameter.name,
                 type=value_type,
-                required=parameter.default is _MISSING and not nullable,
+                required=parameter.default is inspect.Parameter.empty and not nullable,
                 nullable=nullable,
-                default=parameter.default,
+                default=NO_DEFAULT if parameter.default is inspect.Parameter.empty else parameter.default,
                 description=documented.get(parameter.name, ""),
             )
         )

@@ -13,18 +13,25 @@ failing) posts it again without running the tool twice.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.conversation.users import current_user
+from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
+from bot.queue.models import INTERACTIVE
 from bot.queue.worker import JobContext
 from bot.slack.clients import SlackClients
 from bot.slack.response_url import ResponseUrlRefused, post_response
 from bot.tools.audience import has_private_results
 from bot.tools.registry import ToolContext, ToolRegistry
 from bot.tools.runner import run_slash_command
+
+if TYPE_CHECKING:
+    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +40,19 @@ QUEUED_NOTE = "_Queued: other requests are ahead of yours; I'll answer in a mome
 FAILED_NOTE = "Sorry, that command failed. Please try again in a few minutes."
 
 
-class ResponseUrlAnswers:
+@dataclass(frozen=True)
+class CommandPayload(Payload):
+    """A slash command as Slack sent it (the `slash_command` and `ask` jobs)."""
+
+    command: str
+    text: str = ""
+    channel: str = ""
+    channel_name: str = ""
+    user: str = ""
+    response_url: str = ""
+
+
+class ResponseUrlAnswers(JobHandler):
     """What the slash-command jobs share: answering once through the response_url, and the hooks."""
 
     def __init__(self, http: httpx.Client, slack_api_url: str):
@@ -56,10 +75,10 @@ class ResponseUrlAnswers:
             log.warning("command answer_refused id=%d reason=%s", ctx.job.id, exc)
         ctx.save_progress(done=True)
 
-    def on_waiting(self, job) -> None:
-        self._post(job.payload.get("response_url", ""), QUEUED_NOTE, False)
+    def on_waiting(self, ctx: JobContext, event: JobEvent) -> None:
+        self._post(ctx.job.payload.get("response_url", ""), QUEUED_NOTE, False)
 
-    def on_dead(self, ctx: JobContext, exc: BaseException) -> None:
+    def on_dead(self, ctx: JobContext, event: JobEvent) -> None:
         if ctx.progress.get("done"):
             return
         try:
@@ -82,6 +101,11 @@ class SlashCommandJob(ResponseUrlAnswers):
         self.slack = slack
         self.sessions = sessions
         self.settings = settings
+
+    @classmethod
+    def from_parts(cls, parts: WorkerParts) -> SlashCommandJob:
+        # Slash commands answer through response_url, and tools use this client for their HTTP.
+        return cls(parts.tools, parts.slack, parts.sessions, parts.settings, parts.tools_http)
 
     def run(self, ctx: JobContext) -> None:
         if ctx.progress.get("done"):
@@ -115,3 +139,6 @@ class SlashCommandJob(ResponseUrlAnswers):
         if public and tool is not None and has_private_results(tool):
             return text + PRIVATE_NOTE, False
         return text, public
+
+
+SLASH_COMMAND = JobType("slash_command", CommandPayload, SlashCommandJob, lane=INTERACTIVE)

@@ -82,8 +82,13 @@ def malformed_envelope(payload: dict) -> str | None:
                 return f"event.{key} has the wrong type"
         if event.get("files") is not None and not isinstance(event["files"], list):
             return "event.files is not a list"
-        if event["type"].startswith("assistant_thread_") and not isinstance(event.get("assistant_thread"), dict):
-            return "event.assistant_thread is not an object"  # Bolt's assistant middleware raises on it
+        if event["type"].startswith("assistant_thread_"):
+            # Bolt's assistant middleware raises (a 500) without both ids of the thread.
+            thread = event.get("assistant_thread")
+            if not isinstance(thread, dict):
+                return "event.assistant_thread is not an object"
+            if thread.get("channel_id") is None or thread.get("thread_ts") is None:
+                return "event.assistant_thread has no channel_id or thread_ts"
     return None
 
 

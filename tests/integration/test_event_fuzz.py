@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from slack_sdk.signature import SignatureVerifier
 
@@ -79,6 +79,7 @@ def client(tmp_path_factory, sqlite_template):
     event=events,
     envelope_extra=st.dictionaries(st.sampled_from(["team_id", "event_id", "authorizations"]), json_values, max_size=3),
 )
+@example(event={"type": "assistant_thread_started", "channel": "0", "assistant_thread": {}}, envelope_extra={})
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_signed_random_events_never_get_a_5xx(client, event, envelope_extra):
     body = {"type": "event_callback", "team_id": "T1", "event_id": f"Ev{time.monotonic_ns()}", "event": event}

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from bot.config import Settings
 from bot.conversation.engagement import classify
 from bot.moderation import store
-from bot.moderation.intake import MODERATE_JOB, enqueue_moderation
+from bot.moderation.intake import enqueue_moderation
+from bot.moderation.job import MODERATE
 from bot.moderation.models import ModerationDecision
 from bot.moderation.verdict import Verdict
 from bot.queue.models import BACKGROUND, Job
@@ -41,7 +42,7 @@ def intake(sessions, event: dict) -> list[int]:
 
 def moderate_jobs(sessions) -> list[Job]:
     with sessions() as session:
-        return list(session.execute(select(Job).where(Job.kind == MODERATE_JOB).order_by(Job.id)).scalars())
+        return list(session.execute(select(Job).where(Job.kind == MODERATE.kind).order_by(Job.id)).scalars())
 
 
 def test_each_image_of_a_watched_channel_is_enqueued_once_in_the_background(sessions):

@@ -10,6 +10,7 @@ from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from bot.config import Settings
+from bot.failures import Permanent
 from bot.slack.oauth import InstalledTokens, WorkspaceNotInstalled, find_bot_token, forget_tokens, installation_store
 
 CLIENT_ID = "1111.2222"
@@ -76,7 +77,7 @@ def test_installed_tokens_are_cached_briefly(store):
     tokens = InstalledTokens(store, ttl=30.0, clock=lambda: now[0])
     with pytest.raises(WorkspaceNotInstalled) as missing:
         tokens.token_for("TA")
-    assert missing.value.permanent
+    assert isinstance(missing.value, Permanent)
     store.save(_installation("TA", "xoxb-a", datetime.now(UTC)))
     with pytest.raises(WorkspaceNotInstalled):  # the miss is cached too
         tokens.token_for("TA")

@@ -7,9 +7,12 @@ import time
 
 from sqlalchemy import select
 
+from bot.failures import JobStopped, Permanent, RetryLater
+from bot.inference.errors import RateLimitedError
 from bot.queue import store
+from bot.queue.job_type import JobHandler
 from bot.queue.models import DEAD, DONE, QUEUED, Job
-from bot.queue.worker import JobContext, JobStopped, PermanentJobError, RetryLater, Worker
+from bot.queue.worker import JobContext, Worker
 
 
 def wait_until(predicate, timeout=10.0, interval=0.02):
@@ -26,7 +29,7 @@ def statuses(sessions) -> dict[int, str]:
         return dict(session.execute(select(Job.id, Job.status)).all())
 
 
-class Recorder:
+class Recorder(JobHandler):
     def __init__(self, behaviour):
         self.behaviour = behaviour
         self.runs: list[tuple[int, int]] = []
@@ -39,11 +42,11 @@ class Recorder:
             self.runs.append((ctx.job.id, ctx.job.attempts))
         self.behaviour(ctx)
 
-    def on_dead(self, ctx, exc):
+    def on_dead(self, ctx, event):
         self.dead.append(ctx.job.id)
 
-    def on_retry(self, ctx, exc, delay):
-        self.retries.append(delay)
+    def on_retry(self, ctx, event):
+        self.retries.append(event.delay)
 
 
 def start_worker(sessions, handler, **kw) -> tuple[Worker, threading.Thread]:
@@ -108,7 +111,7 @@ def test_out_of_attempts_the_job_is_kept_dead_and_the_hook_runs(sessions):
 
 def test_permanent_errors_are_not_retried(sessions):
     def reject(ctx):
-        raise PermanentJobError("bad payload")
+        raise Permanent("bad payload")
 
     handler = Recorder(reject)
     [job_id] = enqueue(sessions)
@@ -127,7 +130,7 @@ def test_rate_limited_retries_do_not_spend_attempts(sessions):
     def limited(ctx):
         calls["n"] += 1
         if calls["n"] <= 3:
-            raise RetryLater("429", delay=0.01, counts=False)
+            raise RetryLater("429", delay=0.01, counts_attempt=False)
 
     handler = Recorder(limited)
     [job_id] = enqueue(sessions, max_attempts=2)
@@ -172,3 +175,24 @@ def test_stop_drains_finishing_jobs_and_releases_stuck_ones(sessions):
     assert final[stuck] == QUEUED  # given back for another worker, attempt not counted
     with sessions() as session:
         assert session.get(Job, stuck).attempts == 0
+
+
+def test_a_model_that_keeps_answering_429_never_spends_the_attempts(sessions):
+    """What the gateway raises after MAX_RATE_LIMITED_TRIES refusals reschedules without an attempt."""
+    calls = {"n": 0}
+
+    def limited(ctx):
+        calls["n"] += 1
+        if calls["n"] <= 3:
+            raise RateLimitedError("the model kept answering 429", retry_after=0.01)
+
+    handler = Recorder(limited)
+    [job_id] = enqueue(sessions, max_attempts=1)
+    worker, thread = start_worker(sessions, handler)
+    try:
+        assert wait_until(lambda: statuses(sessions)[job_id] == DONE)
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert [attempt for _, attempt in handler.runs] == [1, 1, 1, 1]
+    assert handler.dead == []

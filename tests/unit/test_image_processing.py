@@ -12,7 +12,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
@@ -337,6 +337,7 @@ def test_max_bytes_caps_the_base64_text():
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(width=1, height=58, max_edge=31, fmt="PNG", mode="RGB")  # float error once made it 30
 @given(
     width=st.integers(1, 500),
     height=st.integers(1, 500),

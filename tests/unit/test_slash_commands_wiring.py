@@ -4,12 +4,14 @@ import json
 import subprocess
 import sys
 
+from bot.conversation.ask_job import ASK
 from bot.slack.commands import ASK_COMMAND, manifest_commands
-from bot.slack.listeners.commands import ASK_JOB, SLASH_COMMAND_JOB, command_names, job_kind
+from bot.slack.listeners.commands import command_names, job_type
 from bot.slack.manifest import build_manifest
 from bot.slack.response_url import CUT_NOTE, MAX_ANSWER_CHARS, fit_answer, response_payload, response_url_allowed
 from bot.tools.builtin import default_registry
 from bot.tools.registry import ToolRegistry
+from bot.tools.slash_job import SLASH_COMMAND
 
 
 def test_manifest_lists_ask_and_every_tool_command():
@@ -45,7 +47,7 @@ def test_every_command_gets_a_listener_and_ask_its_own_job():
     names = command_names(default_registry())
     assert names[0] == "/ask" and len(names) == len(set(names))
     assert set(names) == {f"/{c.command}" for c in manifest_commands()}
-    assert job_kind("/ask") == ASK_JOB and job_kind("/calc") == SLASH_COMMAND_JOB
+    assert job_type("/ask") is ASK and job_type("/calc") is SLASH_COMMAND
 
 
 def test_a_tool_cannot_take_over_ask():

@@ -22,18 +22,18 @@ from bot.agent.feedback import FEEDBACK_ACTION_ID, decode_value
 from bot.agent.feedback_store import record_feedback
 from bot.agent.stops import request_stop
 from bot.config import Settings
+from bot.conversation.feedback_job import FEEDBACK_THANKS, FeedbackThanksPayload
+from bot.conversation.reply_job import REPLY
 from bot.db.clock import db_now
 from bot.inbound.store import claim_once, event_key
-from bot.queue.models import DONE, INTERACTIVE, QUEUED, Job
-from bot.queue.store import enqueue
+from bot.queue.models import DONE, QUEUED, Job
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_THANKS_JOB = "feedback_thanks"
 STOPPED_ERROR = "stopped: the person pressed Stop"
 
 
-def register(app: App, sessions: sessionmaker[Session], settings: Settings, *, reply_kind: str = "reply") -> None:
+def register(app: App, sessions: sessionmaker[Session], settings: Settings, *, reply_kind: str = REPLY.kind) -> None:
     def handle_feedback_click(ack, body: dict, action: dict, context) -> None:
         record_click(sessions, settings, body=body, action=action, team_id=context.team_id)
         ack()
@@ -73,21 +73,18 @@ def record_click(
             trace=trace,
             thread_ts=thread_ts,
         )
-        enqueue(
+        FEEDBACK_THANKS.enqueue(
             session,
-            kind=FEEDBACK_THANKS_JOB,
-            payload={"channel": channel, "user": user, "thread_ts": thread_ts, "rating": rating},
+            FeedbackThanksPayload(channel=channel, user=user, thread_ts=thread_ts, rating=rating),
             team_id=team,
             user_id=user,
-            lane=INTERACTIVE,
-            max_attempts=3,
         )
     log.info("feedback recorded rating=%s new=%s channel=%s", rating, new, channel)
     return True
 
 
 def record_stop(
-    sessions: sessionmaker[Session], *, team_id: str, event: dict, event_id: str | None, reply_kind: str = "reply"
+    sessions: sessionmaker[Session], *, team_id: str, event: dict, event_id: str | None, reply_kind: str = REPLY.kind
 ) -> int | None:
     """Record the Stop and finish the thread's queued replies; the number finished, or None
     for a redelivery."""

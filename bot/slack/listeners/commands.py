@@ -15,16 +15,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
+from bot.conversation.ask_job import ASK
 from bot.inbound.store import claim_once
-from bot.queue.models import INTERACTIVE
-from bot.queue.store import enqueue
+from bot.queue.job_type import JobType
 from bot.slack.commands import ASK_COMMAND
 from bot.tools.registry import ToolRegistry
+from bot.tools.slash_job import SLASH_COMMAND, CommandPayload
 
 log = logging.getLogger(__name__)
 
-SLASH_COMMAND_JOB = "slash_command"
-ASK_JOB = "ask"
 ASK_ACK = "_Thinking…_"
 UNAVAILABLE = "Sorry, I can't take commands right now. Please try again in a minute."
 
@@ -41,8 +40,8 @@ def command_names(registry: ToolRegistry) -> list[str]:
     return names
 
 
-def job_kind(command_name: str) -> str:
-    return ASK_JOB if command_name == f"/{ASK_COMMAND.command}" else SLASH_COMMAND_JOB
+def job_type(command_name: str) -> JobType:
+    return ASK if command_name == f"/{ASK_COMMAND.command}" else SLASH_COMMAND
 
 
 def register(app: App, sessions: sessionmaker[Session], settings: Settings, registry: ToolRegistry) -> None:
@@ -55,7 +54,7 @@ def register(app: App, sessions: sessionmaker[Session], settings: Settings, regi
             log.warning("command not_recorded command=%s error=%s", name, type(exc).__name__)
             ack(text=UNAVAILABLE, response_type="ephemeral")
             return
-        if job_id is not None and job_kind(name) == ASK_JOB:
+        if job_id is not None and job_type(name) is ASK:
             ack(text=ASK_ACK, response_type="ephemeral")
         else:
             ack()
@@ -72,21 +71,19 @@ def record_command(sessions: sessionmaker[Session], settings: Settings, *, team_
         if trigger_id and not claim_once(session, team_id, f"command:{trigger_id}"):
             log.info("command duplicate command=%s", name)
             return None
-        job_id = enqueue(
+        job_id = job_type(name).enqueue(
             session,
-            kind=job_kind(name),
-            payload={
-                "command": name,
-                "text": command.get("text") or "",
-                "channel": command.get("channel_id") or "",
-                "channel_name": command.get("channel_name") or "",
-                "user": command.get("user_id") or "",
-                "response_url": command.get("response_url") or "",
-            },
+            CommandPayload(
+                command=name,
+                text=command.get("text") or "",
+                channel=command.get("channel_id") or "",
+                channel_name=command.get("channel_name") or "",
+                user=command.get("user_id") or "",
+                response_url=command.get("response_url") or "",
+            ),
             team_id=team_id,
             user_id=command.get("user_id") or "",
-            lane=INTERACTIVE,
-            max_attempts=settings.job_max_attempts,
+            settings=settings,
         )
     log.info("command queued job_id=%d command=%s channel=%s", job_id, name, command.get("channel_id"))
     return job_id

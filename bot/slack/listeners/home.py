@@ -7,11 +7,8 @@ from __future__ import annotations
 from slack_bolt import App
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.conversation.welcome_job import WELCOME, WelcomePayload
 from bot.inbound.store import claim_once
-from bot.queue.models import INTERACTIVE
-from bot.queue.store import enqueue
-
-WELCOME_JOB = "welcome"
 
 
 def register(app: App, sessions: sessionmaker[Session]) -> None:
@@ -24,7 +21,7 @@ def register(app: App, sessions: sessionmaker[Session]) -> None:
             sessions,
             team_id,
             f"welcome:{event.get('user')}",
-            {"kind": "home", "channel": event["channel"]},
+            WelcomePayload(kind="home", channel=event["channel"]),
             event.get("user", ""),
         )
 
@@ -39,7 +36,7 @@ def register(app: App, sessions: sessionmaker[Session]) -> None:
             sessions,
             team_id,
             f"assistant_thread:{channel}:{thread_ts}",
-            {"kind": "assistant_thread", "channel": channel, "thread_ts": thread_ts},
+            WelcomePayload(kind="assistant_thread", channel=channel, thread_ts=thread_ts),
             thread.get("user_id", ""),
         )
 
@@ -47,15 +44,7 @@ def register(app: App, sessions: sessionmaker[Session]) -> None:
     app.event("assistant_thread_started")(handle_assistant_thread_started)
 
 
-def welcome(sessions: sessionmaker[Session], team_id: str, key: str, payload: dict, user_id: str) -> None:
+def welcome(sessions: sessionmaker[Session], team_id: str, key: str, payload: WelcomePayload, user_id: str) -> None:
     with sessions.begin() as session:
         if claim_once(session, team_id, key):
-            enqueue(
-                session,
-                kind=WELCOME_JOB,
-                payload=payload,
-                team_id=team_id,
-                user_id=user_id,
-                lane=INTERACTIVE,
-                max_attempts=3,
-            )
+            WELCOME.enqueue(session, payload, team_id=team_id, user_id=user_id)

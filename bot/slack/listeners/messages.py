@@ -16,14 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Settings
 from bot.conversation import store as history
 from bot.conversation.engagement import Inbound, classify, decide
+from bot.conversation.reply_job import REPLY, ReplyPayload
 from bot.inbound.store import claim_once, event_key, message_key
 from bot.moderation.intake import enqueue_moderation
-from bot.queue.models import INTERACTIVE
-from bot.queue.store import enqueue
 
 log = logging.getLogger(__name__)
-
-REPLY_JOB = "reply"
 
 
 def register(app: App, sessions: sessionmaker[Session], settings: Settings) -> None:
@@ -89,20 +86,18 @@ def record(
         if not claim_once(session, team_id, message_key(inbound.channel, inbound.ts)):
             log.info("event duplicate_message channel=%s ts=%s", inbound.channel, inbound.ts)
             return None
-        job_id = enqueue(
+        job_id = REPLY.enqueue(
             session,
-            kind=REPLY_JOB,
-            payload={
-                "channel": inbound.channel,
-                "thread_ts": inbound.thread_ts,
-                "ts": inbound.ts,
-                "user": inbound.user,
-                "channel_type": inbound.channel_type,
-            },
+            ReplyPayload(
+                channel=inbound.channel,
+                thread_ts=inbound.thread_ts,
+                ts=inbound.ts,
+                user=inbound.user,
+                channel_type=inbound.channel_type,
+            ),
             team_id=team_id,
             user_id=inbound.user,
-            lane=INTERACTIVE,
-            max_attempts=settings.job_max_attempts,
+            settings=settings,
         )
     log.info("event queued job_id=%d channel=%s event_id=%s", job_id, inbound.channel, event_id)
     return job_id

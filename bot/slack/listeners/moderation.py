@@ -14,11 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.moderation import store
-from bot.moderation.intake import MODERATION_ACTION_JOB
+from bot.moderation.job import MODERATION_ACTION, ModerationActionPayload
 from bot.moderation.plan import DISMISS, REMOVE
 from bot.moderation.report import DISMISS_ACTION_ID, REMOVE_ACTION_ID
-from bot.queue.models import INTERACTIVE
-from bot.queue.store import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +53,14 @@ def record_click(
             log.warning("moderation click_ignored reason=unknown_decision id=%d", decision_id)
             return None
         store.record_click(session, decision_id, action=kind, user_id=user)
-        job_id = enqueue(
+        job_id = MODERATION_ACTION.enqueue(
             session,
-            kind=MODERATION_ACTION_JOB,
-            payload={
-                "decision_id": decision_id,
-                "action": kind,
-                "user": user,
-                "report_channel": channel,
-                "report_ts": report_ts,
-            },
+            ModerationActionPayload(
+                decision_id=decision_id, action=kind, user=user, report_channel=channel, report_ts=report_ts
+            ),
             team_id=team,
             user_id=user,
-            lane=INTERACTIVE,
-            max_attempts=settings.job_max_attempts,
+            settings=settings,
         )
     log.info("moderation click id=%d action=%s job_id=%d", decision_id, kind, job_id)
     return job_id

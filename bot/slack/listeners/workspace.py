@@ -18,9 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.inbound.store import claim_once, event_key
-from bot.queue.models import BACKGROUND
-from bot.queue.store import enqueue
-from bot.retention.tasks import FORGET_WORKSPACE_JOB
+from bot.retention.tasks import FORGET_WORKSPACE, ForgetPayload
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +58,6 @@ def enqueue_forget(
     with sessions.begin() as session:
         if event_id and not claim_once(session, team_id, event_key(event_id)):
             return None
-        job_id = enqueue(
-            session,
-            kind=FORGET_WORKSPACE_JOB,
-            payload={"reason": reason},
-            team_id=team_id,
-            lane=BACKGROUND,
-            max_attempts=settings.job_max_attempts,
-        )
+        job_id = FORGET_WORKSPACE.enqueue(session, ForgetPayload(reason=reason), team_id=team_id, settings=settings)
     log.info("workspace leaving team=%s reason=%s job_id=%d", team_id, reason, job_id)
     return job_id

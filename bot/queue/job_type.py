@@ -1,0 +1,151 @@
+"""A job type is one declared object: its kind, lane, attempts policy, typed payload, handler
+and a way to enqueue it (after procrastinate's tasks: name, queue, retry and defer together).
+
+Declare one next to its handler and add it to ``bot.runtime.JOB_TYPES``::
+
+    @dataclass(frozen=True)
+    class GreetPayload(Payload):
+        channel: str
+
+    class GreetJob(JobHandler):
+        def __init__(self, slack):
+            self.slack = slack
+
+        @classmethod
+        def from_parts(cls, parts):
+            return cls(parts.slack)
+
+        def run(self, ctx):
+            payload = GREET.payload_of(ctx.job)
+            self.slack.for_team(ctx.job.team_id).chat_postMessage(channel=payload.channel, text="hi")
+
+    GREET = JobType("greet", GreetPayload, GreetJob, lane=INTERACTIVE, max_attempts=3)
+
+and enqueue it where the event arrives: ``GREET.enqueue(session, GreetPayload(channel), team_id=team)``.
+
+The worker calls the handler's ``run`` and, around it, the hooks below, all with one
+signature ``(ctx, event)`` and no-ops unless a handler overrides them. What a failure means
+is declared by its exception (bot.failures) and decided by bot.queue.retry.decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy.orm import Session
+
+from bot.queue import store
+from bot.queue.models import BACKGROUND, INTERACTIVE
+from bot.queue.store import ClaimedJob
+
+if TYPE_CHECKING:
+    from bot.queue.worker import JobContext
+
+
+class Payload:
+    """Base of job payloads: frozen dataclasses stored as JSON dicts. ``from_dict`` ignores keys
+    it does not know and lets fields with defaults be missing, so jobs enqueued by an older or
+    newer release still load."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{name: value for name, value in data.items() if name in known})
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """What a hook is told: ``error`` (the failure, if any) and ``delay`` (seconds until the
+    retry, for on_retry)."""
+
+    error: BaseException | None = None
+    delay: float = 0.0
+
+
+class JobHandler:
+    """Runs one kind of job. Subclasses implement ``run`` (and ``from_parts`` to be built by
+    bot.runtime); the hooks are no-ops unless overridden. A hook must not raise to matter:
+    the worker logs and ignores hook failures."""
+
+    @classmethod
+    def from_parts(cls, parts: Any) -> JobHandler:
+        """Build the handler from the worker's shared parts (bot.runtime.WorkerParts)."""
+        raise NotImplementedError(f"{cls.__name__} does not say how to build it from the worker's parts")
+
+    def run(self, ctx: JobContext) -> None:
+        raise NotImplementedError
+
+    def on_waiting(self, ctx: JobContext, event: JobEvent) -> None:
+        """Called once when an interactive job still waits to start after QUEUED_NOTICE_SECONDS
+        (the user may be told it is queued). The job is not leased: do not save progress."""
+
+    def on_retry(self, ctx: JobContext, event: JobEvent) -> None:
+        """Called after a failed attempt, before the job is rescheduled (the lease is still ours)."""
+
+    def on_dead(self, ctx: JobContext, event: JobEvent) -> None:
+        """Called once when the job gives up (permanent failure, attempts spent, or its worker
+        died on the last attempt). The lease is gone: progress saved here is not kept."""
+
+
+P = TypeVar("P", bound=Payload)
+
+
+@dataclass(frozen=True)
+class JobType(Generic[P]):
+    """One kind of job. ``max_attempts`` None means the JOB_MAX_ATTEMPTS setting."""
+
+    kind: str
+    payload: type[P]
+    handler: type[JobHandler]
+    lane: str = INTERACTIVE
+    max_attempts: int | None = None
+
+    LANES: ClassVar[tuple[str, ...]] = (INTERACTIVE, BACKGROUND)
+
+    def __post_init__(self) -> None:
+        if self.lane not in self.LANES:
+            raise ValueError(f"unknown lane {self.lane!r}")
+
+    def attempts(self, settings: Any | None) -> int:
+        if self.max_attempts is not None:
+            return self.max_attempts
+        if settings is None:
+            raise ValueError(f"job kind {self.kind!r} takes its attempts from the settings: pass settings")
+        return settings.job_max_attempts
+
+    def enqueue(
+        self,
+        session: Session,
+        payload: P,
+        *,
+        team_id: str,
+        user_id: str = "",
+        settings: Any | None = None,
+        delay_seconds: float = 0.0,
+    ) -> int:
+        """Add a job of this kind inside the caller's transaction; returns its id."""
+        if not isinstance(payload, self.payload):
+            raise TypeError(f"job kind {self.kind!r} takes a {self.payload.__name__}, not {type(payload).__name__}")
+        return store.enqueue(
+            session,
+            kind=self.kind,
+            payload=payload.to_dict(),
+            team_id=team_id,
+            user_id=user_id,
+            lane=self.lane,
+            max_attempts=self.attempts(settings),
+            delay_seconds=delay_seconds,
+        )
+
+    def payload_of(self, job: ClaimedJob) -> P:
+        return self.payload.from_dict(job.payload)
+
+    def build(self, parts: Any) -> JobHandler:
+        return self.handler.from_parts(parts)
+
+
+__all__ = ["JobEvent", "JobHandler", "JobType", "Payload"]

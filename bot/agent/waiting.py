@@ -12,7 +12,11 @@ MAX_LOADING_MESSAGES = 10  # assistant.threads.setStatus takes at most 10
 TITLE_MAX_CHARS = 60
 _MENTION = re.compile(r"<[@#!][^>]*>")
 _LINK = re.compile(r"<(https?://[^>|]+)(?:\|([^>]*))?>")
-_MARKUP = re.compile(r"[*_~`>]+")
+# *bold*, _italic_, ~strike~ and `code` around words; not the * of "5*5".
+_PAIRED = re.compile(r"(?<!\w)([*_~`])(\S(?:.*?\S)?)\1(?!\w)")
+_QUOTE = re.compile(r"^\s*(?:&gt;|>)\s*")
+_SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([,.;:!?])")
+_DANGLING = re.compile(r"[,;:]+(?=[?!.]|$)")
 _SPACES = re.compile(r"\s+")
 
 
@@ -43,7 +47,9 @@ def thread_title(question: str) -> str:
     text = _LINK.sub(lambda m: m.group(2) or m.group(1), question or "")
     text = _MENTION.sub(" ", text)
     first = next((line for line in text.splitlines() if line.strip()), "")
-    first = _SPACES.sub(" ", _MARKUP.sub("", first)).strip(" :,-")
+    first = _PAIRED.sub(lambda m: m.group(2), _QUOTE.sub("", first))
+    first = _SPACE_BEFORE_PUNCTUATION.sub(r"\1", _SPACES.sub(" ", first)).strip()
+    first = _DANGLING.sub("", first).strip(" :,-")
     if len(first) <= TITLE_MAX_CHARS:
         return first[:1].upper() + first[1:]
     cut = first[: TITLE_MAX_CHARS - 1]

@@ -13,6 +13,7 @@ from typing import TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.agent.stops import request_stop
 from bot.chat.line import ChatLine, parse_line
 from bot.chat.terminal import LOCAL_CHANNEL, LOCAL_TEAM, LOCAL_USER, TS, TerminalClient, TerminalSlack, new_file_id
 from bot.config import Settings
@@ -97,9 +98,22 @@ class ChatSession:
         self.thread_ts = thread_ts
         with self._lock:
             event = self._finished.setdefault(job_id, threading.Event())
+        try:
+            self._wait(event, stopping)
+        except KeyboardInterrupt:  # Ctrl-C stops the answer, not the program (a second one does)
+            self.stop_answer(thread_ts)
+            self._wait(event, stopping)
+
+    @staticmethod
+    def _wait(event: threading.Event, stopping: threading.Event) -> None:
         while not event.wait(0.5):
             if stopping.is_set():
                 return
+
+    def stop_answer(self, thread_ts: str) -> None:
+        """What Slack's Stop button does, for the terminal's thread (bot.agent.stops)."""
+        with self.sessions.begin() as session:
+            request_stop(session, team_id=LOCAL_TEAM, channel_id=LOCAL_CHANNEL, thread_ts=thread_ts, user_id=LOCAL_USER)
 
     def _read_image(self, path: str):
         """(file metadata, prepared image or None, problem or None); problems are also shown."""

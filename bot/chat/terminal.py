@@ -15,6 +15,8 @@ from typing import TextIO
 
 from slack_sdk.errors import SlackApiError
 
+from bot.agent.steps import Step, terminal_line
+
 LOCAL_TEAM = "local"
 LOCAL_CHANNEL = "terminal"
 LOCAL_USER = "ULOCAL"
@@ -39,15 +41,27 @@ TS = _TsClock()
 
 
 class TerminalStream:
+    """A streamed answer: its text as it comes, and each tool step as a line of its own
+    ("… searching messages for 'x'", then "✓ searching messages for 'x'")."""
+
     def __init__(self, terminal: TerminalClient):
         self.terminal = terminal
         self.ts: str | None = None
+        self._mid_line = False
 
-    def append(self, *, markdown_text: str, **_) -> None:
+    def append(self, *, markdown_text: str | None = None, chunks=None, **_) -> None:
         if self.ts is None:
             self.ts = TS.next()
-            self.terminal.write("bot> ")
-        self.terminal.write(markdown_text)
+        for chunk in chunks or ():
+            if getattr(chunk, "type", None) == "task_update":
+                step = Step(id=chunk.id, name="", title=chunk.title, status=chunk.status)
+                self.terminal.write(("\n" if self._mid_line else "") + f"  {terminal_line(step)}\n")
+                self._mid_line = False
+        if markdown_text:
+            if not self._mid_line:
+                self.terminal.write("bot> ")
+            self.terminal.write(markdown_text)
+            self._mid_line = not markdown_text.endswith("\n")
 
     def stop(self, *, markdown_text: str | None = None, **_) -> None:
         if markdown_text:
@@ -81,6 +95,11 @@ class TerminalClient:
 
     def chat_update(self, *, ts: str, text: str = "", **_) -> dict:
         return {"ok": True, "ts": ts}  # the terminal already shows what was streamed
+
+    def chat_stopStream(self, *, ts: str, markdown_text: str | None = None, **_) -> dict:
+        """Only an answer that was stopped ends this way: its note, then a new line."""
+        self.write((markdown_text or "").strip("\n").join(("\n", "\n")))
+        return {"ok": True, "ts": ts}
 
     def assistant_threads_setStatus(self, **_) -> dict:
         return {"ok": True}

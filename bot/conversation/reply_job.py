@@ -135,8 +135,12 @@ class ReplyJob(JobHandler):
         stop = StopFlag(self.stops, StopKey(team, channel, thread_ts, job.created_at))
         if stop.is_set(fresh=True):  # Stop was pressed while this waited in the queue
             log.info("reply stopped_before_start job_id=%d", job.id)
+            if job.attempts > 1:  # an earlier attempt set the session to `processing`
+                ended = AgentSession(client, channel=channel, thread_ts=thread_ts)
+                ended.processing = True
+                ended.ended(by_stream=False)
             ctx.save_progress(done=True, stopped=True)
-            return
+            raise AnswerStopped()
         agent = AgentSession(client, channel=channel, thread_ts=thread_ts, user_id=job.user_id)
         agent.start()  # `processing`: Slack shows its Stop button
         self._backfill_if_needed(client, team, channel, thread_ts)
@@ -196,7 +200,7 @@ class ReplyJob(JobHandler):
             writer.stop_early(STOPPED_NOTE)
             ctx.save_progress(done=True, stopped=True)
             log.info("reply stopped job_id=%d model_calls=%d", job.id, gateway.calls)
-            return
+            raise  # a Cancelled: the worker finishes the job, no retry, no notice
         except Permanent as exc:
             ctx.checkpoint()
             writer.finish_with_text(user_sentence(exc))

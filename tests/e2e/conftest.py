@@ -106,6 +106,7 @@ def fresh(stack):
     """The stack with its fakes' scripts reset for this test (recorded calls are kept)."""
     from tests.fakes.inference import echo_responder
 
+    stack.inference.reset_script()
     stack.inference.responder = echo_responder
     yield stack
 

@@ -276,3 +276,87 @@ def test_stop_during_a_slow_model_call_ends_the_answer_at_once_and_for_good(fres
     assert [j["status"] for j in _job_rows(fresh, channel)] == ["done"]
     assert fresh.slack.text_of(channel, reply["ts"]) == final
     assert "answer_feedback" not in json.dumps(fresh.slack.message(channel, reply["ts"]).get("blocks") or [])
+
+
+def test_bot_chat_shows_steps_as_lines_and_ctrl_c_stops_the_answer_not_the_program(tmp_path, sqlite_url):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from tests.e2e.test_operations import REPO
+    from tests.fakes.inference import FakeInference
+    from tests.support.processes import INFERENCE_KEY, bot_env
+
+    with FakeInference(api_key=INFERENCE_KEY) as inference:
+
+        def responder(body):
+            said = json.dumps(body["messages"][-1])
+            if any(m.get("role") == "tool" for m in body["messages"]):
+                return {"content": "It is 42."}
+            if "6*7" not in said:
+                return {"content": " ".join(f"word{n}" for n in range(400))}
+            return {
+                "content": "",
+                "tool_calls": [{"id": "c1", "name": "calculate", "arguments": '{"expression": "6*7"}'}],
+            }
+
+        inference.responder = responder
+        inference.hang_next(30, after_chunks=3)  # the first request, the story, stalls
+        env = bot_env(sqlite_url, INFERENCE_URL=inference.url, SLACK_BOT_TOKEN="", SLACK_SIGNING_SECRET="")
+        chat = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "chat"],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        output: list[str] = []  # what the terminal shows, as it comes (answers stream without new lines)
+
+        def read() -> None:
+            while piece := os.read(chat.stdout.fileno(), 4096):
+                output.append(piece.decode("utf-8", "replace"))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            chat.stdin.write("tell me a story\n")
+            chat.stdin.flush()
+            assert wait_for(lambda: "word0" in "".join(output) or chat.poll() is not None, timeout=30)
+            chat.send_signal(signal.SIGINT)  # Ctrl-C while the answer streams
+            assert wait_for(lambda: "(stopped)" in "".join(output) or chat.poll() is not None, timeout=15)
+            assert chat.poll() is None, "Ctrl-C ended the program"
+            chat.stdin.write("what is 6*7?\n/exit\n")
+            chat.stdin.flush()
+            assert chat.wait(timeout=30) == 0
+            reader.join(timeout=5)
+        finally:
+            if chat.poll() is None:
+                chat.kill()
+        text = "".join(output)
+        assert "  … calculating 6*7\n" in text and "  ✓ calculating 6*7\n" in text, text
+        assert "It is 42." in text
+        assert len(inference.requests) == 3, text  # the story once (not retried), then the tool round
+
+
+def test_waiting_says_what_happens_and_a_new_dm_thread_is_titled_from_its_question(fresh):
+    dm = "D" + new_channel()[1:]
+    fresh.inference.responder = _tool_then_answer("calculate", {"expression": "5*5"}, "25.")
+    event = sr.message("*What* is 5*5, <@UBOT>?\nThanks", user="U1", channel=dm, channel_type="im")
+    fresh.post_event(event)
+    finished_replies(fresh, dm)
+    title = fresh.slack.wait_for_call("assistant.threads.setTitle", where=lambda c: c.params["channel_id"] == dm)
+    assert title.ok and title.params == {"channel_id": dm, "thread_ts": event["ts"], "title": "What is 5*5?"}
+    statuses = [c for c in fresh.slack.calls_to("assistant.threads.setStatus") if c.params["channel_id"] == dm]
+    assert all(c.ok for c in statuses)
+    loading = [c.params.get("loading_messages") for c in statuses]
+    loading = [json.loads(m) if isinstance(m, str) else m for m in loading]
+    assert loading[0][0] == "Thinking…"
+    assert ["Calculating…", "Thinking…"] in loading  # while the tool ran
+    # A follow-up in the same thread keeps its title.
+    fresh.post_event(sr.message("and 6*6?", user="U1", channel=dm, channel_type="im", thread_ts=event["ts"]))
+    finished_replies(fresh, dm, count=2)
+    assert len([c for c in fresh.slack.calls_to("assistant.threads.setTitle") if c.params["channel_id"] == dm]) == 1

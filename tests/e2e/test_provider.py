@@ -121,6 +121,7 @@ def test_the_system_prompt_names_the_channel_and_the_person_of_a_dm(fresh):
     assert "#launch-plans" in system and channel not in system
 
     dm = "D" + new_channel()[1:]
+    fresh.slack.add_channel(dm, user="UALICE")
     fresh.post_event(sr.message("and here?", user="UALICE", channel=dm, channel_type="im"))
     finished_replies(fresh, dm)
     [body] = requests_mentioning(fresh, "and here?")

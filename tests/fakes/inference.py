@@ -522,6 +522,17 @@ class FakeInference:
             for _ in range(times):
                 self._hangs.append(_Hang(seconds, after_chunks))
 
+    def reset_script(self) -> None:
+        """Forget scripted behaviour (queued failures, hangs and stream errors, usage and 429
+        options, the responder); recorded requests, rejections and the rate window stay."""
+        with self._lock:
+            self._failures.clear()
+            self._hangs.clear()
+            self._stream_errors.clear()
+            self.usage_split = False
+            self.retry_after_header = True
+            self.responder = echo_responder
+
     def error_mid_stream_next(
         self, after_chunks: int = 3, *, error: Mapping[str, Any] | None = None, times: int = 1
     ) -> None:

@@ -530,10 +530,17 @@ class FakeSlack:
             self.users[user_id] = dict(info)
 
     def add_channel(
-        self, channel_id: str, *, name: str | None = None, members: Iterable[str] = (), is_private: bool | None = None
+        self,
+        channel_id: str,
+        *,
+        name: str | None = None,
+        members: Iterable[str] = (),
+        is_private: bool | None = None,
+        user: str | None = None,
     ) -> None:
+        """``user``: for a direct message (a ``D…`` id), the person at the other end."""
         with self._lock:
-            self.channels[channel_id] = {"name": name, "members": list(members), "is_private": is_private}
+            self.channels[channel_id] = {"name": name, "members": list(members), "is_private": is_private, "user": user}
 
     def add_thread(self, channel: str, thread_ts: str, messages: Iterable[dict[str, Any] | str]) -> list[dict]:
         """Seed a thread: the first message is the parent (ts=thread_ts), the others replies with fresh ts.
@@ -1180,6 +1187,8 @@ class FakeSlack:
             "is_archived": False,
             "is_ext_shared": False,
             "members": members,
+            # Slack's conversations.info names the other person of a direct message (when registered here).
+            **({"user": known["user"]} if is_im and known.get("user") else {}),
         }
 
     def _conversations_info(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:

@@ -152,3 +152,14 @@ def test_feedback_and_stops_follow_retention_and_uninstall(sessions):
     with sessions() as session:
         assert session.execute(select(func.count()).select_from(StopRequest)).scalar_one() == 0
         assert session.execute(select(func.count()).select_from(AnswerFeedback)).scalar_one() == 0
+
+
+def test_a_reply_waiting_for_a_retry_is_made_due_so_its_worker_can_end_the_session(sessions):
+    job_id = enqueue_reply(sessions, "T1", "C5", "5.0")
+    with sessions.begin() as session:
+        [claimed] = queue.claim(session, lease_seconds=30, limit=1)
+        queue.retry_later(session, claimed.id, claimed.lease_token, error="timeout", delay_seconds=600)
+    assert record_stop(sessions, team_id="T1", event={"channel": "C5", "thread_ts": "5.0"}, event_id=None) == 1
+    with sessions.begin() as session:
+        [again] = queue.claim(session, lease_seconds=30, limit=1)
+    assert again.id == job_id and again.attempts == 2

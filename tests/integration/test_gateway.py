@@ -110,3 +110,17 @@ def test_a_failure_after_text_was_shown_goes_to_the_job_and_nothing_is_shown_twi
     assert len(fake.requests) == 1  # not retried with the same output
     text = "".join(shown)
     assert text and "Partial answer that was already shown, then the rest.".startswith(text)
+
+
+def test_a_429_with_only_x_ratelimit_headers_is_waited_out_by_their_reset(sessions):
+    # Heroku's headers without Retry-After: x-ratelimit-reset-requests ("1s") says when to come back.
+    with FakeInference(api_key=KEY, max_requests=1, window=1.0) as limited:
+        limited.retry_after_header = False
+        gw = gateway(sessions, limited)
+        gw.call(BODY, CallContext(team_id="T1", user_id="U1"))
+        started = time.monotonic()
+        completion = gw.call(BODY, CallContext(team_id="T1", user_id="U1"))
+        waited = time.monotonic() - started
+        assert completion.content
+        assert limited.rejected_429 == 1 and len(limited.requests) == 3
+        assert waited >= 0.9  # the reset header's second, not an immediate retry

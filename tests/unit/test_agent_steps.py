@@ -180,6 +180,8 @@ def test_tool_messages_say_what_runs_then_thinking():
     ("question", "title"),
     [
         ("<@UBOT> what is a dyno?", "What is a dyno?"),
+        ("*What* is 5*5, <@UBOT>?\nThanks", "What is 5*5?"),
+        ("> _quoted_ ~question~ here", "Quoted question here"),
         ("*How* do I `deploy`\nsecond line", "How do I deploy"),
         ("see <https://e.example|the page> please", "See the page please"),
         ("", ""),

@@ -25,3 +25,13 @@ def test_socket_mode_manifest_has_no_request_urls():
     assert "request_url" not in manifest["settings"]["event_subscriptions"]
     assert "url" not in manifest["features"]["slash_commands"][0]
     assert sorted(BOT_SCOPES) == list(BOT_SCOPES)
+
+
+def test_the_manifest_subscribes_to_the_stop_button_with_the_scopes_it_needs():
+    from bot.slack.manifest import build_manifest
+
+    manifest = build_manifest(url="https://example.herokuapp.com")
+    assert "agent_session_stopped" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    scopes = manifest["oauth_config"]["scopes"]["bot"]
+    assert "assistant:write" in scopes and "chat:write" in scopes  # agent sessions, thread-based
+    assert manifest["settings"]["interactivity"]["is_enabled"]  # the 👍/👎 clicks

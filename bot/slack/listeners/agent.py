@@ -27,6 +27,7 @@ from bot.conversation.reply_job import REPLY
 from bot.db.clock import db_now
 from bot.inbound.store import claim_once, event_key
 from bot.queue.models import DONE, QUEUED, Job
+from bot.queue.store import notify_workers
 
 log = logging.getLogger(__name__)
 
@@ -102,23 +103,31 @@ def record_stop(
 
 
 def cancel_queued_replies(session: Session, team_id: str, channel: str, thread_ts: str, *, kind: str) -> int:
-    """Reply jobs of the thread that have not started (or wait for a retry) end as stopped."""
+    """Reply jobs of the thread that never started end as stopped here. Those waiting for a
+    retry already set the session to `processing`: they are made due now, and the worker
+    ends them at once (the stop request is there), moving the session on."""
     rows = session.execute(
-        select(Job.id, Job.payload)
+        select(Job.id, Job.payload, Job.attempts)
         .where(Job.team_id == team_id, Job.kind == kind, Job.status == QUEUED)
         .with_for_update(skip_locked=True)
     ).all()
-    ids = [
-        job_id
-        for job_id, payload in rows
+    mine = [
+        (job_id, attempts)
+        for job_id, payload, attempts in rows
         if (payload or {}).get("channel") == channel and (payload or {}).get("thread_ts") == thread_ts
     ]
-    if not ids:
+    if not mine:
         return 0
     now = db_now(session)
-    session.execute(
-        update(Job)
-        .where(Job.id.in_(ids), Job.status == QUEUED)
-        .values(status=DONE, finished_at=now, last_error=STOPPED_ERROR, lease_token=None, lease_expires_at=None)
-    )
-    return len(ids)
+    never_started = [job_id for job_id, attempts in mine if attempts == 0]
+    retrying = [job_id for job_id, attempts in mine if attempts > 0]
+    if never_started:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(never_started), Job.status == QUEUED)
+            .values(status=DONE, finished_at=now, last_error=STOPPED_ERROR, lease_token=None, lease_expires_at=None)
+        )
+    if retrying:
+        session.execute(update(Job).where(Job.id.in_(retrying), Job.status == QUEUED).values(run_at=now))
+        notify_workers(session)
+    return len(mine)

@@ -11,9 +11,11 @@ image cap are loaded with their bytes; older ones are counted and become notes.
 
 from __future__ import annotations
 
+import json
+from collections import namedtuple
 from dataclasses import dataclass, field
 
-from sqlalchemy import case, func, or_, select, tuple_
+from sqlalchemy import Text, case, cast, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from bot.conversation.budget import omitted_marker
@@ -46,6 +48,28 @@ ROW_COLUMNS = tuple(
         "image_count",
     )
 )
+
+
+# In the window query the JSON columns come as text and are decoded here only when not null:
+# most rows have neither files nor tool calls, and decoding ~750 JSON nulls was a tenth of a rebuild.
+_JSON_COLUMNS = ("files", "tool_calls")
+_WINDOW_COLUMNS = tuple(
+    cast(column, Text).label(column.key) if column.key in _JSON_COLUMNS else column for column in ROW_COLUMNS
+)
+WindowRow = namedtuple(  # type: ignore[misc]
+    "WindowRow", [column.key for column in ROW_COLUMNS] + ["after", "rows_here_on", "images_here_on"]
+)
+_FILES_AT, _CALLS_AT = (ROW_COLUMNS.index(getattr(ThreadMessage, name)) for name in _JSON_COLUMNS)
+
+
+def _json(value: str | None):
+    return json.loads(value) if value and value != "null" else None
+
+
+def _window_row(values) -> WindowRow:
+    values = list(values)
+    values[_FILES_AT], values[_CALLS_AT] = _json(values[_FILES_AT]), _json(values[_CALLS_AT])
+    return WindowRow._make(values)
 
 
 @dataclass(frozen=True)
@@ -103,12 +127,13 @@ def newest_rows(
         select(ThreadMessage.id).where(*in_thread).order_by(ThreadMessage.ts, ThreadMessage.seq).limit(1)
     ).scalar_subquery()
     query = (
-        select(*ROW_COLUMNS, windowed.c.after, windowed.c.rows_here_on, windowed.c.images_here_on)
+        select(*_WINDOW_COLUMNS, windowed.c.after, windowed.c.rows_here_on, windowed.c.images_here_on)
         .join(windowed, windowed.c.id == ThreadMessage.id)
         .where(or_(windowed.c.after - windowed.c.cost < budget_tokens, windowed.c.id == oldest))
         .order_by(ThreadMessage.ts, ThreadMessage.seq)
     )
-    result = session.execute(query).all()
+    # Core, not the ORM: plain rows need none of its per-row work.
+    result = [_window_row(values) for values in session.connection().execute(query)]
     if not result:
         return Window([], 0, 0)
     first = result[0]

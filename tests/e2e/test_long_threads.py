@@ -58,7 +58,7 @@ def test_early_points_of_a_thread_longer_than_the_budget_reach_the_final_request
         assert wait_for(lambda: len(stack.slack.bot_messages(channel)) > before, timeout=30), stack.logs()[-3000:]
 
     say("Decision: the launch code is PAPAYA, and the backup code is MANGOSTEEN.", "U2")
-    for n in range(24):
+    for n in range(44):
         say(f"Update {n}: {FILLER}", "U1")
     wait_idle(stack, timeout=60)
     say("What were the launch code and the backup code we agreed on?", "U2")
@@ -68,6 +68,10 @@ def test_early_points_of_a_thread_longer_than_the_budget_reach_the_final_request
     ours = [b for b in requests if "let's plan the launch" in json.dumps(b) or "Update 0:" in json.dumps(b)]
     summaries = [b for b in requests if b["messages"][0].get("content") == SUMMARIZER_PROMPT]
     assert summaries, "no summary was requested"
+    # Written once, then extended as the thread grew: the later call carries the summary so far.
+    assert len(summaries) >= 2, len(summaries)
+    assert summaries[0]["messages"][1]["content"].startswith("There is no summary yet.")
+    assert all("The summary so far:" in b["messages"][1]["content"] for b in summaries[1:])
     for body in summaries:  # valid requests: a cap Haiku accepts, something to summarize
         assert body["max_tokens"] <= 4096 and body["messages"][1]["content"].strip()
         assert "tools" not in body
@@ -80,5 +84,5 @@ def test_early_points_of_a_thread_longer_than_the_budget_reach_the_final_request
     assert first_text.startswith("[Summary of the earlier part of this thread")
     assert "PAPAYA" in first_text and "MANGOSTEEN" in first_text
     # The messages after the summary stay verbatim; the request fits the budget.
-    assert "Update 23:" in json.dumps(final) and "Decision: the launch code" not in json.dumps(final)
+    assert "Update 43:" in json.dumps(final) and "Decision: the launch code" not in json.dumps(final)
     assert "job dead" not in stack.logs()

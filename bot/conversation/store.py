@@ -163,6 +163,7 @@ def edit_message(
             ThreadMessage.seq == 0,
         )
         refresh_tokens(session, list(session.execute(ids).scalars()))
+        _forget_summary_covering(session, team_id, channel_id, ts)
     return result.rowcount > 0
 
 
@@ -185,7 +186,25 @@ def delete_message(session: Session, *, team_id: str, channel_id: str, ts: str) 
         )
         .values(text="", files=None, deleted=True, updated_at=db_now(session), tokens=0, image_tokens=0, image_count=0)
     )
+    if result.rowcount:
+        _forget_summary_covering(session, team_id, channel_id, ts)
     return result.rowcount > 0
+
+
+def _forget_summary_covering(session: Session, team_id: str, channel_id: str, ts: str) -> None:
+    """A summary that covers an edited or deleted message goes: it would keep the old words. The
+    next reply asks for a new one, written from the messages as they are now."""
+    thread_ts = thread_of_message(session, team_id, channel_id, ts)
+    if thread_ts is None:
+        return
+    session.execute(
+        delete(ThreadSummary).where(
+            ThreadSummary.team_id == team_id,
+            ThreadSummary.channel_id == channel_id,
+            ThreadSummary.thread_ts == thread_ts,
+            ThreadSummary.covers_ts >= ts,
+        )
+    )
 
 
 @dataclass

@@ -65,7 +65,8 @@ def request_summary(session: Session, team_id: str, channel_id: str, thread_ts: 
 def save_summary(
     session: Session, team_id: str, channel_id: str, thread_ts: str, summary: Summary, *, done: bool
 ) -> None:
-    """Store the summary as extended so far; `done`: the request is fulfilled."""
+    """Store the summary as extended so far; `done`: the request is fulfilled. Only over the row
+    the request made: if it is gone, the thread was forgotten meanwhile and nothing is kept."""
     values: dict = dict(
         text=summary.text, covers_ts=summary.covers[0], covers_seq=summary.covers[1], covered=summary.covered
     )

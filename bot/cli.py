@@ -236,7 +236,8 @@ def run_check(settings: Settings) -> int:
 
     results = run_checks(settings)
     for result in results:
-        print(f"{'OK  ' if result.ok else 'FAIL'} {result.item}: {result.detail}")
+        label = "FAIL" if not result.ok else "WARN" if result.warning else "OK  "
+        print(f"{label} {result.item}: {result.detail}")
     return 0 if all(result.ok for result in results) else 1
 
 

@@ -74,6 +74,7 @@ class Settings:
     max_tool_rounds: int = 5
     max_images_per_request: int = 10
     max_file_bytes: int = 20 * 1024 * 1024
+    image_decode_concurrency: int = 2
     context_budget_tokens: int = 150_000
     # Documents (PDFs, text files): download cap, PDF page cap, characters of text kept per file.
     document_max_bytes: int = 10 * 1024 * 1024
@@ -97,6 +98,12 @@ class Settings:
     log_level: str = "INFO"
     # Stored messages, images, idempotency keys and finished jobs older than this are purged; 0 keeps them.
     retention_days: int = 30
+    web_concurrency: int = 2  # gunicorn processes of `bot web` (WEB_CONCURRENCY, read by gunicorn too)
+    # The Postgres plan's connection limit, for `bot check`'s connection budget. Heroku
+    # essential-0 (and essential-1) allow 20 connections.
+    database_connection_limit: int = 20
+    # How long a state-changing tool call the model made waits for the asker's approval.
+    approval_timeout_seconds: float = 24 * 3600.0
 
     @property
     def is_postgres(self) -> bool:
@@ -190,10 +197,17 @@ def output_limit_problems(values: Mapping[str, object]) -> list[str]:
             f"set it to {cap} or less."
         )
     if budget >= max_output:
+        if max_output <= MIN_THINKING_BUDGET_TOKENS:
+            fix = (
+                f"raise INFERENCE_MAX_OUTPUT_TOKENS above {MIN_THINKING_BUDGET_TOKENS} (the smallest budget), "
+                "since anyone can ask the bot to think hard"
+            )
+        else:
+            example = max(MIN_THINKING_BUDGET_TOKENS, min(max_output, cap) // 2)
+            fix = f"lower the budget (at least {MIN_THINKING_BUDGET_TOKENS}, e.g. {example})"
         problems.append(
             f"INFERENCE_THINKING_BUDGET_TOKENS is {budget}, not below INFERENCE_MAX_OUTPUT_TOKENS ({max_output}): "
-            "thinking tokens come out of the output limit, so the budget must be smaller "
-            f"(at least {MIN_THINKING_BUDGET_TOKENS}; e.g. {max(MIN_THINKING_BUDGET_TOKENS, max_output // 2)})."
+            f"thinking tokens come out of the output limit; {fix}."
         )
     return problems
 
@@ -283,6 +297,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("DAILY_TOKEN_BUDGET_PER_USER", int, 1)
     number("DAILY_TOKEN_BUDGET_PER_TEAM", int, 1)
     number("RETENTION_DAYS", int, 0)
+    number("WEB_CONCURRENCY", int, 1)
+    number("DATABASE_CONNECTION_LIMIT", int, 1)
+    number("BOT_APPROVAL_TIMEOUT_SECONDS", float, 1.0, "approval_timeout_seconds")
     if text("BOT_SYSTEM_PROMPT"):
         values["system_prompt"] = env["BOT_SYSTEM_PROMPT"]
 
@@ -291,6 +308,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("BOT_MAX_TOOL_ROUNDS", int, 1, "max_tool_rounds")
     number("BOT_MAX_IMAGES_PER_REQUEST", int, 0, "max_images_per_request")
     number("BOT_MAX_FILE_BYTES", int, 1024, "max_file_bytes")
+    number("BOT_IMAGE_DECODE_CONCURRENCY", int, 1, "image_decode_concurrency")
     number("BOT_CONTEXT_BUDGET_TOKENS", int, 1000, "context_budget_tokens")
     number("BOT_DOCUMENT_MAX_BYTES", int, 1024, "document_max_bytes")
     number("BOT_PDF_MAX_PAGES", int, 1, "pdf_max_pages")

@@ -12,11 +12,14 @@ class CheckResult:
     item: str
     ok: bool
     detail: str
+    warning: bool = False  # printed as WARN; does not fail `bot check`
 
 
 def run_checks(settings: Settings) -> list[CheckResult]:
     results = [_variables(settings)]
     database_ok = _database(settings, results)
+    if settings.is_postgres:
+        results.append(_connections(settings))
     results.append(_slack(settings))
     results.append(_inference(settings, database_ok))
     return results
@@ -54,6 +57,17 @@ def _database(settings: Settings, results: list[CheckResult]) -> bool:
         return False
     results.append(CheckResult("migrations", True, f"at head ({head})"))
     return True
+
+
+def _connections(settings: Settings) -> CheckResult:
+    from bot.db.connections import connection_budget
+
+    budget = connection_budget(
+        web_concurrency=settings.web_concurrency,
+        worker_concurrency=settings.worker_concurrency,
+        limit=settings.database_connection_limit,
+    )
+    return CheckResult("connections", True, budget.describe(), warning=not budget.fits)
 
 
 def _slack(settings: Settings) -> CheckResult:

@@ -14,6 +14,8 @@ must treat specially say so by deriving from one of these. This module imports n
     ├── JobStopped              our own shutdown interrupted it: released for another worker,
     │                          the attempt not counted
     ├── Cancelled              a person stopped it: finished as it is, no retry, no notice
+    ├── AwaitingPerson         it waits for a person's answer (an approval) until ``until``:
+    │                          parked (bot.queue.parking), no thread, no lease, no attempt used
     └── LeaseLost              another worker owns the job now: touch nothing
 
 Any other exception is unexpected and counts as ``RetryLater`` with backoff that uses an
@@ -59,6 +61,14 @@ class JobStopped(JobFailure):
 
 class Cancelled(JobFailure):
     """Somebody stopped the job on purpose; it ends now, without retry and without a notice."""
+
+
+class AwaitingPerson(JobFailure):
+    """The job waits for a person (an approval card) until ``until`` (an aware datetime)."""
+
+    def __init__(self, message: str = "", *, until):
+        super().__init__(message)
+        self.until = until
 
 
 class LeaseLost(JobFailure):

@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 
 import httpx
-from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,10 +16,12 @@ from bot.conversation.feedback_job import FEEDBACK_THANKS
 from bot.conversation.reply_job import REPLY
 from bot.conversation.summary_job import SUMMARIZE
 from bot.conversation.welcome_job import WELCOME
+from bot.db.connections import worker_pool_size
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
 from bot.documents.extract import Limits
 from bot.images.attachments import AttachmentResolver
+from bot.images.processing import set_decode_concurrency
 from bot.inference.client import InferenceClient
 from bot.inference.gateway import ModelGateway
 from bot.limits import admission
@@ -29,9 +30,11 @@ from bot.limits.budgets import BudgetPolicy
 from bot.moderation.job import MODERATE, MODERATION_ACTION
 from bot.queue import store
 from bot.queue.job_type import JobType
+from bot.queue.parking import ParkedJobWaker
 from bot.queue.worker import Worker
 from bot.retention.tasks import FORGET_WORKSPACE, RetentionTask
-from bot.slack.clients import SlackClients, web_client
+from bot.slack.clients import SlackClients
+from bot.tools.approval_note_job import APPROVAL_NOTE
 from bot.tools.builtin import configured_registry
 from bot.tools.registry import ToolRegistry
 from bot.tools.slash_job import SLASH_COMMAND
@@ -49,6 +52,7 @@ JOB_TYPES: tuple[JobType, ...] = (
     MODERATE,
     MODERATION_ACTION,
     SUMMARIZE,
+    APPROVAL_NOTE,
 )
 
 
@@ -64,7 +68,6 @@ class WorkerParts:
     attachments: AttachmentResolver
     http: httpx.Client  # Slack file downloads (shared with the attachment resolver)
     tools_http: httpx.Client  # tools' own HTTP and response_url answers
-    admin: WebClient | None  # SLACK_ADMIN_USER_TOKEN's client, for moderation removals
     stops: StopWatch  # Stop requests of this process's answers (bot.agent.stops)
 
 
@@ -99,8 +102,9 @@ class WorkerRuntime:
 def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> WorkerRuntime:
     """`slack`: where replies go (default: the Slack workspaces; `bot chat` passes the terminal)."""
     # Each job thread may hold a connection while the heartbeat and listener use others.
-    engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 2)
+    engine = make_engine(settings.database_url, pool_size=worker_pool_size(settings.worker_concurrency))
     sessions = make_session_factory(engine)
+    set_decode_concurrency(settings.image_decode_concurrency)  # memory: images decoded at once
     slack = slack or slack_clients(settings, engine)
     limiter = GlobalRateLimiter(sessions, rate_limits(settings))
     client = InferenceClient(
@@ -135,7 +139,6 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         attachments=attachments,
         http=attachments.http,
         tools_http=httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)),
-        admin=web_client(settings, settings.slack_admin_user_token) if settings.slack_admin_user_token else None,
         stops=stops,
     )
     handlers = build_handlers(parts)
@@ -146,7 +149,8 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         lease_seconds=settings.job_lease_seconds,
         poll_seconds=1.0 if settings.is_postgres else 0.1,
         queued_notice_seconds=settings.queued_notice_seconds,
-        housekeeping=[RetentionTask(sessions, settings.retention_days)],
+        # Parked jobs whose approval time is up go back to the queue (to tell the model no).
+        housekeeping=[RetentionTask(sessions, settings.retention_days), ParkedJobWaker(sessions)],
     )
     listener = None
     if settings.is_postgres:

@@ -14,6 +14,7 @@ answered normally.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -183,6 +184,10 @@ class StoppableGateway:
             raise AnswerStopped()
         done = threading.Event()
         outcome: dict[str, Any] = {}
+        if dataclasses.is_dataclass(ctx) and hasattr(ctx, "should_stop"):
+            # A call still waiting for the rate limiter gives up too: it never reaches the model.
+            keep_going = ctx.should_stop
+            ctx = dataclasses.replace(ctx, should_stop=lambda: keep_going() or self.flag.is_set())
 
         def guarded(delta: str) -> None:
             with self._lock:
@@ -207,10 +212,10 @@ class StoppableGateway:
                     pass
                 log.info("answer stopped during_model_call=true")
                 raise AnswerStopped()
+        if self.flag.is_set():  # whatever the call did, it was stopped (a failure it met then is moot)
+            raise AnswerStopped()
         if "error" in outcome:
             raise outcome["error"]
-        if self.flag.is_set():
-            raise AnswerStopped()
         completion = outcome["completion"]
         usage = getattr(completion, "usage", None)
         if usage is not None:

@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
+from bot.conversation.approval_gate import RefuseStateChanges
 from bot.conversation.places import PlaceNames
 from bot.conversation.prompt import build_system_prompt
 from bot.conversation.reply_job import wants_extended_thinking
@@ -128,6 +129,7 @@ class AskJob(ResponseUrlAnswers):
             sink=sink,
             turn_ts=str(job.id),
             thinking=self.settings.extended_thinking or wants_extended_thinking(question),
+            gate=RefuseStateChanges(self.tools),  # no thread for an approval card: refused with a reason
         )
         log.info("ask answered id=%d tool_rounds=%d public=%s", job.id, turn.tool_rounds, public)
         # What the model said in every round, as a thread reply would show it.

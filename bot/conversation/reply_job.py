@@ -37,6 +37,7 @@ from bot.agent.stops import (
 from bot.config import Settings
 from bot.conversation import store as history
 from bot.conversation import summary_store
+from bot.conversation.approval_gate import ApprovalGate
 from bot.conversation.places import PlaceNames
 from bot.conversation.prompt import build_system_prompt
 from bot.conversation.summary import summary_entry, wants_summary
@@ -49,6 +50,7 @@ from bot.failures import JobStopped, Permanent, user_sentence
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE
+from bot.queue.parking import JobParked
 from bot.queue.store import ClaimedJob
 from bot.queue.worker import JobContext
 from bot.slack.agent_session import AgentSession
@@ -63,6 +65,7 @@ log = logging.getLogger(__name__)
 
 THINKING_STATUS = waiting.THINKING_STATUS
 STOPPED_NOTE = "\n\n_(stopped)_"
+AWAITING_APPROVAL_NOTE = "\n\n_(waiting for your approval below)_"
 THINK_HARD = re.compile(r"\b(think (hard|harder|carefully|deeply)|ultrathink)\b", re.IGNORECASE)
 REPLIES_PAGE = 200
 
@@ -206,6 +209,12 @@ class ReplyJob(JobHandler):
             writer.finish_with_text(user_sentence(exc))
             ctx.save_progress(done=True)
             return
+        except JobParked:
+            # A state-changing tool waits for the asker (the card is in the thread); the answer
+            # message says so, and is updated when the job runs again after the answer.
+            ctx.checkpoint()
+            writer.stop_early(AWAITING_APPROVAL_NOTE)
+            raise
         except Exception:
             if ctx.stopping.is_set():
                 raise JobStopped() from None
@@ -276,6 +285,17 @@ class ReplyJob(JobHandler):
             sink=writer,
             turn_ts=payload["ts"],
             thinking=thinking,
+            gate=ApprovalGate(
+                self.tools,
+                self.sessions,
+                tool_ctx.slack,
+                team_id=job.team_id,
+                job_id=job.id,
+                channel=payload["channel"],
+                thread_ts=payload["thread_ts"],
+                asker=job.user_id,
+                timeout_seconds=self.settings.approval_timeout_seconds,
+            ),
         )
         return turn.stored, turn.text
 

@@ -20,7 +20,7 @@ from bot.conversation.thread import ThreadEntry, ToolCall
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.limits.tokens import estimate_messages_tokens, estimate_tools_tokens
 from bot.tools.registry import ToolContext, ToolRegistry
-from bot.tools.runner import run_tool_calls
+from bot.tools.runner import ToolResult, run_tool_calls
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,12 @@ class TextSink(Protocol):
     streams_text: bool
 
     def append(self, text: str) -> None: ...
+
+
+class ToolGate(Protocol):
+    """Sees a tool call before it runs: None lets it run; a ToolResult answers in its place."""
+
+    def check(self, name: str, arguments_json: str) -> ToolResult | None: ...
 
 
 class CollectedText:
@@ -90,6 +96,7 @@ def converse(
     sink: TextSink,
     turn_ts: str,
     thinking: bool = False,
+    gate: ToolGate | None = None,
 ) -> ModelTurn:
     """Run the model over `entries` (with tool rounds) and return the turn. Raises what the
     gateway raises, and ThreadTooLong when the history cannot fit the context budget or the
@@ -100,6 +107,8 @@ def converse(
     that or thinking off for the follow-up, so the rounds after a tool call run without it.
     Tool calls cut off by the length limit (`finish_reason: length`) are never run: their
     arguments may be incomplete; the user is told the answer was cut off.
+    `gate` sees each call first (state-changing tools wait for the person: it may answer in
+    the tool's place, or raise to make the job wait).
     """
     openai_tools = tools.openai_tools()
     turn_entries: list[ThreadEntry] = []
@@ -155,12 +164,18 @@ def converse(
             )
         if completion.tool_calls and may_use_tools:
             calls = [(c.id, c.name, c.arguments) for c in completion.tool_calls]
+            answered = {}
+            for call_id, name, arguments in calls:  # before any runs: one waiting call parks them all
+                verdict = gate.check(name, arguments) if gate is not None else None
+                if verdict is not None:
+                    answered[call_id] = verdict
             step_started = getattr(sink, "tool_started", None)  # sinks that show steps (Slack replies)
             step_finished = getattr(sink, "tool_finished", None)
             for call_id, name, arguments in calls:
                 if step_started:
                     step_started(call_id, name, arguments)
-            results = run_tool_calls(tools, calls, tool_ctx)
+            ran = dict(run_tool_calls(tools, [c for c in calls if c[0] not in answered], tool_ctx))
+            results = [(call_id, answered.get(call_id) or ran[call_id]) for call_id, _, _ in calls]
             for call_id, result in results:
                 if step_finished:
                     step_finished(call_id, result.ok, result.content)

@@ -29,7 +29,13 @@ def refresh_users(
     enterprise_id: str | None = None,
 ) -> None:
     """Fetch and store each user; one that cannot be fetched keeps its old entry (or none).
-    The admin flag is ours only (see bot.conversation.admins), cached with the profile."""
+    The admin flag is ours only (see bot.conversation.admins), cached with the profile; on an
+    Enterprise Grid org install, the org's admins count too."""
+    if enterprise_id is None:
+        from bot.slack.org_workspaces import enterprise_of
+
+        with sessions() as session:
+            enterprise_id = enterprise_of(session, team_id)
     for user_id in sorted(set(user_ids)):
         try:
             user = client.users_info(user=user_id)["user"]

@@ -8,5 +8,7 @@ from bot.limits import models as _limits  # noqa: F401
 from bot.moderation import models as _moderation  # noqa: F401
 from bot.queue import models as _queue  # noqa: F401
 from bot.slack import oauth_tables as _slack_oauth  # noqa: F401
+from bot.slack import org_workspaces as _org_workspaces  # noqa: F401
+from bot.tools import approvals as _approvals  # noqa: F401
 
 metadata = Base.metadata

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 
@@ -46,7 +47,22 @@ from bot.conversation.thread import ImagePart
 DEFAULT_MAX_EDGE = 1568
 TARGET_MAX_AREA = 1_150_000  # pixels: "no more than 1.15 megapixels" (Claude's vision guide)
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024  # of base64 text
-DEFAULT_MAX_PIXELS = 50_000_000
+# The pixel cap, read from the header before anything is decoded. 25 megapixels holds every
+# camera photo up to 24 MP (6000x4000) and phone photos (12 MP; 48 and 200 MP sensors save
+# 12 MP by default). Pillow's own limit (89 MP, an error only at twice that) lets a 200 KB PNG
+# decode to hundreds of megabytes.
+DEFAULT_MAX_PIXELS = 25_000_000
+# And what a decode may cost in memory: a header whose pixels would take more is refused too.
+# Pillow holds RGB as 4 bytes a pixel; JPEG decodes reduced (`draft`, 1/2 to 1/8 of each edge),
+# the others at full size, plus working copies. Measured peaks (tests/integration/
+# test_image_memory.py) are about 5 bytes a source pixel for PNG, GIF, BMP or TIFF (counted as
+# 6: up to 17 MP, a 5K screenshot is 14.7 MP) and 16 for WebP, whose decoder keeps copies
+# (counted as 18: up to 5.8 MP). Pixel bombs are refused from the header, before any decode.
+DECODE_BUDGET_BYTES = 100 * 1024 * 1024
+DECODE_BYTES_PER_PIXEL = {"JPEG": 4.5, "MPO": 4.5, "WEBP": 18.0}
+DEFAULT_DECODE_BYTES_PER_PIXEL = 6.0
+# Decodes at once per process, whatever the worker's concurrency: at most 2 x 100 MB.
+DEFAULT_DECODE_CONCURRENCY = 2
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 ACCEPTED_MEDIA_TYPES = frozenset(MEDIA_TYPES.values())
@@ -55,6 +71,7 @@ ACCEPTED_MEDIA_TYPES = frozenset(MEDIA_TYPES.values())
 READABLE_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "ICO", "TGA", "PPM", "AVIF")
 KEPT_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "GIF": "GIF", "WEBP": "WEBP"}
 
+ORIENTATION_TAG = 0x0112
 LOSSY_QUALITIES = (85, 75, 65, 55, 45, 35)
 PNG_COMPRESS_LEVEL = 6
 WEBP_METHOD = 4
@@ -64,6 +81,16 @@ HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<m
 # Pillow raises these (and subclasses: UnidentifiedImageError is an OSError) for files it cannot
 # read; struct.error, IndexError and zlib.error come out of some plugins on malformed input.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, struct.error, zlib.error)
+
+
+_decode_slots = threading.BoundedSemaphore(DEFAULT_DECODE_CONCURRENCY)
+
+
+def set_decode_concurrency(slots: int) -> None:
+    """How many images this process decodes at once (the worker sets it from its settings
+    at start, before any job runs); the others wait their turn."""
+    global _decode_slots
+    _decode_slots = threading.BoundedSemaphore(max(1, slots))
 
 
 class ImageRejected(Exception):
@@ -132,6 +159,11 @@ def prepare_image(
         raise ImageRejected("the file is empty")
     if is_probably_html(data[:1024]):
         raise ImageRejected("the file is a web page, not an image")
+    with _decode_slots:
+        return _prepare(data, max_edge=max_edge, max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+def _prepare(data: bytes, *, max_edge: int, max_bytes: int, max_pixels: int) -> ImagePart:
     image, source_format = _decode_first_frame(data, max_edge=max_edge, max_pixels=max_pixels)
     try:
         image = _orient(image)
@@ -155,6 +187,7 @@ def _decode_first_frame(data: bytes, *, max_edge: int, max_pixels: int) -> tuple
         with Image.open(io.BytesIO(data), formats=formats) as probe:
             source_format = probe.format or ""
             _check_pixels(probe.size, max_pixels)
+            _check_decode_cost(source_format, probe.size, max_edge)
             probe.verify()
         image = Image.open(io.BytesIO(data), formats=formats)
         if source_format in ("JPEG", "MPO"):
@@ -162,6 +195,7 @@ def _decode_first_frame(data: bytes, *, max_edge: int, max_pixels: int) -> tuple
             # much faster and smaller than decoding twelve megapixels to throw most away.
             image.draft(None, _scaled_size(image.size, max_edge))
         image.load()
+        image = _reduce_early(image, max_edge)
     except UnidentifiedImageError as exc:
         raise ImageRejected(_unidentified_reason(data)) from exc
     except Image.DecompressionBombError as exc:
@@ -188,7 +222,65 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
     if width < 1 or height < 1:
         raise ImageRejected("the image is empty")
     if width * height > max_pixels:
-        raise ImageRejected("the image is too large (too many pixels)")
+        raise ImageRejected(
+            f"the image is too large (too many pixels: {width}x{height}, more than {max_pixels / 1e6:g} megapixels)"
+        )
+
+
+def draft_scale(size: tuple[int, int], max_edge: int) -> int:
+    """The 1/n scale libjpeg decodes at for `max_edge` (the largest of 8, 4, 2 that still covers it)."""
+    target_width, target_height = _scaled_size(size, max_edge)
+    for scale in (8, 4, 2):
+        if size[0] // scale >= target_width and size[1] // scale >= target_height:
+            return scale
+    return 1
+
+
+def decode_cost(source_format: str, size: tuple[int, int], max_edge: int) -> float:
+    """Bytes of memory decoding and preparing an image of `size` takes, about (see the table)."""
+    pixels = size[0] * size[1]
+    per_pixel = DECODE_BYTES_PER_PIXEL.get(source_format, DEFAULT_DECODE_BYTES_PER_PIXEL)
+    if source_format in ("JPEG", "MPO"):
+        pixels /= draft_scale(size, max_edge) ** 2
+    return pixels * per_pixel
+
+
+def _check_decode_cost(source_format: str, size: tuple[int, int], max_edge: int) -> None:
+    if decode_cost(source_format, size, max_edge) > DECODE_BUDGET_BYTES:
+        width, height = size
+        raise ImageRejected(
+            f"the image is too large (too many pixels: {width}x{height} is more than a {source_format} "
+            "image may have; please send a smaller one)"
+        )
+
+
+# Modes `Image.reduce` takes directly, and what the others become, band by band, on the way.
+_REDUCIBLE = {"L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "1": "L", "P": None, "PA": "RGBA"}
+_BAND_ROWS = 128
+
+
+def _reduce_early(image: Image.Image, max_edge: int) -> Image.Image:
+    """`image` shrunk by the largest whole factor that keeps it at least the target size,
+    right after decoding and before any full-size copy (orientation, colour conversions):
+    a palette image is converted band by band, so no full-size RGB(A) copy ever exists.
+    JPEG needs none of this (`draft` decoded it reduced); other modes are left as they are."""
+    width, height = image.size
+    target_width, target_height = _scaled_size(image.size, max_edge)
+    factor = min(width // target_width, height // target_height)
+    if factor < 2 or image.mode not in _REDUCIBLE:
+        return image
+    mode = _REDUCIBLE[image.mode]
+    if mode is None:  # palette: RGBA when some colour is transparent
+        mode = "RGBA" if "transparency" in image.info else "RGB"
+    rows = max(factor, _BAND_ROWS - _BAND_ROWS % factor)
+    reduced = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(height, top + rows)))
+        if band.mode != mode:
+            band = band.convert(mode)
+        reduced.paste(band.reduce(factor), (0, top // factor))
+    reduced.info = {key: value for key, value in image.info.items() if key != "transparency"}
+    return reduced
 
 
 def _scaled_size(size: tuple[int, int], max_edge: int, max_area: int = TARGET_MAX_AREA) -> tuple[int, int]:
@@ -210,6 +302,8 @@ def _scaled_size(size: tuple[int, int], max_edge: int, max_area: int = TARGET_MA
 
 def _orient(image: Image.Image) -> Image.Image:
     try:
+        if image.getexif().get(ORIENTATION_TAG, 1) == 1:
+            return image  # upright: no copy
         oriented = ImageOps.exif_transpose(image)
     except _DECODE_ERRORS:
         return image  # unreadable EXIF: show the pixels as stored

@@ -24,6 +24,14 @@ def claim_once(session: Session, team_id: str, key: str) -> bool:
     return result.first() is not None
 
 
+# Keys of greetings (one per user and workspace): never purged by age, only with the workspace.
+GREETING_KEY_PREFIX = "welcome:"
+
+
+def greeting_key(user_id: str) -> str:
+    return f"{GREETING_KEY_PREFIX}{user_id}"
+
+
 def event_key(event_id: str) -> str:
     return f"event:{event_id}"
 

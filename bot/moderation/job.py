@@ -51,10 +51,11 @@ from bot.moderation.report import (
 )
 from bot.moderation.trigger import STUB_ACCESS
 from bot.moderation.verdict import MalformedVerdict, Verdict, could_not_check, parse_verdict, unreadable_answer
+from bot.moderation.workspace import EffectiveSettings, effective
 from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
 from bot.queue.models import BACKGROUND, INTERACTIVE
 from bot.queue.worker import JobContext
-from bot.slack.clients import SlackClients
+from bot.slack.clients import SlackClients, web_client
 
 if TYPE_CHECKING:
     from bot.runtime import WorkerParts
@@ -87,6 +88,33 @@ class ModerationActionPayload(Payload):
     report_ts: str
 
 
+class WorkspaceModeration:
+    """A workspace's report channel and admin client (bot.moderation.workspace decides which)."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings):
+        self.sessions = sessions
+        self.settings = settings
+        self._clients: dict[str, WebClient] = {}
+
+    def effective(self, team_id: str) -> EffectiveSettings:
+        with self.sessions() as session:
+            stored = store.workspace_settings(session, team_id)
+        return effective(
+            stored,
+            env_report_channel=self.settings.moderation_report_channel,
+            env_admin_token=self.settings.slack_admin_user_token,
+            oauth=self.settings.oauth_enabled,
+        )
+
+    def admin_client(self, token: str | None) -> WebClient | None:
+        if not token:
+            return None
+        client = self._clients.get(token)
+        if client is None:
+            client = self._clients[token] = web_client(self.settings, token)
+        return client
+
+
 def is_transient(exc: DownloadError) -> bool:
     return isinstance(exc, DownloadFailed) and (exc.status is None or exc.status >= 500 or exc.status == 429)
 
@@ -111,19 +139,26 @@ class ModerateJob(JobHandler):
         settings: Settings,
         *,
         http: httpx.Client,
-        admin: WebClient | None,
+        workspaces: WorkspaceModeration,
     ):
         self.gateway = gateway
         self.slack = slack
         self.sessions = sessions
         self.settings = settings
         self.http = http
-        self.admin = admin
+        self.workspaces = workspaces
         self.policy = parse_policy(settings.moderation_policy)
 
     @classmethod
     def from_parts(cls, parts: WorkerParts) -> ModerateJob:
-        return cls(parts.gateway, parts.slack, parts.sessions, parts.settings, http=parts.http, admin=parts.admin)
+        return cls(
+            parts.gateway,
+            parts.slack,
+            parts.sessions,
+            parts.settings,
+            http=parts.http,
+            workspaces=WorkspaceModeration(parts.sessions, parts.settings),
+        )
 
     # -- the job --------------------------------------------------------------------------
 
@@ -236,13 +271,15 @@ class ModerateJob(JobHandler):
             decision = store.get_decision(session, decision_id)
             view = store.view(decision)
             report_ts = decision.report_ts
+        workspace = self.workspaces.effective(ctx.job.team_id)  # never another workspace's channel
+        admin = self.workspaces.admin_client(workspace.admin_user_token)
         plan = plan_actions(
             view.verdict,
-            can_delete=self.admin is not None,
+            can_delete=admin is not None,
             allow_reaction=self.settings.moderation_allow_reaction,
-            report_channel=bool(self.settings.moderation_report_channel),
+            report_channel=bool(workspace.report_channel),
         )
-        detail = AUTOMATIC_REMOVAL_OFF if view.verdict == "remove" and self.admin is None else None
+        detail = AUTOMATIC_REMOVAL_OFF if view.verdict == "remove" and admin is None else None
         if plan.react and not done.get("reacted"):
             ctx.checkpoint()
             self._react(client, view.channel_id, ctx.job.payload["ts"], plan.react)
@@ -252,7 +289,7 @@ class ModerateJob(JobHandler):
                 plan, detail = after_failed_delete(plan), done["delete_failed"]
             elif not done.get("deleted"):
                 ctx.checkpoint()
-                problem = delete_file(self.admin, view.file_id)
+                problem = delete_file(admin, view.file_id)
                 if problem:
                     plan, detail = after_failed_delete(plan), problem
                     remember(delete_failed=problem)
@@ -264,7 +301,7 @@ class ModerateJob(JobHandler):
             ctx.checkpoint()
             self._tell(client, view.channel_id, view.user_id, poster_notice(view, removed=plan.delete))
             remember(told=True)
-        channel = self.settings.moderation_report_channel
+        channel = workspace.report_channel
         if plan.report and not report_ts and not done.get("report_ts"):
             ctx.checkpoint()
             posted = client.chat_postMessage(
@@ -333,14 +370,14 @@ def delete_file(admin: WebClient | None, file_id: str) -> str | None:
 class ModerationActionJob(JobHandler):
     """A moderator clicked Dismiss or Remove on a report (recorded by the web listener)."""
 
-    def __init__(self, slack: SlackClients, sessions: sessionmaker[Session], *, admin: WebClient | None):
+    def __init__(self, slack: SlackClients, sessions: sessionmaker[Session], *, workspaces: WorkspaceModeration):
         self.slack = slack
         self.sessions = sessions
-        self.admin = admin
+        self.workspaces = workspaces
 
     @classmethod
     def from_parts(cls, parts: WorkerParts) -> ModerationActionJob:
-        return cls(parts.slack, parts.sessions, admin=parts.admin)
+        return cls(parts.slack, parts.sessions, workspaces=WorkspaceModeration(parts.sessions, parts.settings))
 
     def run(self, ctx: JobContext) -> None:
         job, payload = ctx.job, ctx.job.payload
@@ -351,9 +388,10 @@ class ModerationActionJob(JobHandler):
             if decision is None:
                 return
             view = store.view(decision)
+        admin = self.workspaces.admin_client(self.workspaces.effective(job.team_id).admin_user_token)
         if action == REMOVE and view.action != REMOVED:
             ctx.checkpoint()
-            problem = delete_file(self.admin, view.file_id)
+            problem = delete_file(admin, view.file_id)
             with self.sessions.begin() as session:
                 decision = store.get_decision(session, decision_id)
                 if problem is None:
@@ -367,7 +405,7 @@ class ModerationActionJob(JobHandler):
                 )
                 ctx.save_progress(told=True)
             elif problem is not None:
-                missing = REMOVE_NEEDS_ADMIN if self.admin is None else f"I couldn't remove the file: {problem}."
+                missing = REMOVE_NEEDS_ADMIN if admin is None else f"I couldn't remove the file: {problem}."
                 self._ephemeral(client, payload["report_channel"], moderator, missing)
         elif action == DISMISS:
             log.info("moderation dismissed id=%d", decision_id)

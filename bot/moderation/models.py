@@ -57,3 +57,18 @@ class ModerationDecision(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
     __table_args__ = (UniqueConstraint("team_id", "file_id"),)
+
+
+class ModerationSettings(Base):
+    """A workspace's own report channel and admin user token (`/moderation report|token`).
+
+    In OAuth mode these are the only ones used: MODERATION_REPORT_CHANNEL and
+    SLACK_ADMIN_USER_TOKEN belong to one workspace and would send another's reports there."""
+
+    __tablename__ = "moderation_settings"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    report_channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    admin_user_token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    changed_by: Mapped[str] = mapped_column(String(32))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -14,9 +14,26 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.db.clock import db_now
-from bot.moderation.models import ModerationChannel, ModerationDecision
+from bot.moderation.models import ModerationChannel, ModerationDecision, ModerationSettings
 from bot.moderation.report import DecisionView
 from bot.moderation.verdict import Verdict
+from bot.moderation.workspace import StoredSettings
+
+
+def workspace_settings(session: Session, team_id: str) -> StoredSettings | None:
+    row = session.get(ModerationSettings, team_id)
+    return StoredSettings(row.report_channel, row.admin_user_token) if row else None
+
+
+def set_workspace_setting(session: Session, team_id: str, *, user_id: str, **values: str | None) -> None:
+    """Set `report_channel` and/or `admin_user_token` (None clears) for the workspace."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    values = {**values, "changed_by": user_id, "changed_at": db_now(session)}
+    session.execute(
+        insert(ModerationSettings)
+        .values(team_id=team_id, **values)
+        .on_conflict_do_update(index_elements=[ModerationSettings.team_id], set_=values)
+    )
 
 
 def channel_switch(session: Session, team_id: str, channel_id: str) -> bool | None:

@@ -59,4 +59,18 @@ class Job(Base):
             sqlite_where=text("status = 'running'"),
         ),
         Index("ix_jobs_team_status", "team_id", "status"),
+        # Jobs waiting for a person (bot.queue.parking), woken when their time is up.
+        Index(
+            "ix_jobs_parked",
+            "run_at",
+            postgresql_where=text("status = 'awaiting'"),
+            sqlite_where=text("status = 'awaiting'"),
+        ),
+        # /healthz counts dead jobs without scanning the done ones (#15).
+        Index(
+            "ix_jobs_dead",
+            "finished_at",
+            postgresql_where=text("status = 'dead'"),
+            sqlite_where=text("status = 'dead'"),
+        ),
     )

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from bot.failures import Cancelled, JobStopped, LeaseLost, Permanent, RetryLater
+from bot.failures import AwaitingPerson, Cancelled, JobStopped, LeaseLost, Permanent, RetryLater
 
 # Past this many doublings every sensible cap has been reached; avoids float overflow.
 _MAX_DOUBLINGS = 64
@@ -121,6 +121,7 @@ FINISH = "finish"  # cancelled on purpose: mark it done, no retry, no notice
 RELEASE = "release"  # our shutdown: back to the queue now, the attempt not counted
 BURY = "bury"  # permanent, or out of attempts: mark it dead and tell its user (on_dead)
 RETRY = "retry"  # back to the queue after `delay` seconds; `counts_attempt` or not
+PARK = "park"  # waits for a person (bot.queue.parking): no lease, no thread, no attempt used
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,8 @@ def decide(
         return Decision(DROP)
     if isinstance(exc, Cancelled):
         return Decision(FINISH)
+    if isinstance(exc, AwaitingPerson):
+        return Decision(PARK, counts_attempt=False)
     if isinstance(exc, JobStopped):
         return Decision(RELEASE, counts_attempt=False)
     if isinstance(exc, Permanent):
@@ -170,6 +173,7 @@ __all__ = [
     "BURY",
     "DROP",
     "FINISH",
+    "PARK",
     "RELEASE",
     "RETRY",
     "Decision",

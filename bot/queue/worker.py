@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.failures import LeaseLost, Permanent
 from bot.queue import store
 from bot.queue.job_type import JobEvent, JobHandler
-from bot.queue.retry import BURY, DROP, FINISH, RELEASE, decide
+from bot.queue.retry import BURY, DROP, FINISH, PARK, RELEASE, decide
 from bot.queue.store import ClaimedJob
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,12 @@ class Worker:
         if decision.action == RELEASE:
             self._finish(ctx, lambda s: store.release(s, job.id, job.lease_token))
             log.info("job released id=%d kind=%s", job.id, job.kind)
+            return
+        if decision.action == PARK:
+            from bot.queue import parking
+
+            self._finish(ctx, lambda s: parking.park(s, job.id, job.lease_token, until=exc.until))
+            log.info("job parked id=%d kind=%s until=%s", job.id, job.kind, exc.until.isoformat())
             return
         if decision.action == BURY:
             self._finish(ctx, lambda s: store.bury(s, job.id, job.lease_token, error=error))

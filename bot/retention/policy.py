@@ -1,9 +1,10 @@
 """What is old enough to purge, and when to run the purge again (pure: `now` is passed in).
 
 Kept for RETENTION_DAYS (default 30; 0 keeps them): thread messages with their images,
-threads without activity, cached Slack user profiles, done and dead jobs. Idempotency keys
-only have to outlive Slack's retries (minutes), so they go after two days whatever the
-setting. Token usage counts stay: they hold no content, and budgets and `bot stats` use them.
+threads without activity, cached Slack user profiles, done and dead jobs, moderation
+decisions. Idempotency keys only have to outlive Slack's retries (minutes), so they go after
+two days whatever the setting, except greetings' (one per user), which last as long as the
+installation. Token usage counts stay: they hold no content, and budgets and `bot stats` use them.
 """
 
 from __future__ import annotations

@@ -15,9 +15,13 @@ from sqlalchemy.orm import Session
 from bot.agent.models import AnswerFeedback, StopRequest
 from bot.conversation.models import MessageImage, SlackUser, Thread, ThreadMessage, ThreadSummary
 from bot.inbound.models import IdempotencyKey
+from bot.inbound.store import GREETING_KEY_PREFIX
+from bot.moderation.models import ModerationChannel, ModerationDecision, ModerationSettings
 from bot.queue.models import DEAD, DONE, Job
 from bot.retention.policy import Cutoffs
 from bot.slack.oauth_tables import oauth_states
+from bot.slack.org_workspaces import OrgWorkspace
+from bot.tools.approvals import ToolApproval
 
 
 def _delete_messages(session: Session, where, batch_size: int) -> int:
@@ -44,7 +48,8 @@ def purge_expired(session: Session, cutoffs: Cutoffs, *, batch_size: int) -> dic
             session,
             IdempotencyKey,
             [IdempotencyKey.team_id, IdempotencyKey.key],
-            [IdempotencyKey.created_at < cutoffs.idempotency_keys],
+            # Greetings are remembered for as long as the installation lasts (forget_workspace).
+            [IdempotencyKey.created_at < cutoffs.idempotency_keys, ~IdempotencyKey.key.startswith(GREETING_KEY_PREFIX)],
             batch_size,
         )
     }
@@ -79,6 +84,13 @@ def purge_expired(session: Session, cutoffs: Cutoffs, *, batch_size: int) -> dic
     )
     deleted["jobs"] = _delete_by_key(
         session, Job, [Job.id], [Job.status.in_((DONE, DEAD)), Job.finished_at < cutoff], batch_size
+    )
+    deleted["tool_approvals"] = _delete_by_key(
+        session, ToolApproval, [ToolApproval.id], [ToolApproval.requested_at < cutoff], batch_size
+    )
+    # File names, posters, permalinks and reasons: kept as long as the conversations.
+    deleted["moderation_decisions"] = _delete_by_key(
+        session, ModerationDecision, [ModerationDecision.id], [ModerationDecision.created_at < cutoff], batch_size
     )
     return deleted
 
@@ -121,6 +133,23 @@ def forget_workspace(session: Session, team_id: str, *, batch_size: int, keep_jo
         session, AnswerFeedback, [AnswerFeedback.id], [AnswerFeedback.team_id == team_id], batch_size
     )
     deleted += _delete_by_key(session, StopRequest, [StopRequest.id], [StopRequest.team_id == team_id], batch_size)
+    deleted += _delete_by_key(
+        session, ModerationDecision, [ModerationDecision.id], [ModerationDecision.team_id == team_id], batch_size
+    )
+    deleted += _delete_by_key(
+        session,
+        ModerationChannel,
+        [ModerationChannel.team_id, ModerationChannel.channel_id],
+        [ModerationChannel.team_id == team_id],
+        batch_size,
+    )
+    deleted += _delete_by_key(
+        session, ModerationSettings, [ModerationSettings.team_id], [ModerationSettings.team_id == team_id], batch_size
+    )
+    deleted += _delete_by_key(
+        session, OrgWorkspace, [OrgWorkspace.team_id], [OrgWorkspace.team_id == team_id], batch_size
+    )
+    deleted += _delete_by_key(session, ToolApproval, [ToolApproval.id], [ToolApproval.team_id == team_id], batch_size)
     job_filter = [Job.team_id == team_id] + ([Job.id != keep_job_id] if keep_job_id is not None else [])
     deleted += _delete_by_key(session, Job, [Job.id], job_filter, batch_size)
     return deleted

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Settings
 from bot.slack.authorization import SingleWorkspaceAuthorization
 from bot.slack.clients import web_client
-from bot.slack.listeners import agent, commands, home, messages, moderation, workspace
+from bot.slack.listeners import agent, approvals, commands, home, messages, moderation, workspace
 from bot.tools.builtin import configured_registry
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,9 @@ def _create_oauth_app(settings: Settings, sessions: sessionmaker[Session]) -> Ap
         token_verification_enabled=False,
         logger=_bolt_logger(),
     )
+    from bot.slack.org_workspaces import OrgWorkspaceRecorder
+
+    app.use(OrgWorkspaceRecorder(engine))  # Enterprise Grid: lets workers find an org install's token
     _register_listeners(app, sessions, settings, installation_store=store)
     return app
 
@@ -81,6 +84,7 @@ def _register_listeners(app: App, sessions: sessionmaker[Session], settings: Set
     commands.register(app, sessions, settings, configured_registry(settings))
     moderation.register(app, sessions, settings)
     agent.register(app, sessions, settings)
+    approvals.register(app, sessions, settings)  # Approve / Deny on state-changing tool calls
 
     # Last: Bolt runs the first listener that matches, and answers 404 (Slack then retries)
     # to events no listener matches.

@@ -85,16 +85,32 @@ def oauth_flow(settings: Settings, engine: Engine, store, client: WebClient) -> 
 
 
 def find_bot_token(store, team_id: str) -> str | None:
-    """The newest bot token installed for `team_id` (any enterprise), from the store's own table."""
+    """The newest bot token installed for `team_id` (any enterprise), from the store's own table;
+    else, for a workspace of an Enterprise Grid org, the org-wide install's token."""
+    from bot.slack.org_workspaces import OrgWorkspace
+
     bots = store.bots
+    newest = (bots.c.installed_at.desc(), bots.c.id.desc())
     query = (
         select(bots.c.bot_token)
         .where(bots.c.client_id == store.client_id, bots.c.team_id == team_id, bots.c.bot_token.is_not(None))
-        .order_by(bots.c.installed_at.desc(), bots.c.id.desc())
+        .order_by(*newest)
+        .limit(1)
+    )
+    org_wide = (
+        select(bots.c.bot_token)
+        .join(OrgWorkspace.__table__, OrgWorkspace.enterprise_id == bots.c.enterprise_id)
+        .where(
+            bots.c.client_id == store.client_id,
+            OrgWorkspace.team_id == team_id,
+            bots.c.is_enterprise_install.is_(True),
+            bots.c.bot_token.is_not(None),
+        )
+        .order_by(*newest)
         .limit(1)
     )
     with store.engine.connect() as connection:
-        return connection.execute(query).scalar_one_or_none()
+        return connection.execute(query).scalar_one_or_none() or connection.execute(org_wide).scalar_one_or_none()
 
 
 def forget_tokens(store, *, enterprise_id: str | None, team_id: str | None) -> None:

@@ -52,6 +52,8 @@ class ToolContext:
     db: sessionmaker | None = None
     settings: Any = None
     http: httpx.Client | None = None
+    # The person typed this command themselves (a slash command), rather than the model calling it.
+    typed_by_person: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,9 @@ class Tool:
     permission: Permission
     timeout: float
     max_result_chars: int
+    # Reading or changing state: a call that changes state waits for the asker's approval when
+    # the model makes it (bot.tools.approval_logic). True, False, or a test of the arguments.
+    changes_state: bool | Callable[[dict], bool] = False
 
     @property
     def name(self) -> str:
@@ -183,8 +188,11 @@ class ToolRegistry:
         permission: Permission = Permission.EVERYONE,
         timeout: float | None = None,
         max_result_chars: int | None = None,
+        changes_state: bool | Callable[[dict], bool] = False,
     ) -> Tool:
-        """Register `func`; raise ToolDefinitionError when it or the options are malformed."""
+        """Register `func`; raise ToolDefinitionError when it or the options are malformed.
+        `changes_state`: the tool changes something (deletes, switches, posts) rather than only
+        reading; when the model calls it, the person who asked must approve first."""
         spec = describe_function(func, name)
         command = command.lstrip("/") if command else None
         if command is not None and not COMMAND_PATTERN.match(command):
@@ -205,6 +213,7 @@ class ToolRegistry:
             permission=permission,
             timeout=timeout,
             max_result_chars=max_chars,
+            changes_state=changes_state,
         )
         self._check_conflicts([tool])
         self._tools[tool.name] = tool

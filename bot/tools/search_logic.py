@@ -15,7 +15,7 @@ Who may see what (the rule `searchable_channels` implements):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -99,8 +99,28 @@ def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS) -> str:
     return ("…" if start > 0 else "") + flat[start:end].strip() + ("…" if end < len(flat) else "")
 
 
-def format_hits(query: str, hits: Sequence[SearchHit], terms: Sequence[str]) -> str:
-    """The answer: one line per message, newest relevant first, with where it was said."""
+def permalink(workspace_url: str, channel_id: str, ts: str, thread_ts: str | None = None) -> str | None:
+    """A message's Slack link from the workspace's URL (auth.test's ``url``), as Slack builds
+    them: ``https://team.slack.com/archives/C1/p1700000000000100`` (with ``thread_ts`` and ``cid``
+    for a reply). None when the URL is not an https Slack one."""
+    if not re.fullmatch(r"https://[a-z0-9-]+(\.enterprise)?\.slack\.com/?", workspace_url or ""):
+        return None
+    if not re.fullmatch(r"\d+\.\d+", ts or ""):
+        return None
+    link = f"{workspace_url.rstrip('/')}/archives/{channel_id}/p{ts.replace('.', '')}"
+    if thread_ts and thread_ts != ts and re.fullmatch(r"\d+\.\d+", thread_ts):
+        link += f"?thread_ts={thread_ts}&cid={channel_id}"
+    return link
+
+
+def format_hits(
+    query: str,
+    hits: Sequence[SearchHit],
+    terms: Sequence[str],
+    link: Callable[[SearchHit], str | None] | None = None,
+) -> str:
+    """The answer: one line per message, newest relevant first, with where it was said (and its
+    link, when `link` gives one)."""
     shown = " ".join(query.split())
     if not hits:
         return f'No stored messages match "{shown}" in the conversations you can see.'
@@ -109,5 +129,7 @@ def format_hits(query: str, hits: Sequence[SearchHit], terms: Sequence[str]) -> 
     for hit in hits:
         who = f"<@{hit.user_id}>" if hit.role == "user" and hit.user_id else "the assistant"
         when = hit.created_at.strftime("%Y-%m-%d")
-        lines.append(f"• <#{hit.channel_id}> {when}, {who}: {quiet_broadcasts(snippet(hit.text, terms))}")
+        url = link(hit) if link is not None else None
+        where = f"<#{hit.channel_id}> {when}" + (f" (<{url}|link>)" if url else "")
+        lines.append(f"• {where}, {who}: {quiet_broadcasts(snippet(hit.text, terms))}")
     return "\n".join(lines)

@@ -130,6 +130,7 @@ class SlashCommandJob(ResponseUrlAnswers):
             db=self.sessions,
             settings=self.settings,
             http=self.http,
+            typed_by_person=True,
         )
         command = payload["command"]
         outcome = run_slash_command(self.registry, command, payload.get("text", ""), tool_ctx)

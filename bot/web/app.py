@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
+from bot.db.connections import WEB_POOL_SIZE
 from bot.db.engine import make_engine, make_session_factory, ping
 from bot.limits.admission import GlobalRateLimiter, rate_limits
 from bot.queue.store import queue_stats
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024  # Slack payloads are a few KB; anything this large is not Slack
 SLACK_PATHS = ("/slack/events",)
+HEALTH_CACHE_SECONDS = 1.0  # /healthz is unauthenticated: at most one database summary a second
 
 StartResponse = Callable[..., object]
 
@@ -103,6 +106,8 @@ class WebApp:
         self.bolt = create_bolt_app(settings, self.sessions, warm_up=warm_up) if settings.has_slack else None
         self.slack = SlackRequestHandler(self.bolt) if self.bolt else None
         self.limiter = GlobalRateLimiter(self.sessions, rate_limits(settings))
+        self._health_lock = threading.Lock()
+        self._health_cache: tuple[float, dict] | None = None
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
@@ -189,37 +194,45 @@ class WebApp:
         return [page]
 
     def health(self, start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            ping(self.engine)
-            with self.sessions() as session:
-                stats = queue_stats(session)
-            requests, tokens = self.limiter.usage()
-        except SQLAlchemyError as exc:
-            log.warning("health database_error=%s", type(exc).__name__)
-            return _respond(start_response, "503 Service Unavailable", {"status": "error", "database": "down"})
+        """Unauthenticated, so cheap: one summary per HEALTH_CACHE_SECONDS and process, built
+        from indexed queries (partial indexes per status, never a scan of done jobs)."""
+        with self._health_lock:
+            cached = self._health_cache
+            if cached is not None and time.monotonic() - cached[0] < HEALTH_CACHE_SECONDS:
+                return _respond(start_response, "200 OK", cached[1])
+            try:
+                summary = self._health_summary()
+            except SQLAlchemyError as exc:
+                log.warning("health database_error=%s", type(exc).__name__)
+                self._health_cache = None
+                return _respond(start_response, "503 Service Unavailable", {"status": "error", "database": "down"})
+            self._health_cache = (time.monotonic(), summary)
+        return _respond(start_response, "200 OK", summary)
+
+    def _health_summary(self) -> dict:
+        ping(self.engine)
+        with self.sessions() as session:
+            stats = queue_stats(session)
+        requests, tokens = self.limiter.usage()
         limits = self.limiter.limits
-        return _respond(
-            start_response,
-            "200 OK",
-            {
-                "status": "ok",
-                "database": "ok",
-                "queue": {
-                    "queued": stats.queued,
-                    "running": stats.running,
-                    "dead": stats.dead,
-                    "oldest_queued_age_seconds": stats.oldest_queued_age_seconds,
-                },
-                "limiter": {
-                    "window_seconds": limits.window_seconds,
-                    "requests": requests,
-                    "max_requests": limits.max_requests,
-                    "tokens": tokens,
-                    "max_tokens": limits.max_tokens,
-                },
+        return {
+            "status": "ok",
+            "database": "ok",
+            "queue": {
+                "queued": stats.queued,
+                "running": stats.running,
+                "dead": stats.dead,
+                "oldest_queued_age_seconds": stats.oldest_queued_age_seconds,
             },
-        )
+            "limiter": {
+                "window_seconds": limits.window_seconds,
+                "requests": requests,
+                "max_requests": limits.max_requests,
+                "tokens": tokens,
+                "max_tokens": limits.max_tokens,
+            },
+        }
 
 
 def create_web_app(settings: Settings, *, warm_up: bool = True) -> WebApp:
-    return WebApp(settings, make_engine(settings.database_url), warm_up=warm_up)
+    return WebApp(settings, make_engine(settings.database_url, pool_size=WEB_POOL_SIZE), warm_up=warm_up)

@@ -1,7 +1,7 @@
 """Issue 17: token estimates stored with each thread message; documents' text with attachments
 
 Revision ID: 0006_i17_tokens
-Revises: 0016
+Revises: 0015c
 Create Date: 2026-12-01 09:30:00.000000
 
 Existing rows get their estimates computed here (in batches), with the same function the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_i17_tokens"
-down_revision: str | None = "0016"
+down_revision: str | None = "0015c"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

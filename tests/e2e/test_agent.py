@@ -360,3 +360,18 @@ def test_waiting_says_what_happens_and_a_new_dm_thread_is_titled_from_its_questi
     fresh.post_event(sr.message("and 6*6?", user="U1", channel=dm, channel_type="im", thread_ts=event["ts"]))
     finished_replies(fresh, dm, count=2)
     assert len([c for c in fresh.slack.calls_to("assistant.threads.setTitle") if c.params["channel_id"] == dm]) == 1
+
+
+def test_messages_a_search_finds_become_the_steps_sources(fresh):
+    channel = new_channel()
+    earlier = sr.app_mention("<@UBOT> we deploy on friday", channel=channel)
+    fresh.post_event(earlier)
+    finished_replies(fresh, channel)
+    fresh.inference.responder = _tool_then_answer("search_messages", {"query": "deploy"}, "On Friday.")
+    fresh.post_event(sr.app_mention("<@UBOT> when do we deploy?", channel=channel))
+    finished_replies(fresh, channel, count=2)
+    [reply] = [m for m in bot_messages(fresh, channel) if fresh.slack.tasks_of(channel, m["ts"])]
+    [updates] = fresh.slack.tasks_of(channel, reply["ts"]).values()
+    assert updates[0]["title"] == "Searching messages for 'deploy'"
+    links = {source["url"] for source in updates[-1]["sources"]}
+    assert f"https://test-workspace.slack.com/archives/{channel}/p{earlier['ts'].replace('.', '')}" in links

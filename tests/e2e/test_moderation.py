@@ -43,6 +43,7 @@ WATCHED = {
             "malformed",
             "retry",
             "unreadable",
+            "bomb",
             "rejected",
             "stub",
             "off",
@@ -488,6 +489,21 @@ def test_an_image_that_cannot_be_read_is_flagged_without_a_model_call(fresh):
     assert decision.reason.startswith("could not be checked: Slack answered with a login page")
     assert len(moderation_requests(fresh)) == requests
     assert "needs a look" in json.dumps(report_for(fresh, decision.id)["blocks"])
+
+
+def test_a_pixel_bomb_is_flagged_unchecked_from_its_header(fresh):
+    from tests.integration.test_image_memory import png_bomb
+
+    file_id = "F" + uuid.uuid4().hex[:10].upper()
+    file_object = fresh.slack.add_file(
+        file_id, png_bomb(7000, 7000), name="bomb.png", mimetype="image/png", user=POSTER
+    )
+    requests = len(moderation_requests(fresh))
+    post_image(fresh, WATCHED["bomb"], file_object)
+    decision = decided(fresh, file_object["id"])
+    assert decision.verdict == "flag" and decision.model is None
+    assert decision.reason.startswith("could not be checked: the image is too large (too many pixels: 7000x7000")
+    assert len(moderation_requests(fresh)) == requests
 
 
 def test_an_image_the_model_refuses_is_flagged_for_a_person(fresh):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 
-from tests.e2e.conftest import new_channel
+import pytest
+
+from tests.e2e.conftest import build_stack, new_channel
 from tests.e2e.test_conversations import bot_messages, finished_replies
 from tests.support import slack_requests as sr
 
@@ -127,3 +129,47 @@ def test_the_system_prompt_names_the_channel_and_the_person_of_a_dm(fresh):
     [body] = requests_mentioning(fresh, "and here?")
     system = body["messages"][0]["content"]
     assert "a direct message with Alice" in system and dm not in system
+
+
+def test_ask_with_think_hard_streams_thinks_then_runs_its_tool_without_thinking(fresh):
+    from tests.e2e.test_slash_commands import run
+
+    def model(body):
+        if body["messages"][-1]["role"] == "tool":
+            return {"content": "The calculator says " + body["messages"][-1]["content"] + "."}
+        return {"content": "Calculating.", "tool_calls": [{"name": "calculate", "arguments": {"expression": "7*8"}}]}
+
+    fresh.inference.responder = model
+    answer = run(fresh, "/ask", "think hard: what is seven times eight?")
+    assert "The calculator says 7*8 = 56." in answer["text"]
+    first, second = requests_mentioning(fresh, "what is seven times eight?")
+    assert first["stream"] is True and second["stream"] is True  # long answers never wait in silence
+    assert first["extended_thinking"]["enabled"] is True and "extended_thinking" not in second
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def reasoning_stack(request, tmp_path_factory):
+    return build_stack(request, tmp_path_factory, request.param, BOT_SHOW_REASONING="true")
+
+
+def test_show_reasoning_asks_for_it_and_shows_it_short_under_the_answer_but_never_stores_it(reasoning_stack):
+    stack = reasoning_stack
+    channel = new_channel()
+    thought = "The user wants a product. " * 40  # longer than what is shown
+    stack.inference.responder = lambda body: {"content": "It is 42.", "reasoning": thought}
+    first = sr.app_mention("<@UBOT> think hard: six times seven?", channel=channel)
+    stack.post_event(first)
+    [reply] = finished_replies(stack, channel)
+
+    text = stack.slack.text_of(channel, reply["ts"])
+    assert text.startswith("It is 42.\n\n> _Reasoning:_ The user wants a product.")
+    assert len(text) < len("It is 42.") + 600 and text.endswith("…")
+    [body] = requests_mentioning(stack, "six times seven?")
+    assert body["extended_thinking"]["include_reasoning"] is True
+
+    stack.inference.responder = lambda body: {"content": "You are welcome."}
+    stack.post_event(sr.message("thanks", user="U1", channel=channel, thread_ts=first["ts"]))
+    finished_replies(stack, channel, count=2)
+    [follow_up] = requests_mentioning(stack, "]: thanks")
+    assert "Reasoning" not in json.dumps(follow_up)  # the history keeps the answer, not the reasoning
+    assert "extended_thinking" not in follow_up  # "thanks" does not ask for thinking

@@ -63,6 +63,8 @@ Rules enforced (:func:`request_problem`), each with the passage it comes from:
 * Images only in user messages, as base64 data URLs of image/jpeg, png, gif or webp, at most
   5 MB of base64 each. Anthropic, vision: "The supported image formats are JPEG, PNG, GIF and
   WebP"; "maximum ... 5MB per image" (of the base64 text); images are user content.
+* A final assistant message (a prefill) does not end in whitespace. Anthropic, messages: "final
+  assistant content cannot end with trailing whitespace".
 * The whole body at most 32 MB, else 413. Anthropic, vision: "there is a 32MB request size limit
   for standard endpoints".
 
@@ -307,6 +309,13 @@ def request_problem(body: Any) -> Problem | None:
     problem = _messages_problem(messages)
     if problem:
         return Problem(400, problem)
+    last = messages[-1]
+    if (
+        last.get("role") == "assistant"
+        and isinstance(last.get("content"), str)
+        and last["content"] != last["content"].rstrip()
+    ):
+        return Problem(400, "final assistant content cannot end with trailing whitespace")
     return None
 
 

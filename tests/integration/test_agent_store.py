@@ -163,3 +163,36 @@ def test_a_reply_waiting_for_a_retry_is_made_due_so_its_worker_can_end_the_sessi
     with sessions.begin() as session:
         [again] = queue.claim(session, lease_seconds=30, limit=1)
     assert again.id == job_id and again.attempts == 2
+
+
+def test_a_call_still_waiting_for_admission_gives_up_when_stopped(sessions):
+    from bot.inference.gateway import CallContext
+
+    with sessions() as session:
+        begun = db_now(session)
+    flag = StopFlag(StopWatch(sessions), StopKey("T1", "C8", "8.0", begun))
+    seen: list[bool] = []
+
+    class Waiting:
+        def call(self, body, ctx, *, on_text=None):
+            import time
+
+            while not ctx.should_stop():  # what the limiter does while it waits for capacity
+                time.sleep(0.02)
+            seen.append(True)
+            raise RuntimeError("gave up waiting")
+
+    gateway = StoppableGateway(Waiting(), flag)
+    import threading
+
+    threading.Timer(
+        0.2, lambda: record_stop(sessions, team_id="T1", event={"channel": "C8", "thread_ts": "8.0"}, event_id=None)
+    ).start()
+    with pytest.raises(AnswerStopped):
+        gateway.call({}, CallContext(team_id="T1", user_id="U1"))
+    import time
+
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert seen == [True]

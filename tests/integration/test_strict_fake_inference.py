@@ -109,6 +109,7 @@ def test_valid_requests_pass(request_body: dict) -> None:
         (body(messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "  "}]), 400, "empty"),
         (body(messages=[{"role": "user", "content": [{"type": "text", "text": ""}]}]), 400, "non-empty"),
         (body(messages=[{"role": "robot", "content": "hi"}]), 400, "role"),
+        (body(messages=[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b "}]), 400, "trailing"),
         (
             body(
                 messages=[{"role": "user", "content": "a"}, {"role": "assistant", "content": "", "tool_calls": [CALL]}]

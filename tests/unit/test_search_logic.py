@@ -10,6 +10,7 @@ from bot.tools.search_logic import (
     SearchHit,
     format_hits,
     like_pattern,
+    permalink,
     prefix_tsquery,
     quiet_broadcasts,
     search_terms,
@@ -117,3 +118,46 @@ def test_answer_lists_channel_date_author_and_snippet():
     assert format_hits("  nothing\nhere ", [], ["nothing"]) == (
         'No stored messages match "nothing here" in the conversations you can see.'
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "channel", "ts", "thread_ts", "link"),
+    [
+        (
+            "https://acme.slack.com/",
+            "C1",
+            "1700000000.000100",
+            None,
+            "https://acme.slack.com/archives/C1/p1700000000000100",
+        ),
+        (
+            "https://acme.slack.com/",
+            "C1",
+            "1700000000.000100",
+            "1700000000.000100",
+            "https://acme.slack.com/archives/C1/p1700000000000100",
+        ),
+        (
+            "https://acme.slack.com",
+            "C1",
+            "1700000001.000200",
+            "1700000000.000100",
+            "https://acme.slack.com/archives/C1/p1700000001000200?thread_ts=1700000000.000100&cid=C1",
+        ),
+        ("https://acme.enterprise.slack.com/", "D2", "1.5", None, "https://acme.enterprise.slack.com/archives/D2/p15"),
+        ("http://acme.slack.com/", "C1", "1.5", None, None),
+        ("https://evil.example/", "C1", "1.5", None, None),
+        ("", "C1", "1.5", None, None),
+        ("https://acme.slack.com/", "C1", "not-a-ts", None, None),
+    ],
+)
+def test_permalinks(url, channel, ts, thread_ts, link):
+    assert permalink(url, channel, ts, thread_ts) == link
+
+
+def test_hits_carry_their_links_when_given():
+    hit = SearchHit("C1", "1.0", "1.5", "U1", "user", "we deploy on friday", datetime(2026, 11, 30, tzinfo=UTC))
+    text = format_hits(
+        "deploy", [hit], ["deploy"], lambda h: permalink("https://acme.slack.com/", h.channel_id, h.ts, h.thread_ts)
+    )
+    assert "<#C1> 2026-11-30 (<https://acme.slack.com/archives/C1/p15?thread_ts=1.0&cid=C1|link>), <@U1>:" in text

@@ -8,7 +8,7 @@ from slack_bolt import App
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.conversation.welcome_job import WELCOME, WelcomePayload
-from bot.inbound.store import claim_once
+from bot.inbound.store import claim_once, greeting_key
 
 
 def register(app: App, sessions: sessionmaker[Session]) -> None:
@@ -20,7 +20,7 @@ def register(app: App, sessions: sessionmaker[Session]) -> None:
         welcome(
             sessions,
             team_id,
-            f"welcome:{event.get('user')}",
+            greeting_key(event.get("user") or ""),
             WelcomePayload(kind="home", channel=event["channel"]),
             event.get("user", ""),
         )

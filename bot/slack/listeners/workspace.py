@@ -28,11 +28,22 @@ def register(app: App, sessions: sessionmaker[Session], settings: Settings, stor
 
     def handle_app_uninstalled(body: dict, context) -> None:
         team_id = context.team_id or body.get("team_id") or ""
+        org_teams: list[str] = []
         if store is not None:
             from bot.slack.oauth import forget_tokens
 
             forget_tokens(store, enterprise_id=context.enterprise_id, team_id=team_id)
-        enqueue_forget(sessions, settings, team_id=team_id, event_id=body.get("event_id"), reason="app_uninstalled")
+            if context.is_enterprise_install and context.enterprise_id:
+                # An org-wide install is one bot for the whole org: it goes, with every workspace's data.
+                from bot.slack.org_workspaces import teams_of
+
+                forget_tokens(store, enterprise_id=context.enterprise_id, team_id=None)
+                with sessions() as session:
+                    org_teams = [t for t in teams_of(session, context.enterprise_id) if t != team_id]
+        event_id = body.get("event_id")
+        enqueue_forget(sessions, settings, team_id=team_id, event_id=event_id, reason="app_uninstalled")
+        for other in org_teams:
+            enqueue_forget(sessions, settings, team_id=other, event_id=event_id, reason="app_uninstalled")
 
     def handle_tokens_revoked(body: dict, event: dict, context) -> None:
         team_id = context.team_id or body.get("team_id") or ""

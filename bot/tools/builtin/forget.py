@@ -65,4 +65,4 @@ def forget_thread(ctx: ToolContext, thread_link: str = "") -> str:
 
 
 def register(registry: ToolRegistry) -> None:
-    registry.add(forget_thread, command="forget", usage="/forget <thread link>", timeout=10.0)
+    registry.add(forget_thread, command="forget", usage="/forget <thread link>", timeout=10.0, changes_state=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import and_, func, literal_column, not_, select
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,7 @@ from bot.tools.search_logic import (
     SearchHit,
     format_hits,
     like_pattern,
+    permalink,
     prefix_tsquery,
     search_terms,
     searchable_channels,
@@ -115,7 +117,20 @@ def search_messages(ctx: ToolContext, query: str) -> str:
         # The model already sees the thread it works in; finding the question itself helps nobody.
         exclude = (ctx.channel_id, ctx.thread_ts) if ctx.channel_id and ctx.thread_ts else None
         hits = find_messages(session, team_id=ctx.team_id, channels=channels, terms=terms, exclude_thread=exclude)
-    return format_hits(query, hits, terms)
+    base = _workspace_url(ctx)
+    return format_hits(
+        query, hits, terms, (lambda hit: permalink(base, hit.channel_id, hit.ts, hit.thread_ts)) if base else None
+    )
+
+
+def _workspace_url(ctx: ToolContext) -> str | None:
+    """The workspace's https URL (auth.test), for links to the messages found; None without one."""
+    if ctx.slack is None:
+        return None
+    try:
+        return str(ctx.slack.auth_test().get("url") or "") or None
+    except SlackApiError:  # links are a nicety: a search without them is still an answer
+        return None
 
 
 def register(registry: ToolRegistry) -> None:

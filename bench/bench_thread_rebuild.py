@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from bot.conversation.budget import fit_to_budget, stored_tokens
 from bot.conversation.messages import thread_to_messages
-from bot.conversation.thread import ImagePart, ThreadEntry, ToolCall
+from bot.history.thread import ImagePart, ThreadEntry, ToolCall
 
 SIZES = (100, 1_000, 10_000)
 RUNS = 7

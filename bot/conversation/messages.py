@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.conversation.thread import DocumentPart, FileNote, ImagePart, ThreadEntry
+from bot.history.thread import NOT_PREPARED_IMAGE, DocumentPart, FileNote, ImagePart, ThreadEntry
 
 # Placeholders keep the sequence valid; each says in words what is missing.
 THREAD_START_PLACEHOLDER = "(the beginning of this thread is not available)"
@@ -38,7 +38,6 @@ MISSING_TOOL_RESULT = "(no result recorded)"
 EMPTY_TOOL_RESULT = "(empty result)"
 MISSING_REPLY_PLACEHOLDER = "(no reply was recorded)"
 IMAGE_LEFT_OUT_NOTE = "(an earlier image was left out)"
-NOT_PREPARED_IMAGE = "not included in this request (only the newest images are sent)"
 
 DEFAULT_MAX_IMAGES = 10
 

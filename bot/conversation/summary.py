@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.conversation.messages import attribution, file_note
-from bot.conversation.thread import ThreadEntry
+from bot.history.thread import ThreadEntry
 
 SUMMARY_HEADER = (
     "[Summary of the earlier part of this thread ({covered} messages), written by the bot in place of "

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.conversation import summary_store
-from bot.conversation.models import MessageImage, ThreadMessage
-from bot.conversation.store import _entry, user_names
 from bot.conversation.summary import Summary, chunks, split_point, summary_request
 from bot.conversation.window import ATTRIBUTION_ALLOWANCE, ROW_COLUMNS
 from bot.failures import Permanent
+from bot.history import _entry, user_names
+from bot.history.models import MessageImage, ThreadMessage
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.queue.job_type import JobHandler, JobType, Payload
 from bot.queue.models import BACKGROUND

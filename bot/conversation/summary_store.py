@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.conversation.models import ThreadSummary
 from bot.conversation.summary import Summary
 from bot.db.clock import db_now
+from bot.history.models import ThreadSummary
 
 # A request older than this whose job did not finish (dead, or its budget spent) may be made again.
 REQUEST_STALE_AFTER = timedelta(minutes=10)

@@ -1,7 +1,7 @@
 """Load what a reply can send: the newest messages of a thread until the context budget is
 full, in one indexed query, with only the attachments that fit.
 
-Every row carries its token estimate (written with it, see `bot.conversation.estimates`), so
+Every row carries its token estimate (written with it, see `bot.history.estimates`), so
 the database picks the rows: a running sum over the thread from its newest message backwards
 (the (team, channel, thread, ts, seq) index read in reverse), keeping rows until the sum passes
 the budget, plus the oldest row considered (the thread's first message, or the first after the
@@ -19,10 +19,10 @@ from sqlalchemy import Text, case, cast, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from bot.conversation.budget import omitted_marker
-from bot.conversation.estimates import image_files, is_usable_image
-from bot.conversation.models import MessageImage, ThreadMessage
-from bot.conversation.store import _entry, user_names
-from bot.conversation.thread import ThreadEntry
+from bot.history import _entry, user_names
+from bot.history.estimates import image_files, is_usable_image
+from bot.history.models import MessageImage, ThreadMessage
+from bot.history.thread import ThreadEntry
 
 # Room per row for what the stored estimate leaves out (the attribution), so the rows the
 # database picks cover what fit_to_budget keeps; fit_to_budget makes the exact cut.

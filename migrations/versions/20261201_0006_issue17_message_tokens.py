@@ -32,7 +32,8 @@ def upgrade() -> None:
 
 
 def _backfill() -> None:
-    from bot.conversation.estimates import row_estimates
+    import bot.conversation  # noqa: F401  (registers the estimator the writers use)
+    from bot.history.estimates import row_estimates
 
     connection = op.get_bind()
     messages = sa.table(

@@ -90,6 +90,14 @@ def test_without_streaming_the_steps_are_a_context_line_in_the_one_message(fresh
     blocks = fresh.slack.message(channel, reply["ts"])["blocks"]
     assert [b["type"] for b in blocks] == ["context", "markdown", "context_actions"]
     assert blocks[0]["elements"][0]["text"].startswith("✓ Calculating 2+2 — ")
+    # While the tool ran, the message already showed the step in progress.
+    shown = [
+        c.params["blocks"]
+        for c in fresh.slack.calls_to("chat.postMessage") + fresh.slack.calls_to("chat.update")
+        if c.params.get("channel") == channel and c.params.get("blocks")
+    ]
+    steps = [b[0]["elements"][0]["text"] for b in shown if b[0]["type"] == "context"]
+    assert steps[0] == "… Calculating 2+2" and steps[-1].startswith("✓ Calculating 2+2")
     wait_idle(fresh)
 
 
@@ -375,3 +383,15 @@ def test_messages_a_search_finds_become_the_steps_sources(fresh):
     assert updates[0]["title"] == "Searching messages for 'deploy'"
     links = {source["url"] for source in updates[-1]["sources"]}
     assert f"https://test-workspace.slack.com/archives/{channel}/p{earlier['ts'].replace('.', '')}" in links
+
+
+def test_a_failed_answer_also_moves_the_session_out_of_processing(fresh):
+    channel = new_channel()
+    fresh.inference.fail_next(400, body={"error": {"message": "prompt is too long", "type": "invalid_request_error"}})
+    event = sr.app_mention("<@UBOT> this will be refused", channel=channel)
+    fresh.post_event(event)
+    [reply] = finished_replies(fresh, channel)
+    assert "could not answer" in fresh.slack.text_of(channel, reply["ts"])
+    assert fresh.slack.session_history(channel, event["ts"]) == ["processing", "active"]
+    blocks = fresh.slack.message(channel, reply["ts"]).get("blocks") or []
+    assert not [b for b in blocks if b["type"] == "context_actions"]  # no 👍/👎 on an apology

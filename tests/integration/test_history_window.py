@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from sqlalchemy import event, select, text
 
-from bot.conversation import store as history
+from bot import history
 from bot.conversation.budget import estimate_entry_tokens, fit_to_budget, stored_tokens
-from bot.conversation.estimates import attachment_parts, bare_entry
-from bot.conversation.models import MessageImage, ThreadMessage
-from bot.conversation.thread import ThreadEntry
 from bot.conversation.window import ATTRIBUTION_ALLOWANCE, load_window, newest_rows
+from bot.history.estimates import attachment_parts, bare_entry
+from bot.history.models import MessageImage, ThreadMessage
+from bot.history.thread import ThreadEntry
 
 WORDS = "the deploy failed because the worker ran out of memory after the release phase "
 

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy import update
 
+from bot import history
 from bot.config import Settings
-from bot.conversation import store as history
 from bot.conversation import summary_store
-from bot.conversation.models import ThreadSummary
 from bot.conversation.summary import SUMMARIZER_PROMPT
 from bot.conversation.summary_job import SUMMARIZE, SummaryJob, SummaryPayload
 from bot.conversation.window import newest_rows
 from bot.failures import Permanent
+from bot.history.models import ThreadSummary
 from bot.queue.store import ClaimedJob
 from bot.queue.worker import JobContext
 

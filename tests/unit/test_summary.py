@@ -17,7 +17,7 @@ from bot.conversation.summary import (
     transcript_line,
     wants_summary,
 )
-from bot.conversation.thread import DocumentPart, ImagePart, ThreadEntry, ToolCall
+from bot.history.thread import DocumentPart, ImagePart, ThreadEntry, ToolCall
 
 
 def test_a_summary_is_wanted_when_the_history_nearly_fills_the_budget():

@@ -6,15 +6,27 @@ reads), so the writers, the loader and the backfill migration share one definiti
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.conversation.budget import stored_tokens
-from bot.conversation.messages import NOT_PREPARED_IMAGE
-from bot.conversation.thread import DocumentPart, FileNote, ThreadEntry, ToolCall
 from bot.documents.kinds import kind_from_metadata
+from bot.history.thread import NOT_PREPARED_IMAGE, DocumentPart, FileNote, ThreadEntry, ToolCall
 from bot.limits.tokens import estimate_image_tokens
+
+# How a row's stored estimate is counted: bot.conversation.budget.stored_tokens, which sits above
+# this layer (it builds the very text the model is sent); bot.conversation registers it when
+# imported. Unregistered, rows are stored with 0, which every reader treats as "count it now".
+_stored_tokens: Callable[[ThreadEntry], int] | None = None
+
+
+def use_estimator(stored_tokens: Callable[[ThreadEntry], int]) -> None:
+    global _stored_tokens
+    _stored_tokens = stored_tokens
+
+
+def _estimate(entry: ThreadEntry) -> int:
+    return _stored_tokens(entry) if _stored_tokens is not None else 0
 
 
 @dataclass(frozen=True)
@@ -90,9 +102,9 @@ def row_estimates(row: Any, attachments: Iterable[Any]) -> tuple[int, int, int]:
     if row.deleted:
         return 0, 0, 0
     if row.role != "user":  # only user messages carry files
-        return stored_tokens(bare_entry(row, AttachmentParts([], [], []))), 0, 0
+        return _estimate(bare_entry(row, AttachmentParts([], [], []))), 0, 0
     parts = attachment_parts(row.files, attachments)
-    tokens = stored_tokens(bare_entry(row, parts))
+    tokens = _estimate(bare_entry(row, parts))
     image_tokens = sum(estimate_image_tokens(a.width, a.height) for a, _ in parts.images)
     return tokens, image_tokens, len(image_files(row.files, {a.file_id for a, _ in parts.images}))
 
@@ -108,4 +120,12 @@ def image_files(files: Sequence[dict] | None, prepared: set[str] = frozenset()) 
     ]
 
 
-__all__ = ["AttachmentParts", "attachment_parts", "bare_entry", "image_files", "is_usable_image", "row_estimates"]
+__all__ = [
+    "AttachmentParts",
+    "attachment_parts",
+    "bare_entry",
+    "image_files",
+    "is_usable_image",
+    "row_estimates",
+    "use_estimator",
+]

@@ -11,20 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from bot.conversation.estimates import attachment_parts, row_estimates
-from bot.conversation.models import MessageImage, SlackUser, Thread, ThreadMessage, ThreadSummary
-from bot.conversation.thread import ImagePart, ThreadEntry, ToolCall
 from bot.db.clock import db_now
+from bot.db.dialect import insert as dialect_insert
+from bot.history.estimates import attachment_parts, row_estimates
+from bot.history.models import MessageImage, SlackUser, Thread, ThreadMessage, ThreadSummary
+from bot.history.thread import ImagePart, ThreadEntry, ToolCall
+from bot.images.files import STORED_FIELDS
 
 USER_CACHE_TTL = timedelta(hours=24)
-
-
-def _insert(session: Session):
-    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 # -- threads ------------------------------------------------------------------------------
@@ -39,7 +35,7 @@ def engage_thread(session: Session, team_id: str, channel_id: str, thread_ts: st
     earlier messages we have not seen, so the worker backfills it once."""
     now = db_now(session)
     result = session.execute(
-        _insert(session)(Thread)
+        dialect_insert(session)(Thread)
         .values(
             team_id=team_id,
             channel_id=channel_id,
@@ -76,22 +72,7 @@ def mark_backfilled(session: Session, team_id: str, channel_id: str, thread_ts: 
 def file_metadata(files: Iterable[dict] | None) -> list[dict] | None:
     """What we keep of Slack's file objects (never their content, never thumbnails' URLs)."""
     kept = [
-        {
-            key: f.get(key)
-            for key in (
-                "id",
-                "name",
-                "title",
-                "mimetype",
-                "filetype",
-                "size",
-                "url_private_download",
-                "url_private",
-                "permalink",
-                "file_access",
-            )
-            if f.get(key) is not None
-        }
+        {key: f.get(key) for key in STORED_FIELDS if f.get(key) is not None}
         for f in files or ()
         if isinstance(f, dict) and f.get("id")
     ]
@@ -115,7 +96,7 @@ def upsert_message(
     kept_files = file_metadata(files)
     tokens, _, image_count = row_estimates(_Row(role=role, text=text or "", files=kept_files), ())
     result = session.execute(
-        _insert(session)(ThreadMessage)
+        dialect_insert(session)(ThreadMessage)
         .values(
             team_id=team_id,
             channel_id=channel_id,
@@ -463,7 +444,7 @@ def save_user(
     values = dict(
         display_name=display_name[:200], is_admin=is_admin, is_bot=is_bot, timezone=timezone, fetched_at=db_now(session)
     )
-    statement = _insert(session)(SlackUser).values(team_id=team_id, user_id=user_id, **values)
+    statement = dialect_insert(session)(SlackUser).values(team_id=team_id, user_id=user_id, **values)
     session.execute(statement.on_conflict_do_update(index_elements=[SlackUser.team_id, SlackUser.user_id], set_=values))
 
 

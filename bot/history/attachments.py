@@ -21,18 +21,17 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.conversation.models import MessageImage, ThreadMessage
-from bot.conversation.store import refresh_tokens
 from bot.documents.extract import DEFAULT_LIMITS, Extracted, Limits, extract
 from bot.documents.kinds import kind_from_content, kind_from_metadata
 from bot.documents.plan import Candidate, plan_preparation
+from bot.history import refresh_tokens
+from bot.history.models import MessageImage, ThreadMessage
 from bot.images.download import DownloadError, describe_download_problem, download_slack_file
+from bot.images.files import needs_file_info
 from bot.images.processing import ImageRejected, prepare_image
 from bot.limits.tokens import estimate_text_tokens
 
 log = logging.getLogger(__name__)
-
-STUB_ACCESS = "check_file_info"  # Slack Connect: the event carries a stub; files.info has the file
 
 
 def is_image(meta: dict) -> bool:
@@ -107,7 +106,7 @@ class AttachmentResolver:
         for _, (row, meta) in newest_first:
             if (row.id, meta["id"]) not in chosen:
                 continue
-            if meta.get("file_access") == STUB_ACCESS or not meta.get("mimetype"):
+            if needs_file_info(meta):
                 meta = self._file_info(client, meta) or meta
             kind = kind_from_metadata(meta)
             if kind == "image":

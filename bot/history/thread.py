@@ -9,19 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bot.images.part import ImagePart
+
+__all__ = ["NOT_PREPARED_IMAGE", "DocumentPart", "FileNote", "ImagePart", "Role", "ThreadEntry", "ToolCall"]
+
 Role = Literal["user", "assistant", "tool"]
 
-
-@dataclass(frozen=True)
-class ImagePart:
-    """An image already validated and scaled, ready to send as a data URL."""
-
-    media_type: str  # image/jpeg, image/png, image/gif or image/webp
-    data: bytes
-    width: int
-    height: int
-    name: str = ""  # the Slack file's name, for the label the model sees
-    number: int = 0  # its place among the thread's images (1 = the first image posted), 0 if unknown
+# The problem noted for an image file not prepared because newer images fill the request.
+NOT_PREPARED_IMAGE = "not included in this request (only the newest images are sent)"
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,10 @@ class Settings:
     max_file_bytes: int = 20 * 1024 * 1024
     image_decode_concurrency: int = 2
     context_budget_tokens: int = 150_000
+    # Documents (PDFs, text files): download cap, PDF page cap, characters of text kept per file.
+    document_max_bytes: int = 10 * 1024 * 1024
+    pdf_max_pages: int = 100
+    document_max_chars: int = 100_000
     extended_thinking: bool = False
     thinking_budget_tokens: int = 2048  # part of inference_max_output_tokens, so below it
     show_reasoning: bool = False
@@ -313,6 +317,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("BOT_MAX_FILE_BYTES", int, 1024, "max_file_bytes")
     number("BOT_IMAGE_DECODE_CONCURRENCY", int, 1, "image_decode_concurrency")
     number("BOT_CONTEXT_BUDGET_TOKENS", int, 1000, "context_budget_tokens")
+    number("BOT_DOCUMENT_MAX_BYTES", int, 1024, "document_max_bytes")
+    number("BOT_PDF_MAX_PAGES", int, 1, "pdf_max_pages")
+    number("BOT_DOCUMENT_MAX_CHARS", int, 100, "document_max_chars")
     number("INFERENCE_THINKING_BUDGET_TOKENS", int, MIN_THINKING_BUDGET_TOKENS, "thinking_budget_tokens")
     problems.extend(output_limit_problems(values))
     for name, attr in (

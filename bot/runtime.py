@@ -14,10 +14,12 @@ from bot.config import Settings
 from bot.conversation.ask_job import ASK
 from bot.conversation.feedback_job import FEEDBACK_THANKS
 from bot.conversation.reply_job import REPLY
+from bot.conversation.summary_job import SUMMARIZE
 from bot.conversation.welcome_job import WELCOME
 from bot.db.connections import worker_pool_size
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
+from bot.documents.extract import Limits
 from bot.history.attachments import AttachmentResolver
 from bot.images.processing import set_decode_concurrency
 from bot.inference.client import InferenceClient
@@ -49,6 +51,7 @@ JOB_TYPES: tuple[JobType, ...] = (
     FORGET_WORKSPACE,
     MODERATE,
     MODERATION_ACTION,
+    SUMMARIZE,
     APPROVAL_NOTE,
 )
 
@@ -123,6 +126,8 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         api_url=settings.slack_api_url,
         max_file_bytes=settings.max_file_bytes,
         http=httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)),
+        document_max_bytes=settings.document_max_bytes,
+        document_limits=Limits(max_pages=settings.pdf_max_pages, max_chars=settings.document_max_chars),
     )
     stops = StopWatch(sessions, notified=settings.is_postgres)  # the Stop button (bot.agent.stops)
     parts = WorkerParts(

@@ -85,6 +85,8 @@ class ChatSession:
                         problem=problem,
                     )
                 )
+            session.flush()
+            history.refresh_tokens(session, [message_id])  # its images count in the stored estimate
             history.touch_thread(session, LOCAL_TEAM, LOCAL_CHANNEL, thread_ts)
             job_id = REPLY.enqueue(
                 session,

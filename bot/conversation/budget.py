@@ -17,12 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from bot.conversation.messages import (
     IMAGE_LEFT_OUT_NOTE,
     MISSING_REPLY_PLACEHOLDER,
     THREAD_START_PLACEHOLDER,
     assistant_message,
+    attribution,
+    image_label,
     missing_tool_result,
     sendable_entries,
     tool_message,
@@ -33,6 +36,7 @@ from bot.history.thread import ThreadEntry
 from bot.limits.tokens import estimate_image_tokens, estimate_messages_tokens, estimate_text_tokens
 
 TRUNCATION_MARK = "[…truncated]"
+OMITTED_NOTE = "({count} earlier message{s} of this thread left out here to fit the model's context.)"
 
 
 class ThreadTooLong(Permanent):
@@ -46,6 +50,8 @@ class ThreadTooLong(Permanent):
 _IMAGE_NOTE_TOKENS = estimate_text_tokens("\n" + IMAGE_LEFT_OUT_NOTE)
 _THREAD_START_TOKENS = estimate_messages_tokens([{"role": "user", "content": THREAD_START_PLACEHOLDER}])
 _MISSING_REPLY_TOKENS = estimate_messages_tokens([{"role": "assistant", "content": MISSING_REPLY_PLACEHOLDER}])
+# Merged into a neighbouring user message, or a message of its own: count the larger.
+_OMITTED_NOTE_TOKENS = estimate_messages_tokens([{"role": "user", "content": OMITTED_NOTE.format(count=10**12, s="s")}])
 
 
 @dataclass(frozen=True)
@@ -63,19 +69,45 @@ class BudgetResult:
     dropped: int
     estimated_tokens: int
     fits: bool
+    left_out: int = 0  # dropped here plus not loaded: the count the note in ``entries`` gives
 
 
-def estimate_entry_tokens(entry: ThreadEntry) -> int:
-    """Tokens for one entry as :func:`~bot.conversation.messages.thread_to_messages` sends it."""
+def stored_tokens(entry: ThreadEntry) -> int:
+    """The part of an entry's estimate that is stored with its row when it is written: for a
+    user entry its text, file notes and documents without attribution or images (names change
+    when profiles are refreshed, images are capped per request); the whole message otherwise.
+
+    :func:`estimate_entry_tokens` adds the rest. Estimates of parts add up to at least the
+    estimate of the whole (text estimates are subadditive), so the sum stays an upper bound.
+    """
     if entry.role == "user":
-        text_tokens = estimate_messages_tokens([{"role": "user", "content": user_text(entry)}])
-        image_tokens = sum(
-            max(estimate_image_tokens(image.width, image.height), _IMAGE_NOTE_TOKENS) for image in entry.images
-        )
-        return text_tokens + image_tokens
+        bare = replace(entry, user_id=None, user_name=None, images=(), images_left_out=0, tokens=None)
+        return estimate_messages_tokens([{"role": "user", "content": user_text(bare)}])
     if entry.role == "assistant":
         return estimate_messages_tokens([assistant_message(entry)])
     return estimate_messages_tokens([tool_message(entry)])
+
+
+@lru_cache(maxsize=4096)
+def _attribution_tokens(text: str) -> int:
+    return estimate_text_tokens(text)
+
+
+def estimate_entry_tokens(entry: ThreadEntry) -> int:
+    """Tokens for one entry as :func:`~bot.conversation.messages.thread_to_messages` sends it;
+    uses the stored estimate (``entry.tokens``) when there is one."""
+    base = entry.tokens if entry.tokens is not None else stored_tokens(entry)
+    if entry.role != "user":
+        return base
+    who = _attribution_tokens(attribution(entry))
+    image_tokens = sum(
+        max(
+            estimate_image_tokens(image.width, image.height) + estimate_text_tokens(image_label(image, entry)),
+            _IMAGE_NOTE_TOKENS,
+        )
+        for image in entry.images
+    )
+    return base + who + image_tokens + _IMAGE_NOTE_TOKENS * entry.images_left_out
 
 
 def _turns(entries: Sequence[ThreadEntry]) -> list[list[int]]:
@@ -110,7 +142,7 @@ def _turn_tokens(members: Sequence[ThreadEntry], *, is_first: bool) -> int:
 
 def _truncated(entry: ThreadEntry, keep_chars: int) -> ThreadEntry:
     head = entry.text[:keep_chars].rstrip()
-    return replace(entry, text=f"{head}\n{TRUNCATION_MARK}" if head else TRUNCATION_MARK)
+    return replace(entry, text=f"{head}\n{TRUNCATION_MARK}" if head else TRUNCATION_MARK, tokens=None)
 
 
 def _truncate_to_fit(members: Sequence[ThreadEntry], available: int) -> tuple[ThreadEntry, int] | None:
@@ -132,6 +164,16 @@ def _truncate_to_fit(members: Sequence[ThreadEntry], available: int) -> tuple[Th
     return _truncated(head, low), cost(low)
 
 
+def omitted_marker(ts: str, count: int) -> ThreadEntry:
+    """Stands for ``count`` entries that were not even loaded (older than what the budget can
+    hold); :func:`fit_to_budget` turns it, with what it drops itself, into one visible note."""
+    return ThreadEntry(ts=ts, role="user", text="", extra={"omitted": count})
+
+
+def omitted_note(count: int) -> str:
+    return OMITTED_NOTE.format(count=count, s="" if count == 1 else "s")
+
+
 def fit_to_budget(entries: Sequence[ThreadEntry], *, budget_tokens: int, fixed_tokens: int) -> BudgetResult:
     """Keep as much of the thread as fits in ``budget_tokens``, ``fixed_tokens`` being already spent.
 
@@ -139,8 +181,12 @@ def fit_to_budget(entries: Sequence[ThreadEntry], *, budget_tokens: int, fixed_t
     output cap (``max_tokens``) and request overhead. Rules: see the module docstring; if the
     first and newest turns alone do not fit, the first entry's text is cut (ending in
     ``[…truncated]``), and if that is not enough the result has ``fits=False``.
+
+    Nothing goes silently: when entries are left out (here, or before loading, as
+    :func:`omitted_marker` entries), a note saying how many follows the first turn.
     """
-    kept = sendable_entries(entries)
+    not_loaded = sum(int(entry.extra.get("omitted") or 0) for entry in entries)
+    kept = sendable_entries([entry for entry in entries if "omitted" not in entry.extra])
     if not kept:
         return BudgetResult(entries=[], dropped=0, estimated_tokens=fixed_tokens, fits=fixed_tokens <= budget_tokens)
     turns = _turns(kept)
@@ -153,16 +199,22 @@ def fit_to_budget(entries: Sequence[ThreadEntry], *, budget_tokens: int, fixed_t
     pinned_costs = {position: cost(position) for position in pinned}
     total = fixed_tokens + sum(pinned_costs.values())
     # Dropping oldest first keeps the longest run of newest turns that fits: find it from the
-    # newest end, so a 10,000-message thread is not estimated in full.
+    # newest end, so a 10,000-message thread is not estimated in full. While older turns remain
+    # to be dropped, room is kept for the note saying how many were left out.
+    droppable = [position for position in range(len(turns) - 1, 0, -1) if position not in pinned]
     kept_turns = set(pinned)
-    for position in range(len(turns) - 1, 0, -1):
-        if position in pinned:
-            continue
+    for position in droppable:
         turn_cost = cost(position)
-        if total + turn_cost > budget_tokens:
+        last = position == droppable[-1] and not not_loaded
+        if total + turn_cost + (0 if last else _OMITTED_NOTE_TOKENS) > budget_tokens:
             break
         total += turn_cost
         kept_turns.add(position)
+
+    dropped_indexes = {index for position, turn in enumerate(turns) if position not in kept_turns for index in turn}
+    left_out = not_loaded + len(dropped_indexes)
+    if left_out:
+        total += _OMITTED_NOTE_TOKENS
 
     if total > budget_tokens:  # only pinned turns are left
         others = total - pinned_costs[0]
@@ -174,13 +226,27 @@ def fit_to_budget(entries: Sequence[ThreadEntry], *, budget_tokens: int, fixed_t
         kept[turns[0][0]], first_cost = fitted
         total = others + first_cost
 
-    dropped_indexes = {index for position, turn in enumerate(turns) if position not in kept_turns for index in turn}
+    result = [entry for index, entry in enumerate(kept) if index not in dropped_indexes]
+    if left_out:
+        after_first = len(turns[0])  # the first turn is always kept, and comes first
+        note = ThreadEntry(ts=kept[turns[0][0]].ts, role="user", text=omitted_note(left_out), extra={"note": True})
+        result.insert(after_first, note)
     return BudgetResult(
-        entries=[entry for index, entry in enumerate(kept) if index not in dropped_indexes],
+        entries=result,
         dropped=len(dropped_indexes),
         estimated_tokens=total,
         fits=total <= budget_tokens,
+        left_out=left_out,
     )
 
 
-__all__ = ["TRUNCATION_MARK", "BudgetResult", "estimate_entry_tokens", "fit_to_budget"]
+__all__ = [
+    "OMITTED_NOTE",
+    "TRUNCATION_MARK",
+    "BudgetResult",
+    "estimate_entry_tokens",
+    "fit_to_budget",
+    "omitted_marker",
+    "omitted_note",
+    "stored_tokens",
+]

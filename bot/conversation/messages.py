@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.history.thread import FileNote, ThreadEntry
+from bot.history.thread import NOT_PREPARED_IMAGE, DocumentPart, FileNote, ImagePart, ThreadEntry
 
 # Placeholders keep the sequence valid; each says in words what is missing.
 THREAD_START_PLACEHOLDER = "(the beginning of this thread is not available)"
@@ -81,17 +81,40 @@ def file_note(note: FileNote) -> str:
     mimetype = _clean_name(note.mimetype) or "unknown type"
     described = f'attached file "{name}", {mimetype}, {human_size(note.size)}'
     problem = _clean_name(note.problem)
+    if problem == NOT_PREPARED_IMAGE:
+        return f"({described}; {problem})"
     if problem:
         return f"({described}; could not be read: {problem})"
-    return f"({described}; contents not shown)"
+    return f"({described}; not readable)"
+
+
+def _who(entry: ThreadEntry) -> str:
+    who = attribution(entry).removeprefix("[").removesuffix("]: ")
+    return f" by {who}" if who else ""
+
+
+def document_text(document: DocumentPart, entry: ThreadEntry) -> str:
+    """A file's text, between lines naming the file and who shared it."""
+    name = _clean_name(document.name).replace('"', "'") or "unnamed"
+    return f'--- file "{name}", shared{_who(entry)}; its text: ---\n{document.text.strip()}\n--- end of "{name}" ---'
+
+
+def image_label(image: ImagePart, entry: ThreadEntry) -> str:
+    """The line before an image: which of the thread's images it is, its name and who posted it."""
+    name = _clean_name(image.name).replace('"', "'")
+    which = f"image {image.number} of this thread" if image.number else "image"
+    named = f', "{name}"' if name else ""
+    return f"({which}{named}, posted{_who(entry)})"
 
 
 def user_text(entry: ThreadEntry, *, images_left_out: int = 0) -> str:
-    """The text a user entry is sent as: attribution + text, then one line per file note and per left-out image."""
+    """The text a user entry is sent as: attribution + text, then one line per file note, the
+    documents' text, and one line per left-out image."""
     head = attribution(entry) + entry.text.strip()
     lines = [head.rstrip()] if head.strip() else []
     lines.extend(file_note(note) for note in entry.files)
-    lines.extend([IMAGE_LEFT_OUT_NOTE] * images_left_out)
+    lines.extend(document_text(document, entry) for document in entry.documents)
+    lines.extend([IMAGE_LEFT_OUT_NOTE] * (images_left_out + entry.images_left_out))
     return "\n".join(lines)
 
 
@@ -141,7 +164,7 @@ def sendable_entries(entries: Sequence[ThreadEntry]) -> list[ThreadEntry]:
         if entry.deleted:
             continue
         if entry.role == "user":
-            if entry.text.strip() or entry.images or entry.files:
+            if entry.text.strip() or entry.images or entry.files or entry.documents or entry.images_left_out:
                 kept.append(entry)
         elif entry.role == "assistant":
             calls = []
@@ -225,7 +248,14 @@ def thread_to_messages(
     for entry, images_left_out in zip(kept, left_out, strict=True):
         if entry.role == "user":
             text = user_text(entry, images_left_out=images_left_out)
-            images = [image_part(image.media_type, image.data) for image in entry.images[images_left_out:]]
+            images = [
+                part
+                for image in entry.images[images_left_out:]
+                for part in (
+                    {"type": "text", "text": image_label(image, entry)},
+                    image_part(image.media_type, image.data),
+                )
+            ]
             if images:
                 content: str | list[dict[str, Any]] = ([{"type": "text", "text": text}] if text else []) + images
             else:
@@ -246,12 +276,15 @@ __all__ = [
     "IMAGE_LEFT_OUT_NOTE",
     "MISSING_REPLY_PLACEHOLDER",
     "MISSING_TOOL_RESULT",
+    "NOT_PREPARED_IMAGE",
     "THREAD_START_PLACEHOLDER",
     "TOOL_CALLS_PLACEHOLDER",
     "assistant_message",
     "attribution",
+    "document_text",
     "file_note",
     "human_size",
+    "image_label",
     "image_part",
     "missing_tool_result",
     "sendable_entries",

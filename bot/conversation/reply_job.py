@@ -26,9 +26,13 @@ from bot.agent import waiting
 from bot.agent.feedback import Trace
 from bot.agent.stops import AnswerStopped, StopFlag, StopKey, StoppableGateway, StopWatch
 from bot.config import Settings
+from bot.conversation import summary_store
 from bot.conversation.approval_gate import ApprovalGate
 from bot.conversation.places import PlaceNames
+from bot.conversation.summary import summary_entry, wants_summary
+from bot.conversation.summary_job import SUMMARIZE, SummaryPayload
 from bot.conversation.turn import run_model_turn
+from bot.conversation.window import load_window, newest_rows
 from bot.failures import JobStopped, Permanent, user_sentence
 from bot.history.backfill import BotIdentity, backfill_if_needed
 from bot.history.thread import ThreadEntry
@@ -75,7 +79,7 @@ class ReplyJob(JobHandler):
         settings: Settings,
         tools: ToolRegistry,
         *,
-        resolve_attachments: Callable[[WebClient, str, list], None] | None = None,
+        resolve_attachments: Callable[..., list[str] | None] | None = None,
         streaming: bool = True,
         stops: StopWatch | None = None,
     ):
@@ -91,8 +95,6 @@ class ReplyJob(JobHandler):
         self.places = PlaceNames(sessions)
         # Queue feedback in the thread's status, sent off the job's thread (bounded per job).
         self.status_board = StatusBoard()
-        # More text than the context budget can hold (estimates run ~3.5 characters a token).
-        self._history_chars = settings.context_budget_tokens * 4
 
     @classmethod
     def from_parts(cls, parts: WorkerParts) -> ReplyJob:
@@ -132,21 +134,55 @@ class ReplyJob(JobHandler):
         agent = AgentSession(client, channel=channel, thread_ts=thread_ts, user_id=job.user_id)
         agent.start()  # `processing`: Slack shows its Stop button
         self._backfill_if_needed(client, team, channel, thread_ts)
+        budget = self.settings.context_budget_tokens
         with self.sessions() as session:
-            rows = history.load_rows(session, team, channel, thread_ts, newest_chars=self._history_chars)
-            user_ids = {row.user_id for row in rows if row.user_id and row.role == "user"}
+            # A long thread's older part is in its summary; the rows after it are read verbatim.
+            summary = summary_store.get_summary(session, team, channel, thread_ts)
+            after = summary.covers if summary else None
+            # Only the newest rows the budget can hold, picked by the database from stored estimates.
+            window = newest_rows(session, team, channel, thread_ts, budget_tokens=budget, after=after)
+            user_ids = {row.user_id for row in window.rows if row.user_id and row.role == "user"}
             stale = history.stale_users(session, team, user_ids, datetime.now(UTC))
         self._refresh_users(client, team, stale)
-        if self.resolve_attachments:
-            self.resolve_attachments(client, team, rows)
+        prepared = False
+        if self.resolve_attachments and any(row.files for row in window.rows):
+            # Only the files that can be sent: the newest images up to the cap, documents that fit.
+            prepared = True
+            spent = sum(row.tokens + row.image_tokens for row in window.rows)
+            told = self.resolve_attachments(
+                client,
+                team,
+                window.rows,
+                max_images=self.settings.max_images_per_request,
+                budget_tokens=max(0, budget - spent),
+            )
+            if told and not ctx.progress.get("file_notes"):
+                ctx.save_progress(file_notes=told)
         with self.sessions() as session:
-            entries = history.load_thread(session, team, channel, thread_ts, newest_chars=self._history_chars)
+            entries, _ = load_window(
+                session,
+                team,
+                channel,
+                thread_ts,
+                budget_tokens=budget,
+                max_images=self.settings.max_images_per_request,
+                after=after,
+                window=None if prepared else window,  # estimates change when files are read
+            )
             asker = history.get_user(session, team, job.user_id)
+        if summary:
+            entries.insert(0, summary_entry(summary))
+        if wants_summary(window.total_tokens, budget):
+            self._request_summary(job, channel, thread_ts)
         self._set_status(client, channel, thread_ts, entries)  # idempotent: a re-run may set it again
         self._set_title(agent, payload, entries)
 
         writer = self._writer(ctx, client, agent=agent, stop=stop)
         gateway = StoppableGateway(self.gateway, stop)
+        notes = ctx.progress.get("file_notes") or []
+        if notes:
+            # The person hears it in the answer itself (one message); the model reads it too.
+            writer.append("".join(f"_{note}._\n" for note in notes) + "\n")
         try:
             turn, final_text = self._converse(ctx, entries, asker, writer, gateway)
         except AnswerStopped:
@@ -256,6 +292,19 @@ class ReplyJob(JobHandler):
             agent=agent,
             stop=stop,
         )
+
+    def _request_summary(self, job: ClaimedJob, channel: str, thread_ts: str) -> None:
+        """Once per thread at a time: a background job folds the older messages into the summary."""
+        with self.sessions.begin() as session:
+            if summary_store.request_summary(session, job.team_id, channel, thread_ts):
+                SUMMARIZE.enqueue(
+                    session,
+                    SummaryPayload(channel=channel, thread_ts=thread_ts),
+                    team_id=job.team_id,
+                    user_id=job.user_id,
+                    settings=self.settings,
+                )
+                log.info("summary requested channel=%s", channel)
 
     def _set_status(self, client: WebClient, channel: str, thread_ts: str, entries: list[ThreadEntry] = ()) -> None:
         newest = next((e for e in reversed(entries) if e.role == "user" and not e.deleted), None)

@@ -7,6 +7,7 @@ Functions work in the caller's session; the caller commits. Loading returns the 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
@@ -14,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from bot.db.clock import db_now
 from bot.db.dialect import insert as dialect_insert
-from bot.history.models import MessageImage, SlackUser, Thread, ThreadMessage
-from bot.history.thread import FileNote, ImagePart, ThreadEntry, ToolCall
+from bot.history.estimates import attachment_parts, row_estimates
+from bot.history.models import MessageImage, SlackUser, Thread, ThreadMessage, ThreadSummary
+from bot.history.thread import ImagePart, ThreadEntry, ToolCall
 from bot.images.files import STORED_FIELDS
 
 USER_CACHE_TTL = timedelta(hours=24)
@@ -91,6 +93,8 @@ def upsert_message(
 ) -> bool:
     """Store a Slack message once; a repeat delivery changes nothing. True if it was new."""
     now = db_now(session)
+    kept_files = file_metadata(files)
+    tokens, _, image_count = row_estimates(_Row(role=role, text=text or "", files=kept_files), ())
     result = session.execute(
         dialect_insert(session)(ThreadMessage)
         .values(
@@ -102,11 +106,14 @@ def upsert_message(
             role=role,
             user_id=user_id,
             text=text or "",
-            files=file_metadata(files),
+            files=kept_files,
             edited=False,
             deleted=False,
             created_at=now,
             updated_at=now,
+            tokens=tokens,
+            image_tokens=0,
+            image_count=image_count,
         )
         .on_conflict_do_nothing(
             index_elements=[ThreadMessage.team_id, ThreadMessage.channel_id, ThreadMessage.ts, ThreadMessage.seq]
@@ -129,6 +136,15 @@ def edit_message(
         )
         .values(text=text or "", files=file_metadata(files), edited=True, updated_at=db_now(session))
     )
+    if result.rowcount:
+        ids = select(ThreadMessage.id).where(
+            ThreadMessage.team_id == team_id,
+            ThreadMessage.channel_id == channel_id,
+            ThreadMessage.ts == ts,
+            ThreadMessage.seq == 0,
+        )
+        refresh_tokens(session, list(session.execute(ids).scalars()))
+        _forget_summary_covering(session, team_id, channel_id, ts)
     return result.rowcount > 0
 
 
@@ -149,9 +165,62 @@ def delete_message(session: Session, *, team_id: str, channel_id: str, ts: str) 
             ThreadMessage.ts == ts,
             ThreadMessage.seq == 0,
         )
-        .values(text="", files=None, deleted=True, updated_at=db_now(session))
+        .values(text="", files=None, deleted=True, updated_at=db_now(session), tokens=0, image_tokens=0, image_count=0)
     )
+    if result.rowcount:
+        _forget_summary_covering(session, team_id, channel_id, ts)
     return result.rowcount > 0
+
+
+def _forget_summary_covering(session: Session, team_id: str, channel_id: str, ts: str) -> None:
+    """A summary that covers an edited or deleted message goes: it would keep the old words. The
+    next reply asks for a new one, written from the messages as they are now."""
+    thread_ts = thread_of_message(session, team_id, channel_id, ts)
+    if thread_ts is None:
+        return
+    session.execute(
+        delete(ThreadSummary).where(
+            ThreadSummary.team_id == team_id,
+            ThreadSummary.channel_id == channel_id,
+            ThreadSummary.thread_ts == thread_ts,
+            ThreadSummary.covers_ts >= ts,
+        )
+    )
+
+
+@dataclass
+class _Row:
+    """A message about to be written, for `row_estimates`."""
+
+    role: str
+    text: str
+    files: list[dict] | None = None
+    tool_calls: list[dict] | None = None
+    tool_call_id: str | None = None
+    deleted: bool = False
+
+
+def refresh_tokens(session: Session, message_ids: list[int]) -> None:
+    """Recompute the stored estimates of these messages from their rows and prepared
+    attachments (after an edit, or once their files were read)."""
+    if not message_ids:
+        return
+    attachments: dict[int, list] = {}
+    for attachment in session.execute(
+        select(
+            MessageImage.message_id,
+            MessageImage.file_id,
+            MessageImage.media_type,
+            MessageImage.width,
+            MessageImage.height,
+            MessageImage.problem,
+            MessageImage.text,
+        ).where(MessageImage.message_id.in_(message_ids))
+    ):
+        attachments.setdefault(attachment.message_id, []).append(attachment)
+    for row in session.execute(select(ThreadMessage).where(ThreadMessage.id.in_(message_ids))).scalars():
+        row.tokens, row.image_tokens, row.image_count = row_estimates(row, attachments.get(row.id, []))
+    session.flush()
 
 
 def thread_of_message(session: Session, team_id: str, channel_id: str, ts: str) -> str | None:
@@ -182,6 +251,12 @@ def record_turn(
     ).scalar_one_or_none()
     seq = (last or 0) + 1
     for entry in entries:
+        row = _Row(
+            role=entry["role"],
+            text=entry.get("text") or "",
+            tool_calls=entry.get("tool_calls"),
+            tool_call_id=entry.get("tool_call_id"),
+        )
         session.add(
             ThreadMessage(
                 team_id=team_id,
@@ -199,6 +274,8 @@ def record_turn(
                 deleted=False,
                 created_at=now,
                 updated_at=now,
+                tokens=row_estimates(row, ())[0],
+                image_tokens=0,
             )
         )
         seq += 1
@@ -222,6 +299,13 @@ def forget_thread(session: Session, team_id: str, channel_id: str, thread_ts: st
     )
     session.execute(
         delete(Thread).where(Thread.team_id == team_id, Thread.channel_id == channel_id, Thread.thread_ts == thread_ts)
+    )
+    session.execute(
+        delete(ThreadSummary).where(
+            ThreadSummary.team_id == team_id,
+            ThreadSummary.channel_id == channel_id,
+            ThreadSummary.thread_ts == thread_ts,
+        )
     )
     return result.rowcount
 
@@ -272,38 +356,46 @@ def load_thread(
     return [_entry(row, images.get(row.id, []), names) for row in rows]
 
 
-def _entry(row: ThreadMessage, images: list[MessageImage], names: dict[str, str]) -> ThreadEntry:
-    parts, notes = [], []
-    processed = {image.file_id for image in images}
-    for image in images:
-        if image.data and image.media_type and image.width and image.height:
-            parts.append(ImagePart(image.media_type, image.data, image.width, image.height))
-        else:
-            meta = next((f for f in row.files or [] if f.get("id") == image.file_id), {})
-            notes.append(
-                FileNote(
-                    meta.get("name", image.file_id),
-                    meta.get("mimetype", ""),
-                    int(meta.get("size") or 0),
-                    image.problem or "could not be read",
-                )
+def _entry(
+    row: ThreadMessage,
+    images: list[MessageImage],
+    names: dict[str, str],
+    *,
+    numbers: dict[int, int] | None = None,
+    left_out: int = 0,
+) -> ThreadEntry:
+    """`images`: the row's prepared attachments (documents and failures included); `numbers`:
+    attachment id → its place among the thread's images; `left_out`: usable images not loaded."""
+    images_, notes, documents = (), (), ()
+    if row.files or images:  # most rows have no files: skip the work
+        parts = attachment_parts(row.files, images)
+        numbers = numbers or {}
+        images_ = tuple(
+            ImagePart(
+                image.media_type,
+                getattr(image, "data", None) or b"",
+                image.width,
+                image.height,
+                name=meta.get("name", ""),
+                number=numbers.get(image.id, 0),
             )
-    for meta in row.files or []:
-        if meta.get("id") in processed:
-            continue
-        notes.append(
-            FileNote(meta.get("name", meta.get("id", "file")), meta.get("mimetype", ""), int(meta.get("size") or 0))
+            for image, meta in parts.images
         )
+        notes, documents = tuple(parts.notes), tuple(parts.documents)
+    calls = row.tool_calls
     return ThreadEntry(
         ts=row.ts,
         role=row.role,  # type: ignore[arg-type]
         text=row.text,
         user_id=row.user_id,
-        user_name=names.get(row.user_id or ""),
+        user_name=names.get(row.user_id) if row.user_id else None,
         deleted=row.deleted,
-        images=tuple(parts),
-        files=tuple(notes),
-        tool_calls=tuple(ToolCall(c["id"], c["name"], c.get("arguments", "{}")) for c in row.tool_calls or []),
+        images=images_,
+        files=notes,
+        documents=documents,
+        images_left_out=left_out,
+        tokens=row.tokens or None,  # 0: not estimated yet (rows written before estimates), count it
+        tool_calls=tuple(ToolCall(c["id"], c["name"], c.get("arguments", "{}")) for c in calls) if calls else (),
         tool_call_id=row.tool_call_id,
         extra={"id": row.id, "seq": row.seq},
     )

@@ -47,6 +47,13 @@ class ThreadMessage(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Token estimates kept with the row so a rebuild does not recount the thread: `tokens` is
+    # bot.conversation.budget.stored_tokens (text, file notes, documents; no attribution, no
+    # images), `image_tokens` the prepared images' cost and `image_count` their number. Updated whenever the row or its
+    # attachments change.
+    tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    image_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    image_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # usable images
 
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "ts", "seq"),
@@ -55,7 +62,9 @@ class ThreadMessage(Base):
 
 
 class MessageImage(Base):
-    """An attached image after validation and scaling, kept so a rebuild never downloads twice."""
+    """An attachment after preparation, kept so a rebuild never downloads twice: an image
+    validated and scaled (`data`), or the text read from a document (`text`), or why neither
+    could be had (`problem`). One row per (message, file)."""
 
     __tablename__ = "message_images"
 
@@ -67,6 +76,24 @@ class MessageImage(Base):
     width: Mapped[int | None] = mapped_column(Integer, nullable=True)
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     problem: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it could not be used
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)  # a document's extracted text
+
+
+class ThreadSummary(Base):
+    """A long thread's running summary (bot.conversation.summary): the messages up to
+    (covers_ts, covers_seq) in a few hundred words, and whether a (re)write is requested."""
+
+    __tablename__ = "thread_summaries"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    thread_ts: Mapped[str] = mapped_column(String(32), primary_key=True)
+    text: Mapped[str] = mapped_column(Text, default="")  # empty until the first one is written
+    covers_ts: Mapped[str] = mapped_column(String(32), default="")
+    covers_seq: Mapped[int] = mapped_column(Integer, default=0)
+    covered: Mapped[int] = mapped_column(Integer, default=0)  # messages it stands for
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class SlackUser(Base):

@@ -11,9 +11,20 @@ from typing import Literal
 
 from bot.images.part import ImagePart
 
-__all__ = ["FileNote", "ImagePart", "Role", "ThreadEntry", "ToolCall"]
+__all__ = ["NOT_PREPARED_IMAGE", "DocumentPart", "FileNote", "ImagePart", "Role", "ThreadEntry", "ToolCall"]
 
 Role = Literal["user", "assistant", "tool"]
+
+# The problem noted for an image file not prepared because newer images fill the request.
+NOT_PREPARED_IMAGE = "not included in this request (only the newest images are sent)"
+
+
+@dataclass(frozen=True)
+class DocumentPart:
+    """Text read from an attached file (a text-layer PDF, a text or source file), once, and stored."""
+
+    name: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,12 @@ class ThreadEntry:
     deleted: bool = False
     images: tuple[ImagePart, ...] = ()
     files: tuple[FileNote, ...] = ()
+    documents: tuple[DocumentPart, ...] = ()
+    # Older images of this entry not loaded because newer ones fill the per-request image cap.
+    images_left_out: int = 0
+    # The stored estimate of the entry's tokens without attribution and images (see
+    # bot.conversation.budget.stored_tokens); None: compute it.
+    tokens: int | None = None
     tool_calls: tuple[ToolCall, ...] = ()  # role == "assistant" only
     tool_call_id: str | None = None  # role == "tool" only
     extra: dict = field(default_factory=dict, compare=False)

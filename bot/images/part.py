@@ -13,3 +13,5 @@ class ImagePart:
     data: bytes
     width: int
     height: int
+    name: str = ""  # the Slack file's name, for the label the model sees
+    number: int = 0  # its place among the thread's images (1 = the first image posted), 0 if unknown

@@ -13,7 +13,7 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from bot.agent.models import AnswerFeedback, StopRequest
-from bot.history.models import MessageImage, SlackUser, Thread, ThreadMessage
+from bot.history.models import MessageImage, SlackUser, Thread, ThreadMessage, ThreadSummary
 from bot.idempotency.models import IdempotencyKey
 from bot.idempotency.store import GREETING_KEY_PREFIX
 from bot.moderation.models import ModerationChannel, ModerationDecision, ModerationSettings
@@ -72,6 +72,13 @@ def purge_expired(session: Session, cutoffs: Cutoffs, *, batch_size: int) -> dic
         [Thread.last_activity_at < cutoff],
         batch_size,
     )
+    deleted["summaries"] = _delete_by_key(
+        session,
+        ThreadSummary,
+        [ThreadSummary.team_id, ThreadSummary.channel_id, ThreadSummary.thread_ts],
+        [ThreadSummary.updated_at < cutoff],
+        batch_size,
+    )
     deleted["users"] = _delete_by_key(
         session, SlackUser, [SlackUser.team_id, SlackUser.user_id], [SlackUser.fetched_at < cutoff], batch_size
     )
@@ -103,6 +110,13 @@ def forget_workspace(session: Session, team_id: str, *, batch_size: int, keep_jo
         Thread,
         [Thread.team_id, Thread.channel_id, Thread.thread_ts],
         [Thread.team_id == team_id],
+        batch_size,
+    )
+    deleted += _delete_by_key(
+        session,
+        ThreadSummary,
+        [ThreadSummary.team_id, ThreadSummary.channel_id, ThreadSummary.thread_ts],
+        [ThreadSummary.team_id == team_id],
         batch_size,
     )
     deleted += _delete_by_key(

@@ -1,7 +1,7 @@
 """Limiter: the server's view as a correction, reported usage kept beside the estimate, the waiting line (#13)
 
 Revision ID: 0013_limiter
-Revises: 0015c
+Revises: 0007_i17_summaries
 Create Date: 2026-12-01 09:30:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_limiter"
-down_revision: str | None = "0015c"
+down_revision: str | None = "0007_i17_summaries"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

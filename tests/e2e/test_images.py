@@ -171,12 +171,12 @@ def test_hostile_or_oversized_files_are_refused_with_a_reason(stack, content, na
 
 def test_other_files_become_a_short_note(stack):
     file_object = stack.slack.add_file(
-        "FPDF", b"%PDF-1.4 " + b"x" * 2048, name="report.pdf", mimetype="application/pdf"
+        "FZIP", b"PK\x03\x04" + b"x" * 2048, name="archive.zip", mimetype="application/zip", filetype="zip"
     )
     downloads = len(stack.slack.downloads)
-    _, body = mention_with(stack, [file_object], "summarize the report")
+    _, body = mention_with(stack, [file_object], "what is in the archive")
     text = json.dumps(body)
-    assert "report.pdf" in text and "application/pdf" in text and "KB" in text
+    assert "archive.zip" in text and "application/zip" in text and "2.0 KB" in text and "not readable" in text
     assert len(stack.slack.downloads) == downloads  # nothing to download for a note
 
 

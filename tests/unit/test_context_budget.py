@@ -1,3 +1,4 @@
+from dataclasses import replace
 from functools import cache
 from io import BytesIO
 
@@ -6,10 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bot.conversation.budget import TRUNCATION_MARK, estimate_entry_tokens, fit_to_budget
-from bot.conversation.messages import sendable_entries, thread_to_messages
+from bot.conversation.budget import (
+    _OMITTED_NOTE_TOKENS,
+    TRUNCATION_MARK,
+    estimate_entry_tokens,
+    fit_to_budget,
+    omitted_marker,
+    omitted_note,
+    stored_tokens,
+)
+from bot.conversation.messages import image_label, sendable_entries, thread_to_messages
 from bot.history.thread import FileNote, ImagePart, ThreadEntry, ToolCall
-from bot.limits.tokens import estimate_image_tokens, estimate_messages_tokens
+from bot.limits.tokens import estimate_image_tokens, estimate_messages_tokens, estimate_text_tokens
 
 FIXED = 500
 WORDS = "the quick brown fox jumps over the lazy dog and keeps running through the field "
@@ -42,8 +51,11 @@ def cost(*entries):
     return sum(estimate_entry_tokens(entry) for entry in entries)
 
 
+NOTE = _OMITTED_NOTE_TOKENS  # the note saying how many entries were left out
+
+
 def timestamps(result_):
-    return [entry.ts for entry in result_.entries]
+    return [entry.ts for entry in result_.entries if not entry.extra.get("note")]
 
 
 def conversation(turns: int, words_per_message: int = 40):
@@ -61,7 +73,8 @@ def test_entry_estimate_counts_text_images_files_and_tool_calls():
     plain = user("1", "hello there")
     with_image = user("1", "hello there", images=(png(800, 600),))
     with_file = user("1", "hello there", files=(FileNote("a.pdf", "application/pdf", 2048, "too big"),))
-    assert estimate_entry_tokens(with_image) == estimate_entry_tokens(plain) + estimate_image_tokens(800, 600)
+    label = estimate_text_tokens(image_label(with_image.images[0], with_image))
+    assert estimate_entry_tokens(with_image) == estimate_entry_tokens(plain) + estimate_image_tokens(800, 600) + label
     assert estimate_entry_tokens(with_file) > estimate_entry_tokens(plain)
     short_args = bot("2", "", calls=[ToolCall("c1", "f", "{}")])
     long_args = bot("2", "", calls=[ToolCall("c1", "f", '{"text": "' + "x" * 400 + '"}')])
@@ -80,7 +93,7 @@ def test_everything_fits_when_the_budget_allows():
 
 def test_oldest_turns_go_first_but_the_first_message_stays():
     entries = conversation(5)  # u0 a0 u1 a1 ... u4 a4
-    budget = FIXED + cost(entries[0], *entries[-3:])
+    budget = FIXED + NOTE + cost(entries[0], *entries[-3:])
     fitted = fit_to_budget(entries, budget_tokens=budget, fixed_tokens=FIXED)
     assert timestamps(fitted) == ["0.0", "3.1", "4.0", "4.1"]
     assert fitted.dropped == 6 and fitted.fits
@@ -90,14 +103,14 @@ def test_oldest_turns_go_first_but_the_first_message_stays():
 def test_the_newest_user_message_stays_even_when_newer_replies_go():
     entries = conversation(3)
     entries[-1] = bot("2.1", WORDS * 200)  # a huge final reply
-    budget = FIXED + cost(entries[0], entries[4])
+    budget = FIXED + NOTE + cost(entries[0], entries[4])
     fitted = fit_to_budget(entries, budget_tokens=budget, fixed_tokens=FIXED)
     assert timestamps(fitted) == ["0.0", "2.0"] and fitted.fits
 
 
 def test_a_big_newer_turn_is_not_skipped_to_keep_older_small_ones():
     entries = [user("1", "first"), bot("2", "small"), user("3", "small"), bot("4", WORDS * 100), user("5", "newest")]
-    budget = FIXED + cost(entries[0], entries[1], entries[2], entries[4])
+    budget = FIXED + NOTE + cost(entries[0], entries[1], entries[2], entries[4])
     fitted = fit_to_budget(entries, budget_tokens=budget, fixed_tokens=FIXED)
     # Oldest first: "2" and "3" go before "4", and the context stays one unbroken stretch.
     assert timestamps(fitted) == ["1", "5"] and fitted.dropped == 3
@@ -105,9 +118,9 @@ def test_a_big_newer_turn_is_not_skipped_to_keep_older_small_ones():
 
 def test_one_token_less_drops_one_more_turn():
     entries = conversation(4)
-    budget = FIXED + cost(entries[0], *entries[-3:])
-    assert len(fit_to_budget(entries, budget_tokens=budget, fixed_tokens=FIXED).entries) == 4
-    assert len(fit_to_budget(entries, budget_tokens=budget - 1, fixed_tokens=FIXED).entries) == 3
+    budget = FIXED + NOTE + cost(entries[0], *entries[-3:])
+    assert len(timestamps(fit_to_budget(entries, budget_tokens=budget, fixed_tokens=FIXED))) == 4
+    assert len(timestamps(fit_to_budget(entries, budget_tokens=budget - 1, fixed_tokens=FIXED))) == 3
 
 
 def tool_thread():
@@ -125,7 +138,7 @@ def test_a_tool_call_and_its_results_are_dropped_together():
     entries = tool_thread()
     everything = fit_to_budget(entries, budget_tokens=10**6, fixed_tokens=FIXED).estimated_tokens
     kept_sets = set()
-    for budget in range(FIXED + cost(entries[0], entries[-1]), everything + 1):
+    for budget in range(FIXED + NOTE + cost(entries[0], entries[-1]), everything + 1):
         fitted = fit_to_budget(entries, budget_tokens=budget, fixed_tokens=FIXED)
         kept = set(timestamps(fitted))
         assert {"2", "3", "4"} <= kept or not ({"2", "3", "4"} & kept), budget
@@ -142,7 +155,7 @@ def test_results_stored_far_from_their_call_still_travel_with_it():
         result("4", "c1", "late result"),
         user("5", "newest"),
     ]
-    budget = FIXED + cost(entries[0], entries[4]) + 1
+    budget = FIXED + NOTE + cost(entries[0], entries[4]) + 1
     fitted = fit_to_budget(entries, budget_tokens=budget, fixed_tokens=FIXED)
     assert timestamps(fitted) == ["1", "5"]
     assert fitted.dropped == 3
@@ -234,6 +247,8 @@ def test_budget_properties(entries, budget_above_fixed, max_images):
     fitted = fit_to_budget(entries, budget_tokens=budget, fixed_tokens=FIXED)
     sendable = sendable_entries(entries)
     kept = timestamps(fitted)
+    notes = [entry for entry in fitted.entries if entry.extra.get("note")]
+    assert len(notes) == (1 if fitted.left_out else 0) and fitted.left_out == fitted.dropped
 
     assert fitted.fits == (fitted.estimated_tokens <= budget)
     assert fitted.dropped + len(kept) == len(sendable)
@@ -261,3 +276,36 @@ def test_budget_properties(entries, budget_above_fixed, max_images):
     call_ts = {c.id: e.ts for e in sendable if e.role == "assistant" for c in e.tool_calls}
     for call_id, ts in result_ts.items():
         assert (ts in kept) == (call_ts[call_id] in kept)
+
+
+# --- nothing is left out silently -------------------------------------------------------------
+
+
+def test_left_out_entries_are_counted_in_a_note_after_the_first_turn():
+    entries = conversation(5)
+    budget = FIXED + NOTE + cost(entries[0], *entries[-3:])
+    fitted = fit_to_budget(entries, budget_tokens=budget, fixed_tokens=FIXED)
+    assert (
+        fitted.entries[1].text
+        == omitted_note(6)
+        == ("(6 earlier messages of this thread left out here to fit the model's context.)")
+    )
+    assert fitted.left_out == 6 and fitted.estimated_tokens <= budget
+
+
+def test_entries_not_loaded_are_counted_with_those_dropped():
+    entries = conversation(3)
+    with_marker = [entries[0], omitted_marker("0.5", 40), *entries[1:]]
+    fitted = fit_to_budget(with_marker, budget_tokens=10**6, fixed_tokens=FIXED)
+    assert fitted.dropped == 0 and fitted.left_out == 40
+    assert [e.ts for e in fitted.entries] == ["0.0", "0.0", "0.1", "1.0", "1.1", "2.0", "2.1"]
+    assert fitted.entries[1].text == omitted_note(40)
+    messages = thread_to_messages(fitted.entries, system_prompt="")
+    assert "40 earlier messages" in messages[1]["content"]
+    assert FIXED + estimate_messages_tokens(messages[1:]) <= fitted.estimated_tokens
+
+
+def test_stored_estimates_are_used_instead_of_recounting():
+    entry = user("1", "hello")
+    assert estimate_entry_tokens(entry) == estimate_entry_tokens(replace(entry, tokens=stored_tokens(entry)))
+    assert estimate_entry_tokens(replace(entry, tokens=1000)) > 1000

@@ -20,7 +20,7 @@ from bot.conversation.messages import (
     thread_to_messages,
 )
 from bot.conversation.prompt import DEFAULT_SYSTEM_PROMPT, build_system_prompt
-from bot.history.thread import FileNote, ImagePart, ThreadEntry, ToolCall
+from bot.history.thread import DocumentPart, FileNote, ImagePart, ThreadEntry, ToolCall
 
 SYSTEM = "You are a test bot."
 
@@ -169,7 +169,9 @@ def test_images_follow_the_text_as_data_urls():
     messages = convert([user("1", "look", images=(png, jpeg))])
     assert messages[1]["content"] == [
         {"type": "text", "text": "[<@U1> Alice]: look"},
+        {"type": "text", "text": "(image, posted by <@U1> Alice)"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(b"\x89PNG-a").decode()}},
+        {"type": "text", "text": "(image, posted by <@U1> Alice)"},
         {
             "type": "image_url",
             "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8-b").decode()},
@@ -187,13 +189,16 @@ def test_image_without_text_still_carries_attribution():
     [
         (
             FileNote("report.pdf", "application/pdf", 1536),
-            '(attached file "report.pdf", application/pdf, 1.5 KB; contents not shown)',
+            '(attached file "report.pdf", application/pdf, 1.5 KB; not readable)',
         ),
         (
             FileNote("big.png", "image/png", 7 * 1024 * 1024, problem="too large to show"),
             '(attached file "big.png", image/png, 7.0 MB; could not be read: too large to show)',
         ),
-        (FileNote('a"b\nc', "", 12), '(attached file "a\'b c", unknown type, 12 B; contents not shown)'),
+        (
+            FileNote('a"b\nc', "", 12),
+            '(attached file "a\'b c", unknown type, 12 B; not readable)',
+        ),
     ],
 )
 def test_file_notes(note, expected):
@@ -362,8 +367,32 @@ def test_consecutive_bot_messages_merge_keeping_tool_calls():
 def test_merging_a_text_user_turn_with_an_image_turn_keeps_every_part():
     messages = convert([user("1", "first"), user("2", "second", "U2", "Bob", images=(image(b"i"),))])
     parts = messages[1]["content"]
-    assert [p["type"] for p in parts] == ["text", "text", "image_url"]
+    assert [p["type"] for p in parts] == ["text", "text", "text", "image_url"]
     assert parts[0]["text"] == "[<@U1> Alice]: first" and parts[1]["text"] == "[<@U2> Bob]: second"
+    assert parts[2]["text"] == "(image, posted by <@U2> Bob)"
+
+
+def test_images_are_labelled_with_their_number_name_and_poster():
+    shot = ImagePart("image/png", b"x", 10, 10, name="shot 2.png", number=2)
+    messages = convert([user("1", "which one?", images=(shot,))])
+    assert messages[1]["content"][1] == {
+        "type": "text",
+        "text": '(image 2 of this thread, "shot 2.png", posted by <@U1> Alice)',
+    }
+
+
+def test_documents_are_sent_as_text_with_their_name_and_who_shared_them():
+    entry = user("1", "read this", documents=(DocumentPart("notes.py", "print('hi')\n"),))
+    text = convert([entry])[1]["content"]
+    assert text == (
+        "[<@U1> Alice]: read this\n"
+        '--- file "notes.py", shared by <@U1> Alice; its text: ---\nprint(\'hi\')\n--- end of "notes.py" ---'
+    )
+
+
+def test_images_left_out_when_loading_become_notes():
+    messages = convert([user("1", "old pictures", images_left_out=2)])
+    assert messages[1]["content"].count("(an earlier image was left out)") == 2
 
 
 def test_empty_thread_gives_only_the_system_message():

@@ -23,7 +23,8 @@ BOT = Path(__file__).resolve().parents[2] / "bot"
 LAYERS: list[set[str]] = [
     {"bot", "bot.failures", "bot.logs", "bot.moderation_policy"},  # import nothing from bot
     {"bot.config", "bot.db"},
-    {"bot.images", "bot.limits", "bot.queue", "bot.idempotency", "bot.agent"},  # bot.agent: steps, stops, feedback
+    # bot.agent: steps, stops, feedback; bot.documents: what files are and their text (pure)
+    {"bot.images", "bot.documents", "bot.limits", "bot.queue", "bot.idempotency", "bot.agent"},
     {"bot.inference", "bot.slack"},  # bot.slack: the adapters
     {"bot.history"},
     {"bot.tools"},
@@ -40,6 +41,7 @@ LAYERS: list[set[str]] = [
 LOW_MAY_IMPORT = {
     "bot.db": set(),
     "bot.images": set(),
+    "bot.documents": set(),
     "bot.queue": {"bot.db"},
     "bot.limits": {"bot.db"},
     "bot.inference": {"bot.limits"},

@@ -21,10 +21,10 @@ from sqlalchemy import create_engine, insert, text
 from bot.config import normalize_database_url
 from bot.conversation.budget import fit_to_budget
 from bot.conversation.messages import thread_to_messages
-from bot.conversation.models import ThreadMessage
-from bot.conversation.store import engage_thread, load_thread
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.migrate import upgrade
+from bot.history import engage_thread, load_thread
+from bot.history.models import ThreadMessage
 
 ADMIN_URL = normalize_database_url(os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
 SIZES = (100, 1_000, 10_000)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from bot.conversation.budget import fit_to_budget
 from bot.conversation.messages import thread_to_messages
-from bot.conversation.thread import ImagePart, ThreadEntry, ToolCall
+from bot.history.thread import ImagePart, ThreadEntry, ToolCall
 
 SIZES = (100, 1_000, 10_000)
 RUNS = 7

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bot.moderation.policy import PolicyError, parse_policy
+from bot.moderation_policy import PolicyError, parse_policy
 
 DEFAULT_DATABASE_URL = "sqlite:///bot.sqlite3"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"

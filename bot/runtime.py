@@ -18,7 +18,7 @@ from bot.conversation.welcome_job import WELCOME
 from bot.db.connections import worker_pool_size
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
-from bot.images.attachments import AttachmentResolver
+from bot.history.attachments import AttachmentResolver
 from bot.images.processing import set_decode_concurrency
 from bot.inference.client import InferenceClient
 from bot.inference.gateway import ModelGateway

@@ -13,7 +13,7 @@ from bot.agent.feedback_store import feedback_by_day, feedback_counts
 from bot.db.clock import db_now
 from bot.limits.admission import GlobalRateLimiter
 from bot.limits.models import TokenUsage
-from bot.queue.store import queue_stats
+from bot.queue.store import QueueStats, queue_stats
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,8 @@ def usage_by_workspace(session: Session, today: date) -> list[WorkspaceUsage]:
     return sorted(usage, key=lambda u: (-u.tokens_7d, u.team_id))
 
 
-def collect(sessions: sessionmaker[Session], limiter: GlobalRateLimiter) -> dict:
-    with sessions() as session:
-        queue = queue_stats(session)
-        today = db_now(session).date()
-        workspaces = usage_by_workspace(session, today)
-        feedback = feedback_stats(session, today)
+def queue_and_limiter(queue: QueueStats, limiter: GlobalRateLimiter) -> dict:
+    """The "queue" and "limiter" sections, as /healthz and `bot stats --json` both show them."""
     requests, tokens = limiter.usage()
     limits = limiter.limits
     return {
@@ -69,6 +65,17 @@ def collect(sessions: sessionmaker[Session], limiter: GlobalRateLimiter) -> dict
             "tokens": tokens,
             "max_tokens": limits.max_tokens,
         },
+    }
+
+
+def collect(sessions: sessionmaker[Session], limiter: GlobalRateLimiter) -> dict:
+    with sessions() as session:
+        queue = queue_stats(session)
+        today = db_now(session).date()
+        workspaces = usage_by_workspace(session, today)
+        feedback = feedback_stats(session, today)
+    return {
+        **queue_and_limiter(queue, limiter),
         "usage_day": today.isoformat(),
         "workspaces": [asdict(w) for w in workspaces],
         "feedback": feedback,

@@ -5,7 +5,7 @@ from sqlalchemy import pool
 
 from bot.config import load_settings
 from bot.db.engine import make_engine
-from bot.db.schema import metadata
+from bot.models import metadata
 
 config = context.config
 url = config.attributes.get("database_url") or load_settings().database_url

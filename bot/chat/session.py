@@ -13,13 +13,13 @@ from typing import TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import history
 from bot.agent.stops import request_stop
 from bot.chat.line import ChatLine, parse_line
 from bot.chat.terminal import LOCAL_CHANNEL, LOCAL_TEAM, LOCAL_USER, TS, TerminalClient, TerminalSlack, new_file_id
 from bot.config import Settings
-from bot.conversation import store as history
-from bot.conversation.models import MessageImage, Thread, ThreadMessage
 from bot.conversation.reply_job import REPLY, ReplyPayload
+from bot.history.models import MessageImage, Thread, ThreadMessage
 from bot.images.processing import ImageRejected, prepare_image, sniff_media_type
 
 log = logging.getLogger(__name__)

@@ -19,21 +19,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Settings
 from bot.conversation.approval_gate import RefuseStateChanges
 from bot.conversation.places import PlaceNames
-from bot.conversation.prompt import build_system_prompt
-from bot.conversation.reply_job import wants_extended_thinking
-from bot.conversation.thread import ThreadEntry
-from bot.conversation.tool_loop import CollectedText, converse
-from bot.conversation.users import current_user
+from bot.conversation.tool_loop import CollectedText
+from bot.conversation.turn import run_model_turn
 from bot.failures import JobStopped, Permanent, user_sentence
-from bot.inference.gateway import CallContext, ModelGateway
+from bot.history.thread import ThreadEntry
+from bot.history.users import current_user
+from bot.inference.gateway import ModelGateway
 from bot.queue.job_type import JobType
 from bot.queue.models import INTERACTIVE
 from bot.queue.worker import JobContext
 from bot.slack.clients import SlackClients
+from bot.slack.response_url import ResponseUrlAnswers
 from bot.tools.audience import without_private_tools
-from bot.tools.registry import ToolContext, ToolRegistry
+from bot.tools.registry import ToolRegistry
 from bot.tools.slash_args import split_public_flag
-from bot.tools.slash_job import CommandPayload, ResponseUrlAnswers
+from bot.tools.slash_job import CommandPayload
 
 if TYPE_CHECKING:
     from bot.runtime import WorkerParts
@@ -92,13 +92,6 @@ class AskJob(ResponseUrlAnswers):
         job, payload = ctx.job, ctx.job.payload
         client = self.slack.for_team(job.team_id)
         asker = current_user(client, self.sessions, job.team_id, job.user_id, datetime.now(UTC))
-        channel = payload.get("channel") or ""
-        system = build_system_prompt(
-            self.settings.system_prompt,
-            workspace=self.places.workspace(client, job.team_id),
-            channel=self.places.describe(client, job.team_id, channel, asker_id=job.user_id),
-            today=datetime.now(UTC).date().isoformat(),
-        )
         entry = ThreadEntry(
             ts=str(job.id),
             role="user",
@@ -106,29 +99,24 @@ class AskJob(ResponseUrlAnswers):
             user_id=job.user_id,
             user_name=(asker.display_name or None) if asker else None,
         )
-        tool_ctx = ToolContext(
-            team_id=job.team_id,
-            channel_id=channel or None,
-            thread_ts=None,  # no thread: tools that need one say so
-            user_id=job.user_id,
-            user_is_admin=bool(asker and asker.is_admin),
-            slack=client,
-            db=self.sessions,
-            settings=self.settings,
-            http=self.http,
-        )
         sink = CollectedText()
-        turn = converse(
-            self.gateway,
-            self.public_tools if public else self.tools,
-            self.settings,
-            system=system,
+        turn = run_model_turn(
+            ctx,
+            gateway=self.gateway,
+            tools=self.public_tools if public else self.tools,
+            settings=self.settings,
+            places=self.places,
+            sessions=self.sessions,
+            slack=client,
             entries=[entry],
-            tool_ctx=tool_ctx,
-            call=CallContext(team_id=job.team_id, user_id=job.user_id, should_stop=ctx.should_stop),
+            channel=payload.get("channel") or "",
+            thread_ts=None,  # no thread: tools that need one say so
+            asker=asker,
             sink=sink,
             turn_ts=str(job.id),
-            thinking=self.settings.extended_thinking or wants_extended_thinking(question),
+            question=question,
+            now=datetime.now(UTC),
+            http=self.http,
             gate=RefuseStateChanges(self.tools),  # no thread for an approval card: refused with a reason
         )
         log.info("ask answered id=%d tool_rounds=%d public=%s", job.id, turn.tool_rounds, public)

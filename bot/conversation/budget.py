@@ -28,8 +28,8 @@ from bot.conversation.messages import (
     tool_message,
     user_text,
 )
-from bot.conversation.thread import ThreadEntry
 from bot.failures import Permanent
+from bot.history.thread import ThreadEntry
 from bot.limits.tokens import estimate_image_tokens, estimate_messages_tokens, estimate_text_tokens
 
 TRUNCATION_MARK = "[…truncated]"

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.conversation.thread import FileNote, ThreadEntry
+from bot.history.thread import FileNote, ThreadEntry
 
 # Placeholders keep the sequence valid; each says in words what is missing.
 THREAD_START_PLACEHOLDER = "(the beginning of this thread is not available)"

@@ -4,7 +4,7 @@ with Alice", never a raw channel id.
 `describe_place` is pure. `PlaceNames` reads Slack's conversations.info once per channel and
 keeps the answer for an hour (names rarely change; a stale name only makes the prompt a little
 out of date); the person of a direct message comes from the cached users.info profiles
-(`bot.conversation.users`). When Slack cannot say (missing scope, channel gone), the place is
+(`bot.history.users`). When Slack cannot say (missing scope, channel gone), the place is
 described without a name.
 """
 
@@ -21,7 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.conversation.users import current_user
+from bot.history.users import current_user
 
 log = logging.getLogger(__name__)
 

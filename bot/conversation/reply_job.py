@@ -12,7 +12,6 @@ as soon as it exists, and a re-run updates that message rather than posting anot
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,28 +21,19 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import history
 from bot.agent import waiting
 from bot.agent.feedback import Trace
-from bot.agent.render import feedback_block, plan_chunk, steps_block, task_chunk
-from bot.agent.steps import StepList
-from bot.agent.stops import (
-    STREAM_ENDED_GRACE_SECONDS,
-    AnswerStopped,
-    StopFlag,
-    StopKey,
-    StoppableGateway,
-    StopWatch,
-)
+from bot.agent.stops import AnswerStopped, StopFlag, StopKey, StoppableGateway, StopWatch
 from bot.config import Settings
-from bot.conversation import store as history
 from bot.conversation.approval_gate import ApprovalGate
 from bot.conversation.places import PlaceNames
-from bot.conversation.prompt import build_system_prompt
-from bot.conversation.thread import ThreadEntry
-from bot.conversation.tool_loop import converse
-from bot.conversation.users import refresh_users
+from bot.conversation.turn import run_model_turn
 from bot.failures import JobStopped, Permanent, user_sentence
-from bot.inference.gateway import CallContext, ModelGateway
+from bot.history.backfill import BotIdentity, backfill_if_needed
+from bot.history.thread import ThreadEntry
+from bot.history.users import refresh_users
+from bot.inference.gateway import ModelGateway
 from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE
 from bot.queue.parking import JobParked
@@ -51,8 +41,8 @@ from bot.queue.store import ClaimedJob
 from bot.queue.worker import JobContext
 from bot.slack.agent_session import AgentSession
 from bot.slack.clients import SlackClients
-from bot.slack.replies import StreamingReply, UpdatingReply
-from bot.tools.registry import ToolContext, ToolRegistry
+from bot.slack.replies import ReplyWriter
+from bot.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
     from bot.runtime import WorkerParts
@@ -62,8 +52,6 @@ log = logging.getLogger(__name__)
 THINKING_STATUS = waiting.THINKING_STATUS
 STOPPED_NOTE = "\n\n_(stopped)_"
 AWAITING_APPROVAL_NOTE = "\n\n_(waiting for your approval below)_"
-THINK_HARD = re.compile(r"\b(think (hard|harder|carefully|deeply)|ultrathink)\b", re.IGNORECASE)
-REPLIES_PAGE = 200
 
 
 @dataclass(frozen=True)
@@ -75,16 +63,6 @@ class ReplyPayload(Payload):
     ts: str
     user: str = ""
     channel_type: str = ""
-
-
-def wants_extended_thinking(text: str) -> bool:
-    return bool(THINK_HARD.search(text or ""))
-
-
-@dataclass
-class BotIdentity:
-    user_id: str
-    bot_id: str | None
 
 
 class ReplyJob(JobHandler):
@@ -213,46 +191,27 @@ class ReplyJob(JobHandler):
         self, ctx: JobContext, entries: list[ThreadEntry], asker, writer, gateway=None
     ) -> tuple[list[dict], str]:
         job, payload = ctx.job, ctx.job.payload
-        client = self.slack.for_team(job.team_id)
-        system = build_system_prompt(
-            self.settings.system_prompt,
-            workspace=self.places.workspace(client, job.team_id),
-            channel=self.places.describe(client, job.team_id, payload["channel"], asker_id=job.user_id),
-            today=datetime.now(UTC).date().isoformat(),
-        )
-        newest_user_text = next((e.text for e in reversed(entries) if e.role == "user" and not e.deleted), "")
-        thinking = self.settings.extended_thinking or wants_extended_thinking(newest_user_text)
-        tool_ctx = ToolContext(
-            team_id=job.team_id,
-            channel_id=payload["channel"],
-            thread_ts=payload["thread_ts"],
-            user_id=job.user_id,
-            user_is_admin=bool(asker and asker.is_admin),
-            slack=self.slack.for_team(job.team_id),
-            db=self.sessions,
+        turn = run_model_turn(
+            ctx,
+            gateway=gateway or self.gateway,
+            tools=self.tools,
             settings=self.settings,
-        )
-        call = CallContext(
-            team_id=job.team_id,
-            user_id=job.user_id,
-            should_stop=ctx.should_stop,
-            on_wait=lambda seconds, reason: self._tell_queued(ctx, seconds),
-        )
-        turn = converse(
-            gateway or self.gateway,
-            self.tools,
-            self.settings,
-            system=system,
+            places=self.places,
+            sessions=self.sessions,
+            slack=self.slack.for_team(job.team_id),
             entries=entries,
-            tool_ctx=tool_ctx,
-            call=call,
+            channel=payload["channel"],
+            thread_ts=payload["thread_ts"],
+            asker=asker,
             sink=writer,
             turn_ts=payload["ts"],
-            thinking=thinking,
+            question=next((e.text for e in reversed(entries) if e.role == "user" and not e.deleted), ""),
+            now=datetime.now(UTC),
+            on_wait=lambda seconds, reason: self._tell_queued(ctx, seconds),
             gate=ApprovalGate(
                 self.tools,
                 self.sessions,
-                tool_ctx.slack,
+                self.slack.for_team(job.team_id),
                 team_id=job.team_id,
                 job_id=job.id,
                 channel=payload["channel"],
@@ -322,45 +281,15 @@ class ReplyJob(JobHandler):
         return self._identities[team_id]
 
     def _backfill_if_needed(self, client: WebClient, team: str, channel: str, thread_ts: str) -> None:
-        with self.sessions() as session:
-            thread = history.get_thread(session, team, channel, thread_ts)
-            if thread is None or not thread.needs_backfill:
-                return
-        me = self.identity(client, team)
-        cursor, count = None, 0
-        while True:
-            response = client.conversations_replies(channel=channel, ts=thread_ts, limit=REPLIES_PAGE, cursor=cursor)
-            with self.sessions.begin() as session:
-                for message in response.get("messages", []):
-                    role = self._backfill_role(message, me)
-                    if role is None:
-                        continue
-                    count += history.upsert_message(
-                        session,
-                        team_id=team,
-                        channel_id=channel,
-                        thread_ts=thread_ts,
-                        ts=message["ts"],
-                        user_id=message.get("user") if role == "user" else None,
-                        text=message.get("text", ""),
-                        files=message.get("files"),
-                        role=role,
-                    )
-            cursor = (response.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
-        with self.sessions.begin() as session:
-            history.mark_backfilled(session, team, channel, thread_ts)
-        log.info("thread backfilled channel=%s messages=%d", channel, count)
-
-    def _backfill_role(self, message: dict, me: BotIdentity) -> str | None:
-        if message.get("subtype") not in (None, "file_share", "thread_broadcast", "bot_message", "me_message"):
-            return None
-        if message.get("user") == me.user_id or (me.bot_id and message.get("bot_id") == me.bot_id):
-            return "assistant"
-        if message.get("bot_id") and not self.settings.answer_other_bots:
-            return None
-        return "user"
+        backfill_if_needed(
+            client,
+            self.sessions,
+            team=team,
+            channel=channel,
+            thread_ts=thread_ts,
+            identity=lambda: self.identity(client, team),
+            answer_other_bots=self.settings.answer_other_bots,
+        )
 
     def _refresh_users(self, client: WebClient, team: str, user_ids: set[str]) -> None:
         refresh_users(client, self.sessions, team, user_ids)
@@ -393,119 +322,3 @@ class ReplyJob(JobHandler):
 
 
 REPLY = JobType("reply", ReplyPayload, ReplyJob, lane=INTERACTIVE)
-
-
-class ReplyWriter:
-    """Picks streaming or post-and-update, and guards every Slack write with the lease."""
-
-    def __init__(
-        self,
-        client: WebClient,
-        *,
-        channel: str,
-        thread_ts: str,
-        team_id: str,
-        user_id: str,
-        existing_ts: str | None,
-        streaming: bool,
-        on_posted: Callable[[list[str]], None],
-        checkpoint: Callable[[], None],
-        agent: AgentSession | None = None,
-        stop: StopFlag | None = None,
-    ):
-        self.checkpoint = checkpoint
-        self.streams_text = True
-        self.agent = agent
-        self.stop = stop
-        self.steps = StepList()
-        if streaming:
-            self.inner: StreamingReply | UpdatingReply = StreamingReply(
-                client,
-                channel=channel,
-                thread_ts=thread_ts,
-                team_id=team_id,
-                user_id=user_id,
-                on_posted=on_posted,
-                stream_ended=self._stream_ended,
-            )
-        else:
-            self.inner = UpdatingReply(
-                client, channel=channel, thread_ts=thread_ts, existing_ts=existing_ts, on_posted=on_posted
-            )
-
-    def append(self, text: str) -> None:
-        if text:
-            self.checkpoint()
-            self.inner.append(text)
-
-    def _stream_ended(self) -> None:
-        """Slack ended our stream: when Stop was pressed, the event follows in a moment."""
-        if self.stop is not None and self.stop.wait(STREAM_ENDED_GRACE_SECONDS):
-            raise AnswerStopped()
-
-    # -- tool steps (the tool loop calls these around each round's tool calls) ------------
-
-    def tool_started(self, call_id: str, name: str, arguments: str) -> None:
-        if self.stop is not None:
-            self.stop.check()  # no tool call starts once Stop was pressed
-        self.checkpoint()
-        step = self.steps.start(call_id, name, arguments)
-        self._show([task_chunk(step)])
-        if self.agent is not None:
-            self.agent.set_status(THINKING_STATUS, waiting.tool_messages([name]))
-
-    def tool_finished(self, call_id: str, ok: bool, content: str) -> None:
-        step = self.steps.finish(call_id, ok, content)
-        if step is None or (self.stop is not None and self.stop.is_set()):
-            return
-        self.checkpoint()
-        self._show([task_chunk(step)])
-
-    def _show(self, chunks: list) -> None:
-        title = self.steps.new_plan_title()
-        if title:
-            chunks = [plan_chunk(title), *chunks]
-        if isinstance(self.inner, StreamingReply) and self.inner.fallback is None:
-            self.inner.append_chunks(chunks)
-            if self.inner.fallback is None:
-                return  # else streaming just failed: show the steps the other way
-        updating = self.inner.fallback if isinstance(self.inner, StreamingReply) else self.inner
-        if updating is not None:
-            updating.show_lead(self._lead_blocks())  # post and update: the steps as a context line
-
-    # -- the end ------------------------------------------------------------------------
-
-    def _lead_blocks(self) -> list[dict]:
-        block = steps_block(self.steps.steps)
-        return [block.to_dict()] if block is not None else []
-
-    def finish(self, trace: Trace | None = None) -> list[str]:
-        self.checkpoint()
-        tail = [feedback_block(trace).to_dict()] if trace is not None else []
-        status = self.agent.final_status if self.agent else None
-        if isinstance(self.inner, StreamingReply):
-            posted = self.inner.finish(blocks=tail, session_status=status, lead_blocks=self._lead_blocks())
-            by_stream = self.inner.session_status_sent
-        else:
-            posted = self.inner.finish(lead_blocks=self._lead_blocks(), tail_blocks=tail)
-            by_stream = False
-        if self.agent is not None:
-            self.agent.ended(by_stream=by_stream)
-        return posted
-
-    def finish_with_text(self, text: str) -> list[str]:
-        self.append(text)
-        return self.finish()
-
-    def stop_early(self, note: str) -> list[str]:
-        """Stop was pressed: add `note` to what is shown, post nothing else, end the session."""
-        status = self.agent.final_status if self.agent else None
-        if isinstance(self.inner, StreamingReply):
-            posted = self.inner.stop_early(note, session_status=status)
-            by_stream = self.inner.session_status_sent
-        else:
-            posted = self.inner.stop_early(note)
-            by_stream = False
-        if self.agent is not None:
-            self.agent.ended(by_stream=by_stream)
-        return posted

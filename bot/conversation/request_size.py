@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bot.conversation.thread import ThreadEntry
+from bot.history.thread import ThreadEntry
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 # Room for what the client adds (model, stream options) and for a limit counted in MB, not MiB.

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from bot.conversation.thread import ImagePart
+from bot.images.part import ImagePart
 
 DEFAULT_MAX_EDGE = 1568
 TARGET_MAX_AREA = 1_150_000  # pixels: "no more than 1.15 megapixels" (Claude's vision guide)
@@ -167,14 +167,15 @@ def _prepare(data: bytes, *, max_edge: int, max_bytes: int, max_pixels: int) -> 
     image, source_format = _decode_first_frame(data, max_edge=max_edge, max_pixels=max_pixels)
     try:
         image = _orient(image)
-        needs_scaling = _scaled_size(image.size, max_edge) != image.size
+        size = _target_size(image, max_edge)
+        needs_scaling = size != image.size
         target = KEPT_FORMATS.get(source_format, "PNG")
         if target == "GIF" and (needs_scaling or image.mode not in ("P", "L")):
             target = "PNG"
         if target != "GIF":
             image = _to_plain_mode(image)
         if needs_scaling:
-            image = image.resize(_scaled_size(image.size, max_edge), Image.Resampling.LANCZOS, reducing_gap=3.0)
+            image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
         data_out, media_type = _encode_within(image, target, max_bytes)
     except _DECODE_ERRORS as exc:
         raise ImageRejected("the image could not be converted") from exc
@@ -190,11 +191,14 @@ def _decode_first_frame(data: bytes, *, max_edge: int, max_pixels: int) -> tuple
             _check_decode_cost(source_format, probe.size, max_edge)
             probe.verify()
         image = Image.open(io.BytesIO(data), formats=formats)
+        source_size = image.size
         if source_format in ("JPEG", "MPO"):
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still covers max_edge:
             # much faster and smaller than decoding twelve megapixels to throw most away.
             image.draft(None, _scaled_size(image.size, max_edge))
         image.load()
+        if image.size != source_size:
+            image.info[SOURCE_SIZE_KEY] = source_size
         image = _reduce_early(image, max_edge)
     except UnidentifiedImageError as exc:
         raise ImageRejected(_unidentified_reason(data)) from exc
@@ -259,6 +263,22 @@ _REDUCIBLE = {"L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "1": "L", "P":
 _BAND_ROWS = 128
 
 
+SOURCE_SIZE_KEY = "bot_source_size"
+
+
+def _target_size(image: Image.Image, max_edge: int) -> tuple[int, int]:
+    """The size to scale `image` to, from its source's size when JPEG's `draft` or
+    `_reduce_early` decoded it smaller (both round each edge, which would skew the shape a pixel)."""
+    source = image.info.get(SOURCE_SIZE_KEY)
+    if not source:
+        return _scaled_size(image.size, max_edge)
+    width, height = source
+    if (image.width >= image.height) != (width >= height):  # orientation turned it
+        width, height = height, width
+    target = _scaled_size((width, height), max_edge)
+    return min(target[0], image.width), min(target[1], image.height)
+
+
 def _reduce_early(image: Image.Image, max_edge: int) -> Image.Image:
     """`image` shrunk by the largest whole factor that keeps it at least the target size,
     right after decoding and before any full-size copy (orientation, colour conversions):
@@ -280,6 +300,7 @@ def _reduce_early(image: Image.Image, max_edge: int) -> Image.Image:
             band = band.convert(mode)
         reduced.paste(band.reduce(factor), (0, top // factor))
     reduced.info = {key: value for key, value in image.info.items() if key != "transparency"}
+    reduced.info.setdefault(SOURCE_SIZE_KEY, (width, height))  # the final size keeps the source's shape
     return reduced
 
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.failures import Permanent, RetryLater
-from bot.queue.retry import retry_after_seconds
+from bot.limits.headers import retry_after_seconds
 
 # Long enough for "prompt is too long: 210000 tokens > 200000 maximum", short enough for Slack.
 MAX_MESSAGE_CHARS = 300

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, text, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.clock import db_epoch
+from bot.db.dialect import insert as dialect_insert
+from bot.db.dialect import notify
 from bot.failures import JobStopped, Permanent
 from bot.limits.models import RateLimiterState, RateReservation, TokenUsage
 from bot.limits.window import Admission, RateLimits, Reservation, decide, window_usage
@@ -151,8 +151,7 @@ class GlobalRateLimiter:
         return window_usage([Reservation(a, t) for a, t in rows], self.limits, now)
 
     def _notify(self, session: Session) -> None:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        notify(session, NOTIFY_CHANNEL)
 
     # -- waiting ----------------------------------------------------------------------
 
@@ -201,9 +200,7 @@ class GlobalRateLimiter:
 
 def record_usage(session: Session, *, team_id: str, user_id: str, prompt_tokens: int, completion_tokens: int) -> None:
     """Add one call's usage to the per-team, per-user, per-day totals (caller commits)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(TokenUsage).values(
+    statement = dialect_insert(session)(TokenUsage).values(
         team_id=team_id,
         user_id=user_id or "",
         day=datetime.now(UTC).date(),

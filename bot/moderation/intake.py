@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.conversation.engagement import Inbound
-from bot.inbound.store import claim_once
+from bot.idempotency.store import claim_once
 from bot.moderation import store
 from bot.moderation.job import MODERATE, ModeratePayload
 from bot.moderation.trigger import file_key, files_to_moderate, is_watched

@@ -35,6 +35,7 @@ from bot.config import Settings
 from bot.conversation.messages import image_part
 from bot.failures import Permanent
 from bot.images.download import DownloadError, DownloadFailed, download_slack_file
+from bot.images.files import needs_file_info
 from bot.images.processing import ImageRejected, prepare_image
 from bot.inference.errors import RejectedError
 from bot.inference.gateway import CallContext, ModelGateway, OverBudget
@@ -49,7 +50,6 @@ from bot.moderation.report import (
     report_blocks,
     report_text,
 )
-from bot.moderation.trigger import STUB_ACCESS
 from bot.moderation.verdict import MalformedVerdict, Verdict, could_not_check, parse_verdict, unreadable_answer
 from bot.moderation.workspace import EffectiveSettings, effective
 from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
@@ -201,7 +201,7 @@ class ModerateJob(JobHandler):
 
     def _resolve(self, client: WebClient, meta: dict) -> dict | None:
         """The full file object; None when it is gone or not an image (nothing to moderate)."""
-        if meta.get("file_access") == STUB_ACCESS or not meta.get("mimetype"):
+        if needs_file_info(meta):
             try:
                 meta = client.files_info(file=meta["id"])["file"]
             except SlackApiError as error:

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.db.clock import db_now
+from bot.db.dialect import insert as dialect_insert
 from bot.moderation.models import ModerationChannel, ModerationDecision, ModerationSettings
 from bot.moderation.report import DecisionView
 from bot.moderation.verdict import Verdict
@@ -27,7 +26,7 @@ def workspace_settings(session: Session, team_id: str) -> StoredSettings | None:
 
 def set_workspace_setting(session: Session, team_id: str, *, user_id: str, **values: str | None) -> None:
     """Set `report_channel` and/or `admin_user_token` (None clears) for the workspace."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     values = {**values, "changed_by": user_id, "changed_at": db_now(session)}
     session.execute(
         insert(ModerationSettings)
@@ -46,7 +45,7 @@ def channel_switch(session: Session, team_id: str, channel_id: str) -> bool | No
 
 
 def set_channel_switch(session: Session, team_id: str, channel_id: str, *, enabled: bool, user_id: str) -> None:
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     values = {"enabled": enabled, "changed_by": user_id, "changed_at": db_now(session)}
     session.execute(
         insert(ModerationChannel)

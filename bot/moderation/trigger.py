@@ -16,12 +16,11 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from bot.conversation.engagement import Inbound
+from bot.images.files import MODERATION_FIELDS, is_stub
 
-STUB_ACCESS = "check_file_info"  # Slack Connect: a stub; files.info has the real file
 # Files Slack no longer shows (deleted, or beyond a free workspace's history limit).
 GONE_MODES = frozenset({"tombstone", "hidden_by_limit"})
-# What a job needs to find and report the file; never the message text.
-FILE_FIELDS = ("id", "name", "mimetype", "url_private", "url_private_download", "permalink", "file_access", "user")
+FILE_FIELDS = MODERATION_FIELDS
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ def might_be_image(meta: dict) -> bool:
     mimetype = str(meta.get("mimetype") or "")
     if mimetype:
         return mimetype.startswith("image/")
-    return meta.get("file_access") == STUB_ACCESS
+    return is_stub(meta)
 
 
 def files_to_moderate(inbound: Inbound) -> list[FileToModerate]:

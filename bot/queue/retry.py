@@ -11,25 +11,12 @@ jobs still spread out instead of arriving together.
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 from bot.failures import AwaitingPerson, Cancelled, JobStopped, LeaseLost, Permanent, RetryLater
 
 # Past this many doublings every sensible cap has been reached; avoids float overflow.
 _MAX_DOUBLINGS = 64
-
-# A plain reset value this large is a unix time, not a number of seconds.
-_UNIX_TIME_THRESHOLD = 1_000_000_000
-
-_SECONDS_PER_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
-_PLAIN_NUMBER = re.compile(_NUMBER)
-_DURATION = re.compile(rf"(?:{_NUMBER}(?:h|ms|m|s|us|µs|ns))+")
-_DURATION_PART = re.compile(rf"({_NUMBER})(h|ms|m|s|us|µs|ns)")
 
 
 def backoff_delay(attempt: int, *, base: float = 2.0, cap: float = 300.0, jitter: float) -> float:
@@ -51,58 +38,6 @@ def backoff_delay(attempt: int, *, base: float = 2.0, cap: float = 300.0, jitter
 def should_retry(attempts: int, max_attempts: int) -> bool:
     """Whether a job that has made ``attempts`` attempts may make another."""
     return attempts < max_attempts
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in a duration such as "51s", "1m30s", "200ms", "0.5s" or "2"; None if unreadable."""
-    value = text.strip().lower()
-    if _PLAIN_NUMBER.fullmatch(value):
-        seconds = float(value)
-    elif _DURATION.fullmatch(value):
-        parts = _DURATION_PART.findall(value)
-        seconds = sum(float(number) * _SECONDS_PER_UNIT[unit] for number, unit in parts)
-    else:
-        return None
-    return seconds if math.isfinite(seconds) else None
-
-
-def _retry_after_header(value: str, now: float) -> float | None:
-    seconds = parse_duration(value)
-    if seconds is not None:
-        return seconds
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:  # an HTTP date is always GMT
-        return None
-    return max(0.0, moment.timestamp() - now)
-
-
-def _reset_header(value: str, now: float) -> float | None:
-    seconds = parse_duration(value)
-    if seconds is not None and seconds >= _UNIX_TIME_THRESHOLD:
-        return max(0.0, seconds - now)
-    return seconds
-
-
-def retry_after_seconds(headers: Mapping[str, str], now: float) -> float | None:
-    """How long the server asks us to wait, from ``Retry-After`` (seconds or an HTTP date),
-    ``retry-after-ms`` and ``x-ratelimit-reset-requests`` / ``-tokens``: the largest usable
-    value, or None when none is. ``now`` is the current unix time."""
-    lowered = {name.lower(): value for name, value in headers.items()}
-    candidates: list[float | None] = []
-    if "retry-after" in lowered:
-        candidates.append(_retry_after_header(lowered["retry-after"], now))
-    if "retry-after-ms" in lowered:
-        value = lowered["retry-after-ms"].strip()
-        milliseconds = parse_duration(value) if _PLAIN_NUMBER.fullmatch(value) else None
-        candidates.append(None if milliseconds is None else milliseconds / 1000.0)
-    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
-        if name in lowered:
-            candidates.append(_reset_header(lowered[name], now))
-    usable = [seconds for seconds in candidates if seconds is not None]
-    return max(usable) if usable else None
 
 
 def retry_delay(
@@ -179,8 +114,6 @@ __all__ = [
     "Decision",
     "backoff_delay",
     "decide",
-    "parse_duration",
-    "retry_after_seconds",
     "retry_delay",
     "should_retry",
 ]

@@ -11,10 +11,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, literal_column, select, text, update
+from sqlalchemy import case, func, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.clock import db_now
+from bot.db.dialect import notify
 from bot.queue.models import BACKGROUND, DEAD, DONE, INTERACTIVE, QUEUED, RUNNING, Job
 
 NOTIFY_CHANNEL = "bot_jobs"
@@ -76,8 +77,7 @@ def enqueue(
 
 def notify_workers(session: Session) -> None:
     """Wake listening workers when this transaction commits (Postgres only)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    notify(session, NOTIFY_CHANNEL)
 
 
 def claim(session: Session, *, lease_seconds: float, limit: int = 1) -> list[ClaimedJob]:

@@ -13,9 +13,9 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from bot.agent.models import AnswerFeedback, StopRequest
-from bot.conversation.models import MessageImage, SlackUser, Thread, ThreadMessage
-from bot.inbound.models import IdempotencyKey
-from bot.inbound.store import GREETING_KEY_PREFIX
+from bot.history.models import MessageImage, SlackUser, Thread, ThreadMessage
+from bot.idempotency.models import IdempotencyKey
+from bot.idempotency.store import GREETING_KEY_PREFIX
 from bot.moderation.models import ModerationChannel, ModerationDecision, ModerationSettings
 from bot.queue.models import DEAD, DONE, Job
 from bot.retention.policy import Cutoffs

@@ -17,7 +17,12 @@ from collections.abc import Callable, Sequence
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.agent.render import TASK_DISPLAY_MODE
+from bot.agent import waiting
+from bot.agent.feedback import Trace
+from bot.agent.render import TASK_DISPLAY_MODE, feedback_block, plan_chunk, steps_block, task_chunk
+from bot.agent.steps import StepList
+from bot.agent.stops import STREAM_ENDED_GRACE_SECONDS, AnswerStopped, StopFlag
+from bot.slack.agent_session import AgentSession
 from bot.slack.message_split import MARKDOWN_BLOCK_MAX_CHARS, fallback_text, split_markdown, to_blocks
 
 log = logging.getLogger(__name__)
@@ -291,3 +296,119 @@ class StreamingReply:
         except SlackApiError:  # Slack stopped the stream itself when Stop was pressed
             self.client.chat_update(channel=self.channel, ts=ts, text=(self.streamed[: self.shown] + note).strip())
         return [ts]
+
+
+class ReplyWriter:
+    """Picks streaming or post-and-update, and guards every Slack write with the lease."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        channel: str,
+        thread_ts: str,
+        team_id: str,
+        user_id: str,
+        existing_ts: str | None,
+        streaming: bool,
+        on_posted: Callable[[list[str]], None],
+        checkpoint: Callable[[], None],
+        agent: AgentSession | None = None,
+        stop: StopFlag | None = None,
+    ):
+        self.checkpoint = checkpoint
+        self.streams_text = True
+        self.agent = agent
+        self.stop = stop
+        self.steps = StepList()
+        if streaming:
+            self.inner: StreamingReply | UpdatingReply = StreamingReply(
+                client,
+                channel=channel,
+                thread_ts=thread_ts,
+                team_id=team_id,
+                user_id=user_id,
+                on_posted=on_posted,
+                stream_ended=self._stream_ended,
+            )
+        else:
+            self.inner = UpdatingReply(
+                client, channel=channel, thread_ts=thread_ts, existing_ts=existing_ts, on_posted=on_posted
+            )
+
+    def append(self, text: str) -> None:
+        if text:
+            self.checkpoint()
+            self.inner.append(text)
+
+    def _stream_ended(self) -> None:
+        """Slack ended our stream: when Stop was pressed, the event follows in a moment."""
+        if self.stop is not None and self.stop.wait(STREAM_ENDED_GRACE_SECONDS):
+            raise AnswerStopped()
+
+    # -- tool steps (the tool loop calls these around each round's tool calls) ------------
+
+    def tool_started(self, call_id: str, name: str, arguments: str) -> None:
+        if self.stop is not None:
+            self.stop.check()  # no tool call starts once Stop was pressed
+        self.checkpoint()
+        step = self.steps.start(call_id, name, arguments)
+        self._show([task_chunk(step)])
+        if self.agent is not None:
+            self.agent.set_status(waiting.THINKING_STATUS, waiting.tool_messages([name]))
+
+    def tool_finished(self, call_id: str, ok: bool, content: str) -> None:
+        step = self.steps.finish(call_id, ok, content)
+        if step is None or (self.stop is not None and self.stop.is_set()):
+            return
+        self.checkpoint()
+        self._show([task_chunk(step)])
+
+    def _show(self, chunks: list) -> None:
+        title = self.steps.new_plan_title()
+        if title:
+            chunks = [plan_chunk(title), *chunks]
+        if isinstance(self.inner, StreamingReply) and self.inner.fallback is None:
+            self.inner.append_chunks(chunks)
+            if self.inner.fallback is None:
+                return  # else streaming just failed: show the steps the other way
+        updating = self.inner.fallback if isinstance(self.inner, StreamingReply) else self.inner
+        if updating is not None:
+            updating.show_lead(self._lead_blocks())  # post and update: the steps as a context line
+
+    # -- the end ------------------------------------------------------------------------
+
+    def _lead_blocks(self) -> list[dict]:
+        block = steps_block(self.steps.steps)
+        return [block.to_dict()] if block is not None else []
+
+    def finish(self, trace: Trace | None = None) -> list[str]:
+        self.checkpoint()
+        tail = [feedback_block(trace).to_dict()] if trace is not None else []
+        status = self.agent.final_status if self.agent else None
+        if isinstance(self.inner, StreamingReply):
+            posted = self.inner.finish(blocks=tail, session_status=status, lead_blocks=self._lead_blocks())
+            by_stream = self.inner.session_status_sent
+        else:
+            posted = self.inner.finish(lead_blocks=self._lead_blocks(), tail_blocks=tail)
+            by_stream = False
+        if self.agent is not None:
+            self.agent.ended(by_stream=by_stream)
+        return posted
+
+    def finish_with_text(self, text: str) -> list[str]:
+        self.append(text)
+        return self.finish()
+
+    def stop_early(self, note: str) -> list[str]:
+        """Stop was pressed: add `note` to what is shown, post nothing else, end the session."""
+        status = self.agent.final_status if self.agent else None
+        if isinstance(self.inner, StreamingReply):
+            posted = self.inner.stop_early(note, session_status=status)
+            by_stream = self.inner.session_status_sent
+        else:
+            posted = self.inner.stop_early(note)
+            by_stream = False
+        if self.agent is not None:
+            self.agent.ended(by_stream=by_stream)
+        return posted

@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bot.failures import user_sentence
+from bot.queue.job_type import JobEvent, JobHandler
+from bot.queue.worker import JobContext
 from bot.slack.mentions import neutralize_mentions
 
 log = logging.getLogger(__name__)
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 MAX_ANSWER_CHARS = 11_000
 CUT_NOTE = "\n\n_(The answer was cut short.)_"
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+QUEUED_NOTE = "_Queued: other requests are ahead of yours; I'll answer in a moment._"
+FAILED_NOTE = "Sorry, that command failed. Please try again in a few minutes."
 
 
 class ResponseUrlRefused(Exception):
@@ -63,3 +68,38 @@ def post_response(http: httpx.Client, url: str, text: str, *, public: bool, slac
     if 400 <= response.status_code < 500:
         raise ResponseUrlRefused(f"response_url answered HTTP {response.status_code}")
     response.raise_for_status()
+
+
+class ResponseUrlAnswers(JobHandler):
+    """What the slash-command jobs share: answering once through the response_url, and the hooks."""
+
+    def __init__(self, http: httpx.Client, slack_api_url: str):
+        self.http = http
+        self.slack_api_url = slack_api_url
+
+    def _post(self, url: str, text: str, public: bool) -> None:
+        post_response(self.http, url, text, public=public, slack_api_url=self.slack_api_url)
+
+    def answer(self, ctx: JobContext, text: str, public: bool) -> None:
+        ctx.save_progress(answer={"text": text, "public": public})
+        self.post_saved(ctx)
+
+    def post_saved(self, ctx: JobContext) -> None:
+        saved = ctx.progress["answer"]
+        ctx.checkpoint()
+        try:
+            self._post(ctx.job.payload.get("response_url", ""), saved["text"], saved["public"])
+        except ResponseUrlRefused as exc:
+            log.warning("command answer_refused id=%d reason=%s", ctx.job.id, exc)
+        ctx.save_progress(done=True)
+
+    def on_waiting(self, ctx: JobContext, event: JobEvent) -> None:
+        self._post(ctx.job.payload.get("response_url", ""), QUEUED_NOTE, False)
+
+    def on_dead(self, ctx: JobContext, event: JobEvent) -> None:
+        if ctx.progress.get("done"):
+            return
+        try:
+            self._post(ctx.job.payload.get("response_url", ""), user_sentence(event.error, FAILED_NOTE), False)
+        except (httpx.HTTPError, ResponseUrlRefused) as error:
+            log.warning("command dead_notice_failed id=%d error=%s", ctx.job.id, type(error).__name__)

@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.conversation.users import current_user
-from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
+from bot.history.users import current_user
+from bot.queue.job_type import JobType, Payload
 from bot.queue.models import INTERACTIVE
 from bot.queue.worker import JobContext
 from bot.slack.clients import SlackClients
-from bot.slack.response_url import ResponseUrlRefused, post_response
+from bot.slack.response_url import ResponseUrlAnswers
 from bot.tools.audience import has_private_results
-from bot.tools.registry import ToolContext, ToolRegistry
+from bot.tools.job_context import job_tool_context
+from bot.tools.registry import ToolRegistry
 from bot.tools.runner import run_slash_command
 
 if TYPE_CHECKING:
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PRIVATE_NOTE = "\n\n_(Shown only to you: these results may come from conversations others cannot see.)_"
-QUEUED_NOTE = "_Queued: other requests are ahead of yours; I'll answer in a moment._"
-FAILED_NOTE = "Sorry, that command failed. Please try again in a few minutes."
 
 
 @dataclass(frozen=True)
@@ -50,41 +49,6 @@ class CommandPayload(Payload):
     channel_name: str = ""
     user: str = ""
     response_url: str = ""
-
-
-class ResponseUrlAnswers(JobHandler):
-    """What the slash-command jobs share: answering once through the response_url, and the hooks."""
-
-    def __init__(self, http: httpx.Client, slack_api_url: str):
-        self.http = http
-        self.slack_api_url = slack_api_url
-
-    def _post(self, url: str, text: str, public: bool) -> None:
-        post_response(self.http, url, text, public=public, slack_api_url=self.slack_api_url)
-
-    def answer(self, ctx: JobContext, text: str, public: bool) -> None:
-        ctx.save_progress(answer={"text": text, "public": public})
-        self.post_saved(ctx)
-
-    def post_saved(self, ctx: JobContext) -> None:
-        saved = ctx.progress["answer"]
-        ctx.checkpoint()
-        try:
-            self._post(ctx.job.payload.get("response_url", ""), saved["text"], saved["public"])
-        except ResponseUrlRefused as exc:
-            log.warning("command answer_refused id=%d reason=%s", ctx.job.id, exc)
-        ctx.save_progress(done=True)
-
-    def on_waiting(self, ctx: JobContext, event: JobEvent) -> None:
-        self._post(ctx.job.payload.get("response_url", ""), QUEUED_NOTE, False)
-
-    def on_dead(self, ctx: JobContext, event: JobEvent) -> None:
-        if ctx.progress.get("done"):
-            return
-        try:
-            self._post(ctx.job.payload.get("response_url", ""), FAILED_NOTE, False)
-        except (httpx.HTTPError, ResponseUrlRefused) as error:
-            log.warning("command dead_notice_failed id=%d error=%s", ctx.job.id, type(error).__name__)
 
 
 class SlashCommandJob(ResponseUrlAnswers):
@@ -120,14 +84,13 @@ class SlashCommandJob(ResponseUrlAnswers):
         job, payload = ctx.job, ctx.job.payload
         client = self.slack.for_team(job.team_id)
         asker = current_user(client, self.sessions, job.team_id, job.user_id, datetime.now(UTC))
-        tool_ctx = ToolContext(
-            team_id=job.team_id,
-            channel_id=payload.get("channel") or None,
+        tool_ctx = job_tool_context(
+            job,
+            channel=payload.get("channel"),
             thread_ts=None,  # slash commands never run inside a thread
-            user_id=job.user_id,
-            user_is_admin=bool(asker and asker.is_admin),
+            asker=asker,
             slack=client,
-            db=self.sessions,
+            sessions=self.sessions,
             settings=self.settings,
             http=self.http,
             typed_by_person=True,

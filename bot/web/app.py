@@ -27,6 +27,7 @@ from bot.db.engine import make_engine, make_session_factory, ping
 from bot.limits.admission import GlobalRateLimiter, rate_limits
 from bot.queue.store import queue_stats
 from bot.slack.app import create_bolt_app
+from bot.stats import queue_and_limiter
 
 log = logging.getLogger(__name__)
 
@@ -213,25 +214,7 @@ class WebApp:
         ping(self.engine)
         with self.sessions() as session:
             stats = queue_stats(session)
-        requests, tokens = self.limiter.usage()
-        limits = self.limiter.limits
-        return {
-            "status": "ok",
-            "database": "ok",
-            "queue": {
-                "queued": stats.queued,
-                "running": stats.running,
-                "dead": stats.dead,
-                "oldest_queued_age_seconds": stats.oldest_queued_age_seconds,
-            },
-            "limiter": {
-                "window_seconds": limits.window_seconds,
-                "requests": requests,
-                "max_requests": limits.max_requests,
-                "tokens": tokens,
-                "max_tokens": limits.max_tokens,
-            },
-        }
+        return {"status": "ok", "database": "ok", **queue_and_limiter(stats, self.limiter)}
 
 
 def create_web_app(settings: Settings, *, warm_up: bool = True) -> WebApp:

@@ -16,7 +16,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from bot.db.engine import make_engine, make_session_factory
-from bot.inbound.models import IdempotencyKey
+from bot.idempotency.models import IdempotencyKey
 from bot.moderation.models import ModerationDecision
 from bot.moderation.policy import VERDICT_FUNCTION
 from bot.moderation.report import DISMISS_ACTION_ID, REMOVE_ACTION_ID

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.conversation import store as history
-from bot.conversation.models import MessageImage
+from bot import history
+from bot.history.models import MessageImage
 
 
 def add(sessions, ts, text="hi", *, team="T1", channel="C1", thread="1.0", user="U1", files=None):

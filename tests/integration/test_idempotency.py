@@ -1,6 +1,6 @@
 import threading
 
-from bot.inbound.store import claim_once
+from bot.idempotency.store import claim_once
 
 
 def test_a_key_is_claimed_once_per_team(sessions):

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
-from bot.conversation import store as history
-from bot.conversation.models import MessageImage, SlackUser, Thread, ThreadMessage
-from bot.inbound.models import IdempotencyKey
-from bot.inbound.store import claim_once
+from bot import history
+from bot.history.models import MessageImage, SlackUser, Thread, ThreadMessage
+from bot.idempotency.models import IdempotencyKey
+from bot.idempotency.store import claim_once
 from bot.limits.models import TokenUsage
 from bot.queue import store as queue
 from bot.queue.models import DONE, Job

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
-from bot.inbound.models import IdempotencyKey
-from bot.inbound.store import claim_once, event_key, greeting_key
+from bot.idempotency.models import IdempotencyKey
+from bot.idempotency.store import claim_once, event_key, greeting_key
 from bot.moderation.models import ModerationChannel, ModerationDecision
 from bot.moderation.store import set_channel_switch
 from bot.retention.policy import cutoffs

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from bot.conversation import store as history
+from bot import history
 from bot.limits.models import TokenUsage
 from bot.tools.builtin import default_registry
 from bot.tools.forget_logic import HOW_TO_FORGET, NOT_YOURS

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.conversation.admins import is_workspace_admin
 from bot.db.safe_text import postgres_safe, postgres_safe_parameters, postgres_safe_text
+from bot.history.admins import is_workspace_admin
 from bot.slack.mentions import WORD_JOINER, neutralize_mentions, neutralize_payload
 
 J = WORD_JOINER

@@ -8,7 +8,7 @@ from PIL import Image
 
 from bot.conversation.budget import TRUNCATION_MARK, estimate_entry_tokens, fit_to_budget
 from bot.conversation.messages import sendable_entries, thread_to_messages
-from bot.conversation.thread import FileNote, ImagePart, ThreadEntry, ToolCall
+from bot.history.thread import FileNote, ImagePart, ThreadEntry, ToolCall
 from bot.limits.tokens import estimate_image_tokens, estimate_messages_tokens
 
 FIXED = 500

@@ -20,7 +20,7 @@ from bot.conversation.messages import (
     thread_to_messages,
 )
 from bot.conversation.prompt import DEFAULT_SYSTEM_PROMPT, build_system_prompt
-from bot.conversation.thread import FileNote, ImagePart, ThreadEntry, ToolCall
+from bot.history.thread import FileNote, ImagePart, ThreadEntry, ToolCall
 
 SYSTEM = "You are a test bot."
 

@@ -338,6 +338,8 @@ def test_max_bytes_caps_the_base64_text():
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example(width=1, height=58, max_edge=31, fmt="PNG", mode="RGB")  # float error once made it 30
+@example(width=225, height=436, max_edge=126, fmt="PNG", mode="RGB")  # the early reduction once skewed it
+@example(width=127, height=217, max_edge=12, fmt="JPEG", mode="RGB")  # and JPEG's reduced decode
 @given(
     width=st.integers(1, 500),
     height=st.integers(1, 500),

@@ -6,7 +6,7 @@ import pytest
 
 from bot.conversation.messages import thread_to_messages
 from bot.conversation.request_size import RequestTooBig, fit_request_size, request_bytes
-from bot.conversation.thread import ImagePart, ThreadEntry
+from bot.history.thread import ImagePart, ThreadEntry
 
 
 def entry(ts: str, text: str = "", images: int = 0, size: int = 1000) -> ThreadEntry:

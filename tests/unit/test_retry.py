@@ -2,13 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.queue.retry import (
-    backoff_delay,
-    parse_duration,
-    retry_after_seconds,
-    retry_delay,
-    should_retry,
-)
+from bot.limits.headers import parse_duration, retry_after_seconds
+from bot.queue.retry import backoff_delay, retry_delay, should_retry
 
 # --- backoff ----------------------------------------------------------------------------------
 

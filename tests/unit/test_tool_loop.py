@@ -9,8 +9,8 @@ import pytest
 
 from bot.config import Settings
 from bot.conversation.request_size import request_bytes
-from bot.conversation.thread import ImagePart, ThreadEntry
 from bot.conversation.tool_loop import LENGTH_NOTE, CollectedText, converse
+from bot.history.thread import ImagePart, ThreadEntry
 from bot.inference.client import Completion
 from bot.inference.gateway import CallContext
 from bot.inference.sse import ToolCallOut

@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.conversation.feedback_job import FEEDBACK_THANKS, FeedbackThanksPayload
 from bot.conversation.reply_job import REPLY
 from bot.db.clock import db_now
-from bot.inbound.store import claim_once, event_key
+from bot.idempotency.store import claim_once, event_key
 from bot.queue.models import DONE, QUEUED, Job
 from bot.queue.store import notify_workers
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.conversation.ask_job import ASK
-from bot.inbound.store import claim_once
+from bot.idempotency.store import claim_once
 from bot.queue.job_type import JobType
 from bot.slack.commands import ASK_COMMAND
 from bot.tools.registry import ToolRegistry

@@ -8,7 +8,7 @@ from slack_bolt import App
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.conversation.welcome_job import WELCOME, WelcomePayload
-from bot.inbound.store import claim_once, greeting_key
+from bot.idempotency.store import claim_once, greeting_key
 
 
 def register(app: App, sessions: sessionmaker[Session]) -> None:

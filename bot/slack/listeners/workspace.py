@@ -17,7 +17,7 @@ from slack_bolt import App
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
-from bot.inbound.store import claim_once, event_key
+from bot.idempotency.store import claim_once, event_key
 from bot.retention.tasks import FORGET_WORKSPACE, ForgetPayload
 
 log = logging.getLogger(__name__)

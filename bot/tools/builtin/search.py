@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import and_, func, literal_column, not_, select
 from sqlalchemy.orm import Session
 
-from bot.conversation.models import ThreadMessage
+from bot.history.models import ThreadMessage
 from bot.tools.audience import private_results
 from bot.tools.errors import ToolFailed
 from bot.tools.registry import ToolContext, ToolRegistry

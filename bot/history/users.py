@@ -13,9 +13,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.conversation import store as history
-from bot.conversation.admins import is_workspace_admin
-from bot.conversation.models import SlackUser
+from bot import history
+from bot.history.admins import is_workspace_admin
+from bot.history.models import SlackUser
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def refresh_users(
     enterprise_id: str | None = None,
 ) -> None:
     """Fetch and store each user; one that cannot be fetched keeps its old entry (or none).
-    The admin flag is ours only (see bot.conversation.admins), cached with the profile; on an
+    The admin flag is ours only (see bot.history.admins), cached with the profile; on an
     Enterprise Grid org install, the org's admins count too."""
     if enterprise_id is None:
         from bot.slack.org_workspaces import enterprise_of

@@ -10,19 +10,15 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from bot.conversation.models import MessageImage, SlackUser, Thread, ThreadMessage
-from bot.conversation.thread import FileNote, ImagePart, ThreadEntry, ToolCall
 from bot.db.clock import db_now
+from bot.db.dialect import insert as dialect_insert
+from bot.history.models import MessageImage, SlackUser, Thread, ThreadMessage
+from bot.history.thread import FileNote, ImagePart, ThreadEntry, ToolCall
+from bot.images.files import STORED_FIELDS
 
 USER_CACHE_TTL = timedelta(hours=24)
-
-
-def _insert(session: Session):
-    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 # -- threads ------------------------------------------------------------------------------
@@ -37,7 +33,7 @@ def engage_thread(session: Session, team_id: str, channel_id: str, thread_ts: st
     earlier messages we have not seen, so the worker backfills it once."""
     now = db_now(session)
     result = session.execute(
-        _insert(session)(Thread)
+        dialect_insert(session)(Thread)
         .values(
             team_id=team_id,
             channel_id=channel_id,
@@ -74,22 +70,7 @@ def mark_backfilled(session: Session, team_id: str, channel_id: str, thread_ts: 
 def file_metadata(files: Iterable[dict] | None) -> list[dict] | None:
     """What we keep of Slack's file objects (never their content, never thumbnails' URLs)."""
     kept = [
-        {
-            key: f.get(key)
-            for key in (
-                "id",
-                "name",
-                "title",
-                "mimetype",
-                "filetype",
-                "size",
-                "url_private_download",
-                "url_private",
-                "permalink",
-                "file_access",
-            )
-            if f.get(key) is not None
-        }
+        {key: f.get(key) for key in STORED_FIELDS if f.get(key) is not None}
         for f in files or ()
         if isinstance(f, dict) and f.get("id")
     ]
@@ -111,7 +92,7 @@ def upsert_message(
     """Store a Slack message once; a repeat delivery changes nothing. True if it was new."""
     now = db_now(session)
     result = session.execute(
-        _insert(session)(ThreadMessage)
+        dialect_insert(session)(ThreadMessage)
         .values(
             team_id=team_id,
             channel_id=channel_id,
@@ -371,7 +352,7 @@ def save_user(
     values = dict(
         display_name=display_name[:200], is_admin=is_admin, is_bot=is_bot, timezone=timezone, fetched_at=db_now(session)
     )
-    statement = _insert(session)(SlackUser).values(team_id=team_id, user_id=user_id, **values)
+    statement = dialect_insert(session)(SlackUser).values(team_id=team_id, user_id=user_id, **values)
     session.execute(statement.on_conflict_do_update(index_elements=[SlackUser.team_id, SlackUser.user_id], set_=values))
 
 

@@ -16,13 +16,12 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.conversation.models import MessageImage, ThreadMessage
+from bot.history.models import MessageImage, ThreadMessage
 from bot.images.download import DownloadError, describe_download_problem, download_slack_file
+from bot.images.files import needs_file_info
 from bot.images.processing import ImageRejected, prepare_image
 
 log = logging.getLogger(__name__)
-
-STUB_ACCESS = "check_file_info"  # Slack Connect: the event carries a stub; files.info has the file
 
 
 def is_image(meta: dict) -> bool:
@@ -51,7 +50,7 @@ class AttachmentResolver:
         for row, meta in pending:
             if (row.id, meta["id"]) in done:
                 continue
-            if meta.get("file_access") == STUB_ACCESS or not meta.get("mimetype"):
+            if needs_file_info(meta):
                 meta = self._file_info(client, meta) or meta
             if not is_image(meta):
                 continue

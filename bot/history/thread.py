@@ -9,17 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bot.images.part import ImagePart
+
+__all__ = ["FileNote", "ImagePart", "Role", "ThreadEntry", "ToolCall"]
+
 Role = Literal["user", "assistant", "tool"]
-
-
-@dataclass(frozen=True)
-class ImagePart:
-    """An image already validated and scaled, ready to send as a data URL."""
-
-    media_type: str  # image/jpeg, image/png, image/gif or image/webp
-    data: bytes
-    width: int
-    height: int
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Imports every model so Base.metadata knows the whole schema (Alembic, tests)."""
 
 from bot.agent import models as _agent  # noqa: F401
-from bot.conversation import models as _conversation  # noqa: F401
 from bot.db.base import Base
-from bot.inbound import models as _inbound  # noqa: F401
+from bot.history import models as _history  # noqa: F401
+from bot.idempotency import models as _idempotency  # noqa: F401
 from bot.limits import models as _limits  # noqa: F401
 from bot.moderation import models as _moderation  # noqa: F401
 from bot.queue import models as _queue  # noqa: F401

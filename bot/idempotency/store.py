@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.db.clock import db_now
-from bot.inbound.models import IdempotencyKey
+from bot.db.dialect import insert as dialect_insert
+from bot.idempotency.models import IdempotencyKey
 
 
 def claim_once(session: Session, team_id: str, key: str) -> bool:
     """True the first time (team, key) is seen, False for every repeat, across all dynos.
     A concurrent duplicate blocks on the unique key until the first commits, then gets False."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     result = session.execute(
         insert(IdempotencyKey)
         .values(team_id=team_id, key=key[:200], created_at=db_now(session))

@@ -13,7 +13,7 @@ from bot.inference.errors import RetryableError
 from bot.inference.gateway import CallContext, ModelGateway, OverBudget
 from bot.limits.admission import GlobalRateLimiter
 from bot.limits.budgets import BudgetPolicy
-from bot.limits.models import RateReservation, TokenUsage
+from bot.limits.models import RateLimiterState, RateReservation, TokenUsage
 from bot.limits.window import RateLimits
 from tests.fakes.inference import FakeInference
 
@@ -52,8 +52,15 @@ def test_a_429_pauses_the_whole_pool_and_the_call_is_retried(sessions, fake):
     started = time.monotonic()
     results = {}
 
+    def paused() -> bool:
+        with sessions() as session:
+            return bool(session.execute(select(RateLimiterState.paused_until)).scalars().first())
+
     def call_other():
-        time.sleep(0.2)  # after the 429 has paused the pool
+        deadline = time.monotonic() + 10
+        while not paused():  # start once the 429 has paused the pool
+            assert time.monotonic() < deadline, "the pool was never paused"
+            time.sleep(0.01)
         results["other"] = other_process.call(BODY, CallContext(team_id="T1", user_id="U2"))
         results["other_at"] = time.monotonic()
 

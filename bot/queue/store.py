@@ -80,12 +80,10 @@ def notify_workers(session: Session) -> None:
     notify(session, NOTIFY_CHANNEL)
 
 
-def claim(session: Session, *, lease_seconds: float, limit: int = 1) -> list[ClaimedJob]:
-    """Claim up to `limit` ready jobs, fairly: interactive first (background after waiting
-    BACKGROUND_MAX_WAIT), and within that, every user's n-th job before anyone's (n+1)-th."""
-    if limit <= 0:
-        return []
-    now = db_now(session)
+def _fair_order(now):
+    """The order :func:`claim` serves ready jobs in, shared with :func:`waiting_positions` so a
+    position told to a user is the one the claim will follow: a `turns` CTE (each user's n-th
+    ready job per lane) to join on `Job.id`, and the ORDER BY columns."""
     turns = (
         select(
             Job.id.label("id"),
@@ -101,11 +99,21 @@ def claim(session: Session, *, lease_seconds: float, limit: int = 1) -> list[Cla
         (Job.run_at <= now - BACKGROUND_MAX_WAIT, 0),
         else_=1,
     )
+    return turns, (priority, turns.c.turn, Job.run_at, Job.id)
+
+
+def claim(session: Session, *, lease_seconds: float, limit: int = 1) -> list[ClaimedJob]:
+    """Claim up to `limit` ready jobs, fairly: interactive first (background after waiting
+    BACKGROUND_MAX_WAIT), and within that, every user's n-th job before anyone's (n+1)-th."""
+    if limit <= 0:
+        return []
+    now = db_now(session)
+    turns, fair_order = _fair_order(now)
     picked = (
         select(Job.id)
         .join(turns, turns.c.id == Job.id)
         .where(IS_QUEUED)
-        .order_by(priority, turns.c.turn, Job.run_at, Job.id)
+        .order_by(*fair_order)
         .limit(limit)
         .with_for_update(skip_locked=True, of=Job)
     )
@@ -284,25 +292,11 @@ def waiting_positions(session: Session, *, older_than_seconds: float, limit: int
     """Interactive jobs never started, still queued after `older_than_seconds`, with how many
     ready jobs are ahead of each in the fair order :func:`claim` serves (same ordering)."""
     now = db_now(session)
-    turns = (
-        select(
-            Job.id.label("id"),
-            func.row_number()
-            .over(partition_by=(Job.lane, Job.team_id, Job.user_id), order_by=(Job.run_at, Job.id))
-            .label("turn"),
-        )
-        .where(IS_QUEUED, Job.run_at <= now)
-        .cte("turns")
-    )
-    priority = case(
-        (Job.lane == INTERACTIVE, 0),
-        (Job.run_at <= now - BACKGROUND_MAX_WAIT, 0),
-        else_=1,
-    )
+    turns, fair_order = _fair_order(now)
     ranked = (
         select(
             Job.id.label("id"),
-            (func.row_number().over(order_by=(priority, turns.c.turn, Job.run_at, Job.id)) - 1).label("ahead"),
+            (func.row_number().over(order_by=fair_order) - 1).label("ahead"),
         )
         .join(turns, turns.c.id == Job.id)
         .where(IS_QUEUED)

@@ -27,7 +27,7 @@ from bot.inference.errors import RateLimitedError
 from bot.limits.admission import GlobalRateLimiter, Ticket, record_usage
 from bot.limits.budgets import BudgetPolicy, over_budget
 from bot.limits.server_view import capped_pause, server_view
-from bot.limits.tokens import estimate_request_tokens
+from bot.limits.tokens import estimate_request
 from bot.limits.window import INTERACTIVE_LANE
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,8 @@ class ModelGateway:
         body = dict(body)
         body.setdefault("max_tokens", self.max_output_tokens)
         self._check_budget(ctx)
-        estimate = estimate_request_tokens(body)
+        request = estimate_request(body)
+        estimate = request.total
         shown = False
 
         def show(text: str) -> None:
@@ -106,7 +107,12 @@ class ModelGateway:
 
         for _ in range(MAX_RATE_LIMITED_TRIES):
             ticket = self.limiter.admit(
-                estimate, should_stop=ctx.should_stop, on_wait=ctx.on_wait, on_line=ctx.on_line, lane=ctx.lane
+                estimate,
+                prompt_tokens=request.prompt,
+                should_stop=ctx.should_stop,
+                on_wait=ctx.on_wait,
+                on_line=ctx.on_line,
+                lane=ctx.lane,
             )
             started = time.monotonic()
             try:
@@ -161,6 +167,7 @@ class ModelGateway:
             also=record,
             view=server_view(completion.rate_limit_headers, time.time()),
             admitted_at=ticket.admitted_at,
+            prompt_tokens=usage.prompt_tokens if usage else None,
         )
         log.info(
             "inference done team=%s estimated_tokens=%d prompt_tokens=%s completion_tokens=%s duration_ms=%d",

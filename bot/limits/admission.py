@@ -29,6 +29,7 @@ from bot.db.clock import db_epoch
 from bot.db.dialect import insert as dialect_insert
 from bot.db.dialect import notify
 from bot.failures import JobStopped, Permanent
+from bot.limits.calibration import counted_tokens, prompt_scale
 from bot.limits.models import RateLimiterState, RateReservation, RateWaiter, TokenUsage
 from bot.limits.server_view import ServerView, capped_pause, correction_from_view, merge_views
 from bot.limits.window import (
@@ -78,7 +79,7 @@ class Ticket:
     """An admitted call: reconcile it with the response's usage when it returns."""
 
     reservation_id: int
-    estimated_tokens: int
+    estimated_tokens: int  # as counted against the window (its prompt part calibrated)
     waited_seconds: float
     admitted_at: float  # database clock, epoch seconds
 
@@ -92,6 +93,7 @@ class Attempt:
     now: float
     waiter_id: int | None
     slot: Slot | None
+    counted_tokens: int = 0  # the call's estimate as counted (its prompt part calibrated)
 
 
 # A waiter refreshes its row at least this often; a row not refreshed for WAITER_TTL_SECONDS
@@ -132,34 +134,59 @@ class GlobalRateLimiter:
 
     # -- one transaction each ---------------------------------------------------------
 
-    def try_admit(self, tokens: int, *, lane: str = INTERACTIVE_LANE) -> tuple[Admission, int | None, float]:
+    def try_admit(
+        self, tokens: int, *, prompt_tokens: int = 0, lane: str = INTERACTIVE_LANE
+    ) -> tuple[Admission, int | None, float]:
         """Admit now (behind whoever waits in line) or refuse. Returns (decision, reservation id,
-        database time)."""
-        attempt = self._attempt(tokens, lane=lane, waiter_id=None, since=None, register=False)
+        database time). ``prompt_tokens``: the part of ``tokens`` that is the prompt estimate."""
+        attempt = self._attempt(
+            tokens, prompt_tokens=prompt_tokens, lane=lane, waiter_id=None, since=None, register=False
+        )
         return attempt.decision, attempt.reservation_id, attempt.now
 
     def _attempt(
-        self, tokens: int, *, lane: str, waiter_id: int | None, since: float | None, register: bool
+        self,
+        tokens: int,
+        *,
+        prompt_tokens: int = 0,
+        lane: str,
+        waiter_id: int | None,
+        since: float | None,
+        register: bool,
     ) -> Attempt:
         """Lock the limiter row, place this call in the fair line, admit it if its slot is now.
         Refused with ``register``: the call's waiter row is written (or refreshed) in the same
-        transaction, so waiting costs one commit per wake-up and none in between."""
+        transaction, so waiting costs one commit per wake-up and none in between.
+
+        Every estimate in line counts its prompt part scaled by what the server reported for
+        the last window's calls (bot.limits.calibration)."""
         with self._admitting, self.sessions.begin() as session:
             state = self._lock_state(session)
             now = db_epoch(session)
-            if tokens > self.limits.max_tokens:
+            horizon = now - self.limits.occupancy_seconds
+            reservations, samples = self._reservations_and_samples(session, horizon)
+            scale = prompt_scale(samples)
+            counted = counted_tokens(tokens, prompt_tokens, scale)
+            if counted > self.limits.max_tokens:
                 if waiter_id is not None:
                     session.execute(delete(RateWaiter).where(RateWaiter.id == waiter_id))
-                return Attempt(Admission(False, "oversized", None), None, now, None, None)
-            horizon = now - self.limits.occupancy_seconds
-            reservations = self._reservations(session, horizon)
+                return Attempt(Admission(False, "oversized", None), None, now, None, None, counted)
             waiters = session.execute(
                 select(
-                    RateWaiter.id, RateWaiter.tokens, RateWaiter.lane, RateWaiter.since, RateWaiter.expires_at
+                    RateWaiter.id,
+                    RateWaiter.tokens,
+                    RateWaiter.prompt_tokens,
+                    RateWaiter.lane,
+                    RateWaiter.since,
+                    RateWaiter.expires_at,
                 ).where(RateWaiter.limiter == self.name)
             ).all()
-            line = [Waiter(w, t, ln, since_) for w, t, ln, since_, exp in waiters if exp > now and w != waiter_id]
-            me = Waiter(waiter_id if waiter_id is not None else -1, tokens, lane, since if since is not None else now)
+            line = [
+                Waiter(w, counted_tokens(t, p or 0, scale), ln, since_)
+                for w, t, p, ln, since_, exp in waiters
+                if exp > now and w != waiter_id
+            ]
+            me = Waiter(waiter_id if waiter_id is not None else -1, counted, lane, since if since is not None else now)
             order = admission_order([*line, me], now, aging_seconds=BACKGROUND_AGING_SECONDS)
             limits = self._limits_for(state, now, max(w.tokens for w in order))
             slots = schedule(reservations, order, limits, now, state.paused_until, state.correction)
@@ -167,7 +194,13 @@ class GlobalRateLimiter:
             if any(exp <= now for *_, exp in waiters):
                 session.execute(delete(RateWaiter).where(RateWaiter.limiter == self.name, RateWaiter.expires_at <= now))
             if slot.at <= now:
-                reservation = RateReservation(limiter=self.name, admitted_at=now, tokens=tokens, reconciled=False)
+                reservation = RateReservation(
+                    limiter=self.name,
+                    admitted_at=now,
+                    tokens=counted,
+                    reconciled=False,
+                    prompt_estimate=prompt_tokens or None,
+                )
                 session.add(reservation)
                 if waiter_id is not None:
                     session.execute(delete(RateWaiter).where(RateWaiter.id == waiter_id))
@@ -183,13 +216,20 @@ class GlobalRateLimiter:
                     )
                 )
                 session.flush()
-                return Attempt(Admission(True, "ok", None), reservation.id, now, None, slot)
+                return Attempt(Admission(True, "ok", None), reservation.id, now, None, slot, counted)
             decision = Admission(False, slot.reason if slot.reason != "ok" else "requests", slot.at)
             if not register:
-                return Attempt(decision, None, now, waiter_id, slot)
+                return Attempt(decision, None, now, waiter_id, slot, counted)
             expires = now + WAITER_TTL_SECONDS
             if waiter_id is None:
-                row = RateWaiter(limiter=self.name, lane=lane, tokens=tokens, since=me.since, expires_at=expires)
+                row = RateWaiter(
+                    limiter=self.name,
+                    lane=lane,
+                    tokens=tokens,
+                    prompt_tokens=prompt_tokens,
+                    since=me.since,
+                    expires_at=expires,
+                )
                 session.add(row)
                 session.flush()
                 waiter_id = row.id
@@ -198,11 +238,18 @@ class GlobalRateLimiter:
                     update(RateWaiter).where(RateWaiter.id == waiter_id).values(expires_at=expires)
                 ).rowcount
                 if not refreshed:  # our row expired and was removed: take our old place again
-                    row = RateWaiter(limiter=self.name, lane=lane, tokens=tokens, since=me.since, expires_at=expires)
+                    row = RateWaiter(
+                        limiter=self.name,
+                        lane=lane,
+                        tokens=tokens,
+                        prompt_tokens=prompt_tokens,
+                        since=me.since,
+                        expires_at=expires,
+                    )
                     session.add(row)
                     session.flush()
                     waiter_id = row.id
-            return Attempt(decision, None, now, waiter_id, slot)
+            return Attempt(decision, None, now, waiter_id, slot, counted)
 
     def _limits_for(self, state: _State, now: float, largest: int) -> RateLimits:
         """The limits to admit against. A server that sends its view, but whose last view has
@@ -220,12 +267,25 @@ class GlobalRateLimiter:
         )
 
     def _reservations(self, session: Session, after: float) -> list[Reservation]:
+        return self._reservations_and_samples(session, after)[0]
+
+    def _reservations_and_samples(
+        self, session: Session, after: float
+    ) -> tuple[list[Reservation], list[tuple[int, int]]]:
+        """The reservations admitted after ``after``, and the (estimated, reported) prompt tokens
+        of those the server has answered."""
         rows = session.execute(
-            select(RateReservation.admitted_at, RateReservation.tokens, RateReservation.used_tokens).where(
-                RateReservation.limiter == self.name, RateReservation.admitted_at > after
-            )
+            select(
+                RateReservation.admitted_at,
+                RateReservation.tokens,
+                RateReservation.used_tokens,
+                RateReservation.prompt_estimate,
+                RateReservation.prompt_used,
+            ).where(RateReservation.limiter == self.name, RateReservation.admitted_at > after)
         ).all()
-        return [Reservation(at, tok, used) for at, tok, used in rows]
+        reservations = [Reservation(at, tok, used) for at, tok, used, _, _ in rows]
+        samples = [(est, used) for *_, est, used in rows if est is not None and used is not None]
+        return reservations, samples
 
     def _lock_state(self, session: Session) -> _State:
         row = session.execute(
@@ -273,17 +333,18 @@ class GlobalRateLimiter:
         view: ServerView | None = None,
         admitted_at: float | None = None,
         refused: bool = False,
+        prompt_tokens: int | None = None,
     ) -> None:
         """Record what the model reported beside the estimate. `view`: the server's window from
         the response's headers (taken when the call admitted at `admitted_at` arrived; `refused`:
         a 429, which the server did not count), kept as the correction while it is the newest.
+        `prompt_tokens`: the prompt tokens the server reported, which calibrate later estimates.
         `also` runs in the same transaction (recording usage costs no extra commit)."""
+        values: dict[str, object] = {"used_tokens": max(0, int(actual_tokens)), "reconciled": True}
+        if prompt_tokens is not None:
+            values["prompt_used"] = max(0, int(prompt_tokens))
         with self.sessions.begin() as session:
-            session.execute(
-                update(RateReservation)
-                .where(RateReservation.id == reservation_id)
-                .values(used_tokens=max(0, int(actual_tokens)), reconciled=True)
-            )
+            session.execute(update(RateReservation).where(RateReservation.id == reservation_id).values(**values))
             if view is not None and not view.empty and admitted_at is not None:
                 self._take_view(session, view, admitted_at, reservation_id if refused else None)
             elif admitted_at is not None:  # an answer without a view: the server may send none
@@ -409,8 +470,10 @@ class GlobalRateLimiter:
         on_wait: Callable[[float, str], None] | None = None,
         on_line: Callable[[int, float], None] | None = None,
         lane: str = INTERACTIVE_LANE,
+        prompt_tokens: int = 0,
     ) -> Ticket:
-        """Block until the call is admitted, in fair order (see window.schedule).
+        """Block until the call is admitted, in fair order (see window.schedule). ``prompt_tokens``:
+        the part of ``tokens`` that is the prompt estimate, counted as calibrated.
 
         Between attempts the caller sleeps until its predicted slot (or until woken, when at the
         head of the line waiting for tokens a reconciliation may free), never polling.
@@ -422,16 +485,21 @@ class GlobalRateLimiter:
         try:
             while True:
                 admissions_before = self._admissions
-                attempt = self._attempt(tokens, lane=lane, waiter_id=waiter_id, since=since, register=True)
+                attempt = self._attempt(
+                    tokens, prompt_tokens=prompt_tokens, lane=lane, waiter_id=waiter_id, since=since, register=True
+                )
                 since = since if since is not None else attempt.now
                 decision = attempt.decision
                 if decision.admitted and attempt.reservation_id is not None:
                     waiter_id = None  # removed in the admitting transaction
-                    return Ticket(attempt.reservation_id, tokens, time.monotonic() - started, attempt.now)
+                    return Ticket(
+                        attempt.reservation_id, attempt.counted_tokens, time.monotonic() - started, attempt.now
+                    )
                 waiter_id = attempt.waiter_id
                 if decision.reason == "oversized":
                     raise RequestTooLarge(
-                        f"the request needs about {tokens} tokens but the limit is {self.limits.max_tokens} per window"
+                        f"the request needs about {attempt.counted_tokens or tokens} tokens"
+                        f" but the limit is {self.limits.max_tokens} per window"
                     )
                 if should_stop():
                     raise AdmissionStopped()

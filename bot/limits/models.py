@@ -37,9 +37,13 @@ class RateReservation(Base):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     limiter: Mapped[str] = mapped_column(String(64))
     admitted_at: Mapped[float] = mapped_column(Float)  # epoch seconds, database clock
-    tokens: Mapped[int] = mapped_column(Integer)  # the estimate
+    tokens: Mapped[int] = mapped_column(Integer)  # what the call counts: the estimate, its prompt part scaled
     reconciled: Mapped[bool] = mapped_column(default=False)
     used_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)  # reported usage, once returned
+    # The raw prompt estimate and the prompt tokens the server reported: they calibrate the
+    # next calls' estimates (bot.limits.calibration).
+    prompt_estimate: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    prompt_used: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (Index("ix_rate_reservations_limiter_admitted_at", "limiter", "admitted_at"),)
 
@@ -53,7 +57,8 @@ class RateWaiter(Base):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     limiter: Mapped[str] = mapped_column(String(64))
     lane: Mapped[str] = mapped_column(String(16))
-    tokens: Mapped[int] = mapped_column(Integer)
+    tokens: Mapped[int] = mapped_column(Integer)  # the raw estimate
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # its prompt part
     since: Mapped[float] = mapped_column(Float)  # epoch seconds, database clock
     expires_at: Mapped[float] = mapped_column(Float)
 

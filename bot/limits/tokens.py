@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from io import BytesIO
-from typing import Any
+from typing import Any, NamedTuple
 
 from PIL import Image
 
@@ -194,26 +194,43 @@ def estimate_messages_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
     return total
 
 
-def estimate_request_tokens(body: Mapping[str, Any]) -> int:
+class RequestEstimate(NamedTuple):
+    """A chat-completions request's estimate: ``prompt`` (input) and ``output`` (the output cap)."""
+
+    prompt: int
+    output: int
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.output
+
+
+def estimate_request(body: Mapping[str, Any]) -> RequestEstimate:
     """What the limiter reserves for a chat-completions ``body``: input and output cap.
 
     A thinking budget adds nothing: thinking tokens come out of ``max_tokens`` (the budget
     must be below it), so the output cap already covers them.
     """
-    total = REQUEST_OVERHEAD_TOKENS
-    total += estimate_messages_tokens(body.get("messages") or [])
-    total += estimate_tools_tokens(body.get("tools") or [])
+    prompt = REQUEST_OVERHEAD_TOKENS
+    prompt += estimate_messages_tokens(body.get("messages") or [])
+    prompt += estimate_tools_tokens(body.get("tools") or [])
     max_tokens = body.get("max_tokens")
-    total += DEFAULT_MAX_TOKENS if max_tokens is None else int(max_tokens)
-    return total
+    return RequestEstimate(prompt, DEFAULT_MAX_TOKENS if max_tokens is None else int(max_tokens))
+
+
+def estimate_request_tokens(body: Mapping[str, Any]) -> int:
+    """The whole estimate of :func:`estimate_request`: input and output cap."""
+    return estimate_request(body).total
 
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "MAX_IMAGE_EDGE",
     "MAX_IMAGE_TOKENS",
+    "RequestEstimate",
     "estimate_image_tokens",
     "estimate_messages_tokens",
+    "estimate_request",
     "estimate_request_tokens",
     "estimate_text_tokens",
     "estimate_tools_tokens",

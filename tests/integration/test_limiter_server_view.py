@@ -71,6 +71,48 @@ def test_no_429_under_either_token_accounting(pg_sessions, accounting):
         assert state.correction_seen_at is not None
 
 
+CODE = "def f(x):\n    return [i*i for i in range(x)]  # squares\n" * 20
+
+
+def peak_in_window(arrivals: list[float], window: float) -> int:
+    arrivals = sorted(arrivals)
+    return max((sum(1 for b in arrivals[i:] if b - a < window) for i, a in enumerate(arrivals)), default=0)
+
+
+def test_estimates_are_calibrated_by_what_the_server_counted(pg_sessions):
+    """Under "reserved" the server keeps charging prompt + max_tokens, and our prompt estimate
+    for code is about twice what it counts: the raw estimates (676 tokens) let five calls share
+    4,000 tokens. Scaled by the reported prompt tokens, the window holds the nine the server allows
+    (399 each), still without a 429."""
+    sessions, _ = pg_sessions
+    with FakeInference(
+        api_key=KEY, max_requests=100, max_tokens=4000, window=2.0, latency_min=0.1, latency_max=0.2,
+        accounting="reserved",
+    ) as fake, InferenceClient(fake.url, KEY, "claude-4-5-haiku") as client:  # fmt: skip
+        limiter = GlobalRateLimiter(sessions, RateLimits(100, 4000, 2.0, 0.1))
+        counted: list[int] = []
+        admit = limiter.admit
+
+        def counting_admit(*args, **kwargs):
+            ticket = admit(*args, **kwargs)
+            counted.append(ticket.estimated_tokens)
+            return ticket
+
+        limiter.admit = counting_admit  # type: ignore[method-assign]
+        gateway = ModelGateway(client, limiter, sessions)
+        run_calls(gateway, [body(CODE, 100) for _ in range(3)], threads=1)  # three answers to learn from
+        run_calls(gateway, [body(CODE, 100) for _ in range(30)], threads=12)
+        assert fake.rejected_429 == 0
+        charged = {tokens for _, tokens, _ in fake.limit.charges()}
+        arrivals = [request.arrival for request in fake.requests]
+    raw = 676
+    assert charged == {399}  # what the server charges each call
+    assert counted[:3] == [raw] * 3  # before any answer: the raw estimate
+    assert max(counted[3:]) < 0.7 * raw  # then calibrated
+    assert len(arrivals) == 33
+    assert peak_in_window(arrivals, 2.0) >= 8 > 4000 // raw
+
+
 def test_another_app_on_the_same_add_on_loses_nothing(pg_sessions):
     sessions, _ = pg_sessions
     with FakeInference(

@@ -14,6 +14,7 @@ from bot.limits.tokens import (
     MAX_IMAGE_TOKENS,
     estimate_image_tokens,
     estimate_messages_tokens,
+    estimate_request,
     estimate_request_tokens,
     estimate_text_tokens,
     estimate_tools_tokens,
@@ -262,6 +263,17 @@ def test_thinking_is_not_counted_twice(thinking):
     # Thinking tokens come out of max_tokens (the budget must be below it): max_tokens covers them.
     body = {"messages": MESSAGES, "max_tokens": 4096}
     assert estimate_request_tokens({**body, "extended_thinking": thinking}) == estimate_request_tokens(body)
+
+
+@pytest.mark.parametrize("max_tokens", [None, 0, 300])
+def test_request_estimate_splits_prompt_and_output_cap(max_tokens):
+    body = {"messages": MESSAGES, "tools": TOOLS}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    estimate = estimate_request(body)
+    assert estimate.output == (DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens)
+    assert estimate.prompt >= estimate_messages_tokens(MESSAGES) + estimate_tools_tokens(TOOLS)
+    assert estimate.total == estimate.prompt + estimate.output == estimate_request_tokens(body)
 
 
 def test_request_counts_tools_and_images():

@@ -289,15 +289,7 @@ class GlobalRateLimiter:
 
     def _lock_state(self, session: Session) -> _State:
         row = session.execute(
-            select(
-                RateLimiterState.paused_until,
-                RateLimiterState.correction_requests,
-                RateLimiterState.correction_tokens,
-                RateLimiterState.correction_until,
-                RateLimiterState.correction_seen_at,
-                RateLimiterState.correction_held_requests,
-                RateLimiterState.correction_held_until,
-            )
+            select(RateLimiterState.paused_until, *_CORRECTION_COLUMNS)
             .where(RateLimiterState.name == self.name)
             .with_for_update()
         ).one_or_none()
@@ -305,15 +297,7 @@ class GlobalRateLimiter:
             session.add(RateLimiterState(name=self.name, paused_until=None, correction_requests=0, correction_tokens=0))
             session.flush()
             return _State(None, NO_CORRECTION, None)
-        paused_until, c_requests, c_tokens, c_until, c_seen, held, held_until = row
-        correction = Correction(
-            c_requests or 0,
-            c_tokens or 0,
-            c_until if c_until is not None else -math.inf,
-            held or 0,
-            held_until if held_until is not None else -math.inf,
-        )
-        return _State(paused_until, correction, c_seen)
+        return _State(row[0], _correction(row[1:]), row.correction_seen_at)
 
     def _remove_waiter(self, waiter_id: int | None) -> None:
         if waiter_id is None:
@@ -385,6 +369,7 @@ class GlobalRateLimiter:
                 correction_tokens=correction.tokens,
                 correction_until=correction.until,
                 correction_seen_at=admitted_at,
+                correction_seen_tokens=correction.seen_tokens,
                 correction_held_requests=correction.held_requests,
                 correction_held_until=correction.held_until,
             )
@@ -414,20 +399,8 @@ class GlobalRateLimiter:
         with self.sessions() as session:
             now = db_epoch(session)
             reservations = self._reservations(session, now - self.limits.occupancy_seconds)
-            row = session.execute(
-                select(
-                    RateLimiterState.correction_requests,
-                    RateLimiterState.correction_tokens,
-                    RateLimiterState.correction_until,
-                    RateLimiterState.correction_held_requests,
-                    RateLimiterState.correction_held_until,
-                ).where(RateLimiterState.name == self.name)
-            ).one_or_none()
-        correction = NO_CORRECTION
-        if row is not None and row[2] is not None:
-            correction = Correction(
-                row[0] or 0, row[1] or 0, row[2], row[3] or 0, row[4] if row[4] is not None else -math.inf
-            )
+            row = session.execute(select(*_CORRECTION_COLUMNS).where(RateLimiterState.name == self.name)).one_or_none()
+        correction = NO_CORRECTION if row is None else _correction(row)
         return window_usage(reservations, self.limits, now, correction)
 
     def line_length(self) -> int:
@@ -540,6 +513,35 @@ class GlobalRateLimiter:
                         return
                 elif should_stop():
                     return
+
+
+_CORRECTION_COLUMNS = (
+    RateLimiterState.correction_requests,
+    RateLimiterState.correction_tokens,
+    RateLimiterState.correction_until,
+    RateLimiterState.correction_held_requests,
+    RateLimiterState.correction_held_until,
+    RateLimiterState.correction_seen_at,
+    RateLimiterState.correction_seen_tokens,
+)
+
+
+def _finite_or_never(value: float | None) -> float:
+    return value if value is not None else -math.inf
+
+
+def _correction(row) -> Correction:
+    """The correction held on the state row (the columns of _CORRECTION_COLUMNS, in order)."""
+    requests, tokens, until, held, held_until, seen_at, seen_tokens = row
+    return Correction(
+        requests or 0,
+        tokens or 0,
+        _finite_or_never(until),
+        held or 0,
+        _finite_or_never(held_until),
+        _finite_or_never(seen_at),
+        seen_tokens or 0,
+    )
 
 
 @dataclass(frozen=True)

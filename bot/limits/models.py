@@ -26,6 +26,8 @@ class RateLimiterState(Base):
     correction_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     correction_until: Mapped[float | None] = mapped_column(Float, nullable=True)
     correction_seen_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The estimates of the reservations that view covered: a credit leaves with them.
+    correction_seen_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The largest request difference of the recent views, held until its own reset.
     correction_held_requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     correction_held_until: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -104,10 +104,15 @@ def capped_pause(seconds: float | None, default: float) -> float:
 def merge_views(held: Correction, new: Correction, now: float) -> Correction:
     """The newest view replaces the held one, except that the largest request difference is
     kept until its own reset: another app's calls come and go between two views, and the
-    newest view may have caught a moment with one fewer of them."""
+    newest view may have caught a moment with one fewer of them.
+
+    A view above the held difference means the other app is busier than it was: its calls
+    keep arriving while our next admissions wait for the next view, so the rise is assumed to
+    repeat once (held: the new difference plus the rise)."""
     if held.held_until > now and held.held_requests > new.requests:
         return replace(new, held_requests=held.held_requests, held_until=held.held_until)
-    return replace(new, held_requests=new.requests, held_until=new.until)
+    rise = new.requests - held.held_requests if held.held_until > now else 0
+    return replace(new, held_requests=new.requests + max(0, rise), held_until=new.until)
 
 
 def correction_from_view(
@@ -143,7 +148,9 @@ def correction_from_view(
     resets = [s for s in (view.reset_requests, view.reset_tokens) if s is not None]
     if resets:
         until = min(latest, now + max(resets))
-    return Correction(requests=requests, tokens=tokens, until=until)
+    return Correction(
+        requests=requests, tokens=tokens, until=until, seen_at=admitted_at, seen_tokens=sum(r.tokens for r in seen)
+    )
 
 
 __all__ = [

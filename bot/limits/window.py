@@ -17,9 +17,11 @@ reconciled reservation counts its ``used`` tokens (the provider corrects its cha
 actual usage, as Anthropic documents). With one, the server's own view decides: the window
 counts every estimate plus ``correction.tokens``, which is positive when the server saw less
 room than we did (another app on the same add-on, or a provider that keeps charging
-``prompt + max_tokens``) and negative (a credit) when it saw more; a credit is never larger
-than what the reconciled reservations still in the window over-estimated. ``correction.requests``
-adds requests the server counted and we did not.
+``prompt + max_tokens``) and negative (a credit) when it saw more. A credit belongs to the
+reservations the view covered and leaves the window with them, in proportion to their estimates
+(a stale credit handed to later calls would be a 429 under an accounting that keeps charging
+``prompt + max_tokens``), and it is never larger than what the reconciled reservations still in
+the window over-estimated. ``correction.requests`` adds requests the server counted and we did not.
 """
 
 from __future__ import annotations
@@ -74,10 +76,20 @@ class Correction:
     until: float = -math.inf
     held_requests: int = 0
     held_until: float = -math.inf
+    # The reservations the view covered: admitted at or before seen_at, seen_tokens of estimates
+    # between them. A credit belongs to them and leaves the window with them.
+    seen_at: float = -math.inf
+    seen_tokens: int = 0
 
     def active(self, now: float) -> bool:
         """A view of zero difference is active too: it says "count the estimates, no credit"."""
         return now < self.until
+
+    def credit_share(self, seen_live_tokens: int) -> float:
+        """The part of a credit still owed when ``seen_live_tokens`` of the seen estimates are live."""
+        if self.tokens >= 0 or self.seen_tokens <= 0:
+            return 1.0
+        return min(1.0, max(0, seen_live_tokens) / self.seen_tokens)
 
     def extra_requests(self, now: float) -> int:
         newest = self.requests if now < self.until else 0
@@ -127,7 +139,18 @@ def window_usage(
         return requests, sum(_counted(r) for r in live)
     reclaimable = sum(r.tokens - r.used for r in live if r.used is not None and r.used < r.tokens)
     estimates = sum(r.tokens for r in live)
-    return requests, max(0, estimates + max(correction.tokens, -reclaimable))
+    seen_live = sum(r.tokens for r in live if r.admitted_at <= correction.seen_at)
+    return requests, max(0, estimates + _difference(correction, seen_live, reclaimable))
+
+
+def _difference(correction: Correction, seen_live_tokens: int, reclaimable: int) -> int:
+    """What the server's view adds to our estimates: a positive difference whole; a credit only
+    for the seen reservations still in the window, and never more than what reconciled ones
+    over-estimated."""
+    if correction.tokens >= 0:
+        return correction.tokens
+    credit = math.ceil(correction.tokens * correction.credit_share(seen_live_tokens))
+    return max(credit, -reclaimable)
 
 
 class _Window:
@@ -137,6 +160,8 @@ class _Window:
         self.limits = limits
         self.correction = correction
         self.expiry = [expires_at(r, limits) for r in live]
+        # Expiry follows admission, so the reservations the view saw are the first `seen` of them.
+        self.seen = bisect.bisect_right([r.admitted_at for r in live], correction.seen_at)
         n = len(live)
         self.estimates = [0] * (n + 1)  # sum of estimates of live[k:]
         self.counted = [0] * (n + 1)  # sum of counted tokens of live[k:]
@@ -154,7 +179,8 @@ class _Window:
         c = self.correction
         requests = n - k + c.extra_requests(t)
         if c.active(t):
-            return requests, self.estimates[k] + max(c.tokens, -self.reclaimable[k])
+            seen_live = self.estimates[k] - self.estimates[self.seen] if k < self.seen else 0
+            return requests, self.estimates[k] + _difference(c, seen_live, self.reclaimable[k])
         return requests, self.counted[k]
 
     def times(self, start: float) -> list[tuple[float, int]]:

@@ -1,4 +1,4 @@
-"""Limiter: each call's raw prompt estimate and the prompt tokens the server reported, to calibrate estimates (#13)
+"""Limiter: prompt estimates and reported prompt tokens (calibration); the estimates a view covered (#13)
 
 Revision ID: 0017_calibration
 Revises: 0013_limiter
@@ -17,6 +17,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("rate_limiter_state", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("correction_seen_tokens", sa.Integer(), server_default="0", nullable=False))
     with op.batch_alter_table("rate_reservations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("prompt_estimate", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("prompt_used", sa.Integer(), nullable=True))
@@ -30,3 +32,5 @@ def downgrade() -> None:
     with op.batch_alter_table("rate_reservations", schema=None) as batch_op:
         batch_op.drop_column("prompt_used")
         batch_op.drop_column("prompt_estimate")
+    with op.batch_alter_table("rate_limiter_state", schema=None) as batch_op:
+        batch_op.drop_column("correction_seen_tokens")

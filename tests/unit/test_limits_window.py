@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from bot.limits.window import (
     Admission,
+    Correction,
     RateLimits,
     Reservation,
     decide,
@@ -283,3 +284,36 @@ def test_any_refusal_has_a_tight_retry_at(limits, rows, now, tokens, paused_unti
     else:
         assert verdict.reason in {"requests", "tokens", "paused"}
         assert_tight(reservations, limits, now, tokens, paused_until, verdict)
+
+
+# -- a credit from the server's view leaves with the reservations it covered -------------------
+
+CREDIT_LIMITS = RateLimits(max_requests=100, max_tokens=1000, window_seconds=6.0, margin_seconds=0.25)
+# Three answered calls estimated at 100 each, which the server counted at 50 each: a credit of 150.
+SEEN = [Reservation(100.0, 100, 0), Reservation(101.0, 100, 0), Reservation(102.0, 100, 0)]
+CREDIT = Correction(tokens=-150, until=200.0, seen_at=102.0, seen_tokens=300)
+
+
+@pytest.mark.parametrize(
+    ("reservations", "now", "expected_tokens"),
+    [
+        (SEEN, 103.0, 150),  # all three live: the whole credit
+        (SEEN, 106.5, 100),  # the first expired: two thirds of the credit are left
+        (SEEN, 108.5, 0),  # all expired: nothing
+        # A later call the view never saw counts its whole estimate: the expired call's share of
+        # the credit is not handed to it.
+        ([*SEEN, Reservation(103.0, 100)], 106.5, 200),
+        ([*SEEN, Reservation(103.0, 100)], 108.5, 100),
+    ],
+)
+def test_a_credit_leaves_the_window_with_the_calls_it_covered(reservations, now, expected_tokens):
+    assert window_usage(reservations, CREDIT_LIMITS, now, CREDIT)[1] == expected_tokens
+    room = CREDIT_LIMITS.max_tokens - expected_tokens
+    # Admission agrees with the count: exactly the room left fits, one token more waits.
+    assert decide(reservations, CREDIT_LIMITS, now, room, correction=CREDIT).admitted
+    assert not decide(reservations, CREDIT_LIMITS, now, room + 1, correction=CREDIT).admitted
+
+
+def test_a_positive_difference_stays_whole_until_it_expires():
+    more = Correction(tokens=300, until=107.0, seen_at=102.0, seen_tokens=300)
+    assert window_usage(SEEN, CREDIT_LIMITS, 106.5, more)[1] == 200 + 300

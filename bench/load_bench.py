@@ -1,6 +1,7 @@
 """Load benchmark through Slack: a burst of mentions, two worker processes, the fakes' limits.
 
-    python -m bench.load_bench burst [--accounting corrected|reserved] [--external 0.2] [--mentions 240]
+    python -m bench.load_bench burst [--accounting corrected|reserved] [--mentions 240]
+    python -m bench.load_bench burst --external 0.2 [--external-lead 7]
     python -m bench.load_bench slow-slack [--mentions 36]
     python -m bench.load_bench sigterm [--mentions 120]
 
@@ -8,7 +9,8 @@ Each run makes a scratch PostgreSQL database, the fake Slack in this process (la
 call, chat.postMessage limited to one a second per channel, 429 with Retry-After beyond), the
 fake model in its own process (tests/fakes/inference.py: a sliding window of 40 requests and
 80,000 tokens per 6 s, charging as ``--accounting`` says, optionally shared with "another app"
-using ``--external`` of the request limit), one ``bot web`` and two ``bot worker`` processes. It
+using ``--external`` of the request limit, in full swing ``--external-lead`` seconds before the
+burst, or starting with the bot at 0), one ``bot web`` and two ``bot worker`` processes. It
 sends signed ``app_mention`` events, each starting its own thread in one channel, all at once,
 and waits (with a deadline) until every job is settled.
 
@@ -240,6 +242,7 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
     with ExitStack() as stack:
         url = create_database(stack, f"bench_load_{os.getpid()}")
         records = run_dir / "fake.json"
+        fake_started = time.monotonic()  # the other app (--external) starts with the fake
         limits = (10**6, 10**9) if slow else (MAX_REQUESTS, MAX_TOKENS)
         fake = Child(
             [
@@ -281,6 +284,8 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
         workers = [start_worker(env, run_dir, name=f"worker-{i}") for i in range(2)]
         for worker in workers:
             stack.callback(worker.stop)
+        if opts.external > 0:  # in full swing for --external-lead seconds before the burst
+            time.sleep(max(0.0, fake_started + opts.external_lead - time.monotonic()))
         commits_before = xact_commit(url)
         started = time.monotonic()
         thread_ts = send_mentions(web_url, opts.mentions)
@@ -315,6 +320,7 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
             "kind": kind,
             "accounting": opts.accounting,
             "external": opts.external,
+            "external_lead_s": opts.external_lead if opts.external else None,
             "mentions": opts.mentions,
             "wall_s": round(wall, 1),
             "answers_per_min": round(opts.mentions / summary["span_s"] * 60, 1) if summary["span_s"] else None,
@@ -373,6 +379,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=("burst", "slow-slack", "sigterm"))
     parser.add_argument("--accounting", choices=("actual", "corrected", "reserved"), default="corrected")
     parser.add_argument("--external", type=float, default=0.0)
+    parser.add_argument(
+        "--external-lead",
+        type=float,
+        default=WINDOW + 1.0,
+        help="seconds the other app runs before the burst (0: it starts with the bot, still rising)",
+    )
     parser.add_argument("--mentions", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--deadline", type=float, default=600.0)

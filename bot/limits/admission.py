@@ -200,6 +200,7 @@ class GlobalRateLimiter:
                     tokens=counted,
                     reconciled=False,
                     prompt_estimate=prompt_tokens or None,
+                    output_cap=(tokens - prompt_tokens) if prompt_tokens else None,
                 )
                 session.add(reservation)
                 if waiter_id is not None:
@@ -273,19 +274,17 @@ class GlobalRateLimiter:
         self, session: Session, after: float
     ) -> tuple[list[Reservation], list[tuple[int, int]]]:
         """The reservations admitted after ``after``, and the (estimated, reported) prompt tokens
-        of those the server has answered."""
+        of the calls answered in the window before that too (rows are kept for two windows), so a
+        window that emptied at once still has answers to calibrate from."""
         rows = session.execute(
-            select(
-                RateReservation.admitted_at,
-                RateReservation.tokens,
-                RateReservation.used_tokens,
-                RateReservation.prompt_estimate,
-                RateReservation.prompt_used,
-            ).where(RateReservation.limiter == self.name, RateReservation.admitted_at > after)
+            select(*_RESERVATION_COLUMNS).where(
+                RateReservation.limiter == self.name,
+                RateReservation.admitted_at > after - self.limits.window_seconds,
+            )
         ).all()
-        reservations = [Reservation(at, tok, used) for at, tok, used, _, _ in rows]
-        samples = [(est, used) for *_, est, used in rows if est is not None and used is not None]
-        return reservations, samples
+        reservations = [_reservation(row) for row in rows if row.admitted_at > after]
+        samples = [(row.prompt_estimate, row.prompt_used) for row in rows]
+        return reservations, [(est, used) for est, used in samples if est is not None and used is not None]
 
     def _lock_state(self, session: Session) -> _State:
         row = session.execute(
@@ -325,9 +324,10 @@ class GlobalRateLimiter:
         `prompt_tokens`: the prompt tokens the server reported, which calibrate later estimates.
         `also` runs in the same transaction (recording usage costs no extra commit)."""
         values: dict[str, object] = {"used_tokens": max(0, int(actual_tokens)), "reconciled": True}
-        if prompt_tokens is not None:
-            values["prompt_used"] = max(0, int(prompt_tokens))
         with self.sessions.begin() as session:
+            if prompt_tokens is not None and not refused:
+                values["prompt_used"] = max(0, int(prompt_tokens))
+                values["answered_at"] = db_epoch(session)
             session.execute(update(RateReservation).where(RateReservation.id == reservation_id).values(**values))
             if view is not None and not view.empty and admitted_at is not None:
                 self._take_view(session, view, admitted_at, reservation_id if refused else None)
@@ -350,13 +350,13 @@ class GlobalRateLimiter:
         if now - admitted_at > self.limits.window_seconds:
             return  # a call longer than a window: its view is older than anything it could correct
         rows = session.execute(
-            select(RateReservation.id, RateReservation.admitted_at, RateReservation.tokens).where(
+            select(RateReservation.id, *_RESERVATION_COLUMNS).where(
                 RateReservation.limiter == self.name,
                 RateReservation.admitted_at > admitted_at - self.limits.window_seconds,
                 RateReservation.admitted_at <= admitted_at,
             )
         ).all()
-        seen = [Reservation(at, tok) for r_id, at, tok in rows if r_id != exclude_id]
+        seen = [_reservation(row[1:]) for row in rows if row.id != exclude_id]
         fresh = correction_from_view(view, seen, self.limits, admitted_at=admitted_at, now=now)
         if fresh is None:
             return
@@ -370,6 +370,7 @@ class GlobalRateLimiter:
                 correction_until=correction.until,
                 correction_seen_at=admitted_at,
                 correction_seen_tokens=correction.seen_tokens,
+                correction_taken_at=correction.taken_at,
                 correction_held_requests=correction.held_requests,
                 correction_held_until=correction.held_until,
             )
@@ -515,6 +516,24 @@ class GlobalRateLimiter:
                     return
 
 
+_RESERVATION_COLUMNS = (
+    RateReservation.admitted_at,
+    RateReservation.tokens,
+    RateReservation.used_tokens,
+    RateReservation.prompt_estimate,
+    RateReservation.prompt_used,
+    RateReservation.output_cap,
+    RateReservation.answered_at,
+)
+
+
+def _reservation(row) -> Reservation:
+    """A reservation row (the columns of _RESERVATION_COLUMNS, in order) for the window arithmetic."""
+    admitted_at, tokens, used, _estimate, prompt_used, output_cap, answered_at = row
+    ceiling = prompt_used + output_cap if prompt_used is not None and output_cap is not None else None
+    return Reservation(admitted_at, tokens, used, ceiling, answered_at if ceiling is not None else None)
+
+
 _CORRECTION_COLUMNS = (
     RateLimiterState.correction_requests,
     RateLimiterState.correction_tokens,
@@ -523,6 +542,7 @@ _CORRECTION_COLUMNS = (
     RateLimiterState.correction_held_until,
     RateLimiterState.correction_seen_at,
     RateLimiterState.correction_seen_tokens,
+    RateLimiterState.correction_taken_at,
 )
 
 
@@ -532,7 +552,7 @@ def _finite_or_never(value: float | None) -> float:
 
 def _correction(row) -> Correction:
     """The correction held on the state row (the columns of _CORRECTION_COLUMNS, in order)."""
-    requests, tokens, until, held, held_until, seen_at, seen_tokens = row
+    requests, tokens, until, held, held_until, seen_at, seen_tokens, taken_at = row
     return Correction(
         requests or 0,
         tokens or 0,
@@ -541,6 +561,7 @@ def _correction(row) -> Correction:
         _finite_or_never(held_until),
         _finite_or_never(seen_at),
         seen_tokens or 0,
+        _finite_or_never(taken_at),
     )
 
 

@@ -28,6 +28,7 @@ class RateLimiterState(Base):
     correction_seen_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The estimates of the reservations that view covered: a credit leaves with them.
     correction_seen_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    correction_taken_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # when it was compared
     # The largest request difference of the recent views, held until its own reset.
     correction_held_requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     correction_held_until: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -46,6 +47,9 @@ class RateReservation(Base):
     # next calls' estimates (bot.limits.calibration).
     prompt_estimate: Mapped[int | None] = mapped_column(Integer, nullable=True)
     prompt_used: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The output cap (max_tokens): with prompt_used, the most the server can charge for the call.
+    output_cap: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    answered_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # database clock
 
     __table_args__ = (Index("ix_rate_reservations_limiter_admitted_at", "limiter", "admitted_at"),)
 

@@ -126,15 +126,18 @@ def correction_from_view(
     """The difference between the server's window and ours, or None if the view says nothing.
 
     The server took its view when the request admitted at ``admitted_at`` arrived, so it is
-    compared with our reservations admitted in the window ending then (ours count every
-    estimate). Positive: the server counts more than we do (held until the server's reset, at
-    most a window after that admission, when every charge it then counted has expired).
+    compared with our reservations admitted in the window ending then (each counts its estimate,
+    or its ceiling once answered: :meth:`Reservation.counted_in_view`). Positive: the server
+    counts more than we do (held until the server's reset, at most a window after that
+    admission, when every charge it then counted has expired).
     Negative tokens: a credit (the server charged less than our estimates), which
     :func:`bot.limits.window.decide` bounds by what reconciled reservations over-estimated.
     """
     if view.empty:
         return None
     seen = [r for r in reservations if admitted_at - limits.window_seconds < r.admitted_at <= admitted_at]
+    taken = Correction(seen_at=admitted_at, taken_at=now)
+    counted = sum(r.counted_in_view(taken) for r in seen)  # an answered call counts its ceiling
     latest = admitted_at + limits.occupancy_seconds
     until = latest
     requests = tokens = 0
@@ -144,12 +147,12 @@ def correction_from_view(
         requests = max(0, (limit - view.remaining_requests) - len(seen) + max(0, limits.max_requests - limit))
     if view.remaining_tokens is not None:
         limit = view.limit_tokens or limits.max_tokens
-        tokens = (limit - view.remaining_tokens) - sum(r.tokens for r in seen) + max(0, limits.max_tokens - limit)
+        tokens = (limit - view.remaining_tokens) - counted + max(0, limits.max_tokens - limit)
     resets = [s for s in (view.reset_requests, view.reset_tokens) if s is not None]
     if resets:
         until = min(latest, now + max(resets))
     return Correction(
-        requests=requests, tokens=tokens, until=until, seen_at=admitted_at, seen_tokens=sum(r.tokens for r in seen)
+        requests=requests, tokens=tokens, until=until, seen_at=admitted_at, seen_tokens=counted, taken_at=now
     )
 
 

@@ -63,6 +63,21 @@ class Reservation:
     admitted_at: float
     tokens: int  # the estimate reserved at admission
     used: int | None = None  # the usage the server reported, once the call returned
+    # Once answered: the most the server can be charging for it under either accounting, the
+    # prompt tokens it reported plus the output cap; and when the answer came (database clock).
+    ceiling: int | None = None
+    answered_at: float | None = None
+
+    def counted_in_view(self, correction: Correction) -> int:
+        """What the window counts for this call beside the server's view: its ceiling once
+        answered, but its estimate if the view saw it before it was answered (the view's
+        difference was taken against the estimate; counting the ceiling too would count the
+        same difference twice)."""
+        if self.ceiling is None or self.answered_at is None:
+            return self.tokens
+        if self.admitted_at <= correction.seen_at and self.answered_at > correction.taken_at:
+            return self.tokens
+        return self.ceiling
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,7 @@ class Correction:
     # between them. A credit belongs to them and leaves the window with them.
     seen_at: float = -math.inf
     seen_tokens: int = 0
+    taken_at: float = -math.inf  # when the view was compared with ours (database clock)
 
     def active(self, now: float) -> bool:
         """A view of zero difference is active too: it says "count the estimates, no credit"."""
@@ -137,9 +153,10 @@ def window_usage(
     requests = len(live) + correction.extra_requests(now)
     if not correction.active(now):
         return requests, sum(_counted(r) for r in live)
-    reclaimable = sum(r.tokens - r.used for r in live if r.used is not None and r.used < r.tokens)
-    estimates = sum(r.tokens for r in live)
-    seen_live = sum(r.tokens for r in live if r.admitted_at <= correction.seen_at)
+    counted = [r.counted_in_view(correction) for r in live]
+    reclaimable = sum(v - r.used for r, v in zip(live, counted, strict=True) if r.used is not None and r.used < v)
+    estimates = sum(counted)
+    seen_live = sum(v for r, v in zip(live, counted, strict=True) if r.admitted_at <= correction.seen_at)
     return requests, max(0, estimates + _difference(correction, seen_live, reclaimable))
 
 
@@ -163,14 +180,15 @@ class _Window:
         # Expiry follows admission, so the reservations the view saw are the first `seen` of them.
         self.seen = bisect.bisect_right([r.admitted_at for r in live], correction.seen_at)
         n = len(live)
-        self.estimates = [0] * (n + 1)  # sum of estimates of live[k:]
+        self.estimates = [0] * (n + 1)  # sum of what live[k:] count beside the view
         self.counted = [0] * (n + 1)  # sum of counted tokens of live[k:]
         self.reclaimable = [0] * (n + 1)
         for k in range(n - 1, -1, -1):
             r = live[k]
-            self.estimates[k] = self.estimates[k + 1] + r.tokens
+            value = r.counted_in_view(correction)
+            self.estimates[k] = self.estimates[k + 1] + value
             self.counted[k] = self.counted[k + 1] + _counted(r)
-            over = r.tokens - r.used if r.used is not None and r.used < r.tokens else 0
+            over = value - r.used if r.used is not None and r.used < value else 0
             self.reclaimable[k] = self.reclaimable[k + 1] + over
 
     def usage(self, k: int, t: float) -> tuple[int, int]:

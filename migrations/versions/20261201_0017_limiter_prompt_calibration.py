@@ -1,4 +1,4 @@
-"""Limiter: prompt estimates and reported prompt tokens (calibration); the estimates a view covered (#13)
+"""Limiter: prompt estimates and reported prompt tokens (calibration), each call's ceiling, what a view covered (#13)
 
 Revision ID: 0017_calibration
 Revises: 0013_limiter
@@ -19,9 +19,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("rate_limiter_state", schema=None) as batch_op:
         batch_op.add_column(sa.Column("correction_seen_tokens", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("correction_taken_at", sa.Float(), nullable=True))
     with op.batch_alter_table("rate_reservations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("prompt_estimate", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("prompt_used", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("output_cap", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("answered_at", sa.Float(), nullable=True))
     with op.batch_alter_table("rate_waiters", schema=None) as batch_op:
         batch_op.add_column(sa.Column("prompt_tokens", sa.Integer(), server_default="0", nullable=False))
 
@@ -30,7 +33,10 @@ def downgrade() -> None:
     with op.batch_alter_table("rate_waiters", schema=None) as batch_op:
         batch_op.drop_column("prompt_tokens")
     with op.batch_alter_table("rate_reservations", schema=None) as batch_op:
+        batch_op.drop_column("answered_at")
+        batch_op.drop_column("output_cap")
         batch_op.drop_column("prompt_used")
         batch_op.drop_column("prompt_estimate")
     with op.batch_alter_table("rate_limiter_state", schema=None) as batch_op:
+        batch_op.drop_column("correction_taken_at")
         batch_op.drop_column("correction_seen_tokens")

@@ -317,3 +317,35 @@ def test_a_credit_leaves_the_window_with_the_calls_it_covered(reservations, now,
 def test_a_positive_difference_stays_whole_until_it_expires():
     more = Correction(tokens=300, until=107.0, seen_at=102.0, seen_tokens=300)
     assert window_usage(SEEN, CREDIT_LIMITS, 106.5, more)[1] == 200 + 300
+
+
+# -- an answered call counts its ceiling beside the server's view ------------------------------
+
+VIEW = Correction(tokens=0, until=200.0, seen_at=102.0, seen_tokens=0, taken_at=103.0)
+
+
+@pytest.mark.parametrize(
+    ("reservation", "expected"),
+    [
+        (Reservation(101.0, 300), 300),  # not answered: its estimate
+        (Reservation(101.0, 300, used=120, ceiling=250, answered_at=102.5), 250),  # answered before the view
+        # Seen in flight, answered after the view: the view's difference was taken against the
+        # estimate, which it keeps counting until a newer view.
+        (Reservation(101.0, 300, used=120, ceiling=250, answered_at=103.5), 300),
+        (Reservation(102.5, 300, used=120, ceiling=250, answered_at=103.5), 250),  # the view never saw it
+        (Reservation(101.0, 300, used=120, ceiling=340, answered_at=102.5), 340),  # prompt under-estimated
+    ],
+)
+def test_counted_in_view(reservation, expected):
+    assert reservation.counted_in_view(VIEW) == expected
+
+
+def test_answered_calls_count_their_ceiling_so_the_window_holds_what_the_server_allows():
+    # Five answered calls estimated at 300 the server charges 250 each (prompt + output cap):
+    # counted at their ceilings, a sixth of 250 fits in 1,500 with no credit needed.
+    answered = [Reservation(100.0 + i / 10, 300, used=120, ceiling=250, answered_at=101.0) for i in range(5)]
+    view = Correction(tokens=0, until=200.0, seen_at=100.4, seen_tokens=1250, taken_at=101.0)
+    limits = RateLimits(max_requests=100, max_tokens=1500, window_seconds=6.0)
+    assert window_usage(answered, limits, 101.5, view)[1] == 1250
+    assert decide(answered, limits, 101.5, 250, correction=view).admitted
+    assert not decide(answered, limits, 101.5, 251, correction=view).admitted

@@ -323,14 +323,14 @@ class GlobalRateLimiter:
         a 429, which the server did not count), kept as the correction while it is the newest.
         `prompt_tokens`: the prompt tokens the server reported, which calibrate later estimates.
         `also` runs in the same transaction (recording usage costs no extra commit)."""
-        values: dict[str, object] = {"used_tokens": max(0, int(actual_tokens)), "reconciled": True}
+        values: dict[str, object] = {"used_tokens": max(0, int(actual_tokens)), "reconciled": True, "refused": refused}
         with self.sessions.begin() as session:
             if prompt_tokens is not None and not refused:
                 values["prompt_used"] = max(0, int(prompt_tokens))
                 values["answered_at"] = db_epoch(session)
             session.execute(update(RateReservation).where(RateReservation.id == reservation_id).values(**values))
             if view is not None and not view.empty and admitted_at is not None:
-                self._take_view(session, view, admitted_at, reservation_id if refused else None)
+                self._take_view(session, view, admitted_at)
             elif admitted_at is not None:  # an answer without a view: the server may send none
                 session.execute(
                     update(RateLimiterState)
@@ -342,21 +342,24 @@ class GlobalRateLimiter:
             self._notify(session)
         self._wake_local()
 
-    def _take_view(self, session: Session, view: ServerView, admitted_at: float, exclude_id: int | None) -> None:
+    def _take_view(self, session: Session, view: ServerView, admitted_at: float) -> None:
         state = self._lock_state(session)
         if state.seen_at is not None and admitted_at < state.seen_at:
             return  # a newer view is already held
         now = db_epoch(session)
         if now - admitted_at > self.limits.window_seconds:
             return  # a call longer than a window: its view is older than anything it could correct
+        # Calls the server refused with a 429 keep their slot in our window, but the server never
+        # counted them: counting them here would hide one of another app's calls.
         rows = session.execute(
-            select(RateReservation.id, *_RESERVATION_COLUMNS).where(
+            select(*_RESERVATION_COLUMNS).where(
                 RateReservation.limiter == self.name,
                 RateReservation.admitted_at > admitted_at - self.limits.window_seconds,
                 RateReservation.admitted_at <= admitted_at,
+                RateReservation.refused.is_(False),
             )
         ).all()
-        seen = [_reservation(row[1:]) for row in rows if row.id != exclude_id]
+        seen = [_reservation(row) for row in rows]
         fresh = correction_from_view(view, seen, self.limits, admitted_at=admitted_at, now=now)
         if fresh is None:
             return

@@ -115,6 +115,7 @@ class ModelGateway:
                 lane=ctx.lane,
             )
             started = time.monotonic()
+            sent_at = ticket.sent_at()
             try:
                 completion = self.client.stream(body, on_text=show, prompt_caching=prompt_caching)
             except RateLimitedError as exc:
@@ -130,12 +131,13 @@ class ModelGateway:
                     view=server_view(exc.headers, time.time()),
                     admitted_at=ticket.admitted_at,
                     refused=True,
+                    sent_at=sent_at,
                 )
                 continue
             except Exception:
                 # Unknown whether the server counted it: keep the estimate reserved.
                 raise
-            self._account(ticket, estimate, completion, ctx, time.monotonic() - started)
+            self._account(ticket, estimate, completion, ctx, time.monotonic() - started, sent_at)
             return completion
         raise RateLimitedError("the model kept answering 429", retry_after=DEFAULT_PAUSE_SECONDS)
 
@@ -147,7 +149,9 @@ class ModelGateway:
         if reason:
             raise OverBudget(reason)
 
-    def _account(self, ticket: Ticket, estimate: int, completion: Completion, ctx: CallContext, seconds: float) -> None:
+    def _account(
+        self, ticket: Ticket, estimate: int, completion: Completion, ctx: CallContext, seconds: float, sent_at: float
+    ) -> None:
         usage = completion.usage
         actual = usage.total_tokens if usage else estimate
 
@@ -168,6 +172,7 @@ class ModelGateway:
             view=server_view(completion.rate_limit_headers, time.time()),
             admitted_at=ticket.admitted_at,
             prompt_tokens=usage.prompt_tokens if usage else None,
+            sent_at=sent_at,
         )
         log.info(
             "inference done team=%s estimated_tokens=%d prompt_tokens=%s completion_tokens=%s duration_ms=%d",

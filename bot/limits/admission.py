@@ -82,6 +82,11 @@ class Ticket:
     estimated_tokens: int  # as counted against the window (its prompt part calibrated)
     waited_seconds: float
     admitted_at: float  # database clock, epoch seconds
+    admitted_monotonic: float = 0.0  # time.monotonic() when admitted_at was read
+
+    def sent_at(self) -> float:
+        """Now on the database clock, as near as this process can tell: call it as the request goes out."""
+        return self.admitted_at + max(0.0, time.monotonic() - self.admitted_monotonic)
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ class Attempt:
     waiter_id: int | None
     slot: Slot | None
     counted_tokens: int = 0  # the call's estimate as counted (its prompt part calibrated)
+    monotonic: float = 0.0  # time.monotonic() when `now` was read
 
 
 # A waiter refreshes its row at least this often; a row not refreshed for WAITER_TTL_SECONDS
@@ -163,6 +169,7 @@ class GlobalRateLimiter:
         with self._admitting, self.sessions.begin() as session:
             state = self._lock_state(session)
             now = db_epoch(session)
+            read_at = time.monotonic()
             horizon = now - self.limits.occupancy_seconds
             reservations, samples = self._reservations_and_samples(session, horizon)
             scale = prompt_scale(samples)
@@ -217,7 +224,7 @@ class GlobalRateLimiter:
                     )
                 )
                 session.flush()
-                return Attempt(Admission(True, "ok", None), reservation.id, now, None, slot, counted)
+                return Attempt(Admission(True, "ok", None), reservation.id, now, None, slot, counted, read_at)
             decision = Admission(False, slot.reason if slot.reason != "ok" else "requests", slot.at)
             if not register:
                 return Attempt(decision, None, now, waiter_id, slot, counted)
@@ -317,20 +324,25 @@ class GlobalRateLimiter:
         admitted_at: float | None = None,
         refused: bool = False,
         prompt_tokens: int | None = None,
+        sent_at: float | None = None,
     ) -> None:
         """Record what the model reported beside the estimate. `view`: the server's window from
         the response's headers (taken when the call admitted at `admitted_at` arrived; `refused`:
         a 429, which the server did not count), kept as the correction while it is the newest.
         `prompt_tokens`: the prompt tokens the server reported, which calibrate later estimates.
+        `sent_at`: when the request went out (database clock, :meth:`Ticket.sent_at`): the server's
+        view is compared with our calls by the order they reached it.
         `also` runs in the same transaction (recording usage costs no extra commit)."""
         values: dict[str, object] = {"used_tokens": max(0, int(actual_tokens)), "reconciled": True, "refused": refused}
+        if sent_at is not None:
+            values["sent_at"] = sent_at
         with self.sessions.begin() as session:
             if prompt_tokens is not None and not refused:
                 values["prompt_used"] = max(0, int(prompt_tokens))
                 values["answered_at"] = db_epoch(session)
             session.execute(update(RateReservation).where(RateReservation.id == reservation_id).values(**values))
             if view is not None and not view.empty and admitted_at is not None:
-                self._take_view(session, view, admitted_at)
+                self._take_view(session, view, admitted_at, sent_at)
             elif admitted_at is not None:  # an answer without a view: the server may send none
                 session.execute(
                     update(RateLimiterState)
@@ -342,7 +354,7 @@ class GlobalRateLimiter:
             self._notify(session)
         self._wake_local()
 
-    def _take_view(self, session: Session, view: ServerView, admitted_at: float) -> None:
+    def _take_view(self, session: Session, view: ServerView, admitted_at: float, sent_at: float | None) -> None:
         state = self._lock_state(session)
         if state.seen_at is not None and admitted_at < state.seen_at:
             return  # a newer view is already held
@@ -351,16 +363,17 @@ class GlobalRateLimiter:
             return  # a call longer than a window: its view is older than anything it could correct
         # Calls the server refused with a 429 keep their slot in our window, but the server never
         # counted them: counting them here would hide one of another app's calls.
+        reference = admitted_at if sent_at is None else max(admitted_at, sent_at)
         rows = session.execute(
             select(*_RESERVATION_COLUMNS).where(
                 RateReservation.limiter == self.name,
-                RateReservation.admitted_at > admitted_at - self.limits.window_seconds,
-                RateReservation.admitted_at <= admitted_at,
+                RateReservation.admitted_at > reference - self.limits.occupancy_seconds - self.limits.window_seconds,
+                RateReservation.admitted_at <= reference,
                 RateReservation.refused.is_(False),
             )
         ).all()
         seen = [_reservation(row) for row in rows]
-        fresh = correction_from_view(view, seen, self.limits, admitted_at=admitted_at, now=now)
+        fresh = correction_from_view(view, seen, self.limits, admitted_at=admitted_at, now=now, sent_at=sent_at)
         if fresh is None:
             return
         correction = merge_views(state.correction, fresh, now)
@@ -470,7 +483,11 @@ class GlobalRateLimiter:
                 if decision.admitted and attempt.reservation_id is not None:
                     waiter_id = None  # removed in the admitting transaction
                     return Ticket(
-                        attempt.reservation_id, attempt.counted_tokens, time.monotonic() - started, attempt.now
+                        attempt.reservation_id,
+                        attempt.counted_tokens,
+                        time.monotonic() - started,
+                        attempt.now,
+                        attempt.monotonic,
                     )
                 waiter_id = attempt.waiter_id
                 if decision.reason == "oversized":
@@ -527,14 +544,15 @@ _RESERVATION_COLUMNS = (
     RateReservation.prompt_used,
     RateReservation.output_cap,
     RateReservation.answered_at,
+    RateReservation.sent_at,
 )
 
 
 def _reservation(row) -> Reservation:
     """A reservation row (the columns of _RESERVATION_COLUMNS, in order) for the window arithmetic."""
-    admitted_at, tokens, used, _estimate, prompt_used, output_cap, answered_at = row
+    admitted_at, tokens, used, _estimate, prompt_used, output_cap, answered_at, sent_at = row
     ceiling = prompt_used + output_cap if prompt_used is not None and output_cap is not None else None
-    return Reservation(admitted_at, tokens, used, ceiling, answered_at if ceiling is not None else None)
+    return Reservation(admitted_at, tokens, used, ceiling, answered_at if ceiling is not None else None, sent_at)
 
 
 _CORRECTION_COLUMNS = (

@@ -50,6 +50,7 @@ class RateReservation(Base):
     # The output cap (max_tokens): with prompt_used, the most the server can charge for the call.
     output_cap: Mapped[int | None] = mapped_column(Integer, nullable=True)
     answered_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # database clock
+    sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # when the request went out, once answered
     refused: Mapped[bool] = mapped_column(default=False, server_default=false())  # a 429: not counted by the server
 
     __table_args__ = (Index("ix_rate_reservations_limiter_admitted_at", "limiter", "admitted_at"),)

@@ -115,6 +115,31 @@ def merge_views(held: Correction, new: Correction, now: float) -> Correction:
     return replace(new, held_requests=new.requests + max(0, rise), held_until=new.until)
 
 
+def _seen_by_server(
+    reservations: Iterable[Reservation], limits: RateLimits, admitted_at: float, sent_at: float | None
+) -> list[Reservation]:
+    """Our calls the server counted when the call admitted at ``admitted_at`` (and sent at
+    ``sent_at``, when known) arrived: those that reached it within the window before, ordered by
+    when they went out. Without send times, by admission. A call still in flight, admitted less
+    than the longest admission-to-send delay seen before the view's call, may not have reached
+    the server yet: it is left out (counting it would hide one of another app's calls)."""
+    if sent_at is None:
+        return [r for r in reservations if admitted_at - limits.window_seconds < r.admitted_at <= admitted_at]
+    reference = max(admitted_at, sent_at)
+    delays = [r.sent_at - r.admitted_at for r in reservations if r.sent_at is not None]
+    in_flight_cut = reference - max([0.0, *delays])
+
+    def went_out(r: Reservation) -> float:
+        return r.sent_at if r.sent_at is not None else r.admitted_at
+
+    return [
+        r
+        for r in reservations
+        if reference - limits.window_seconds < went_out(r) <= reference
+        and (r.sent_at is not None or r.admitted_at <= in_flight_cut)
+    ]
+
+
 def correction_from_view(
     view: ServerView,
     reservations: Iterable[Reservation],
@@ -122,6 +147,7 @@ def correction_from_view(
     *,
     admitted_at: float,
     now: float,
+    sent_at: float | None = None,
 ) -> Correction | None:
     """The difference between the server's window and ours, or None if the view says nothing.
 
@@ -135,7 +161,7 @@ def correction_from_view(
     """
     if view.empty:
         return None
-    seen = [r for r in reservations if admitted_at - limits.window_seconds < r.admitted_at <= admitted_at]
+    seen = _seen_by_server(reservations, limits, admitted_at, sent_at)
     taken = Correction(seen_at=admitted_at, taken_at=now)
     counted = sum(r.counted_in_view(taken) for r in seen)  # an answered call counts its ceiling
     latest = admitted_at + limits.occupancy_seconds

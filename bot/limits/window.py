@@ -67,6 +67,7 @@ class Reservation:
     # prompt tokens it reported plus the output cap; and when the answer came (database clock).
     ceiling: int | None = None
     answered_at: float | None = None
+    sent_at: float | None = None  # when the request went out (known once answered)
 
     def counted_in_view(self, correction: Correction) -> int:
         """What the window counts for this call beside the server's view: its ceiling once

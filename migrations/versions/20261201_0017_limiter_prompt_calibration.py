@@ -25,6 +25,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("prompt_used", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("output_cap", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("answered_at", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("sent_at", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("refused", sa.Boolean(), server_default=sa.false(), nullable=False))
     with op.batch_alter_table("rate_waiters", schema=None) as batch_op:
         batch_op.add_column(sa.Column("prompt_tokens", sa.Integer(), server_default="0", nullable=False))
@@ -35,6 +36,7 @@ def downgrade() -> None:
         batch_op.drop_column("prompt_tokens")
     with op.batch_alter_table("rate_reservations", schema=None) as batch_op:
         batch_op.drop_column("refused")
+        batch_op.drop_column("sent_at")
         batch_op.drop_column("answered_at")
         batch_op.drop_column("output_cap")
         batch_op.drop_column("prompt_used")

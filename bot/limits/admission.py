@@ -387,6 +387,7 @@ class GlobalRateLimiter:
                 correction_seen_at=admitted_at,
                 correction_seen_tokens=correction.seen_tokens,
                 correction_taken_at=correction.taken_at,
+                correction_external_tokens=correction.external_tokens,
                 correction_held_requests=correction.held_requests,
                 correction_held_until=correction.held_until,
             )
@@ -564,6 +565,7 @@ _CORRECTION_COLUMNS = (
     RateLimiterState.correction_seen_at,
     RateLimiterState.correction_seen_tokens,
     RateLimiterState.correction_taken_at,
+    RateLimiterState.correction_external_tokens,
 )
 
 
@@ -573,7 +575,7 @@ def _finite_or_never(value: float | None) -> float:
 
 def _correction(row) -> Correction:
     """The correction held on the state row (the columns of _CORRECTION_COLUMNS, in order)."""
-    requests, tokens, until, held, held_until, seen_at, seen_tokens, taken_at = row
+    requests, tokens, until, held, held_until, seen_at, seen_tokens, taken_at, external = row
     return Correction(
         requests or 0,
         tokens or 0,
@@ -583,6 +585,7 @@ def _correction(row) -> Correction:
         _finite_or_never(seen_at),
         seen_tokens or 0,
         _finite_or_never(taken_at),
+        external or 0,
     )
 
 

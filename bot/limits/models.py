@@ -29,6 +29,7 @@ class RateLimiterState(Base):
     # The estimates of the reservations that view covered: a credit leaves with them.
     correction_seen_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     correction_taken_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # when it was compared
+    correction_external_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The largest request difference of the recent views, held until its own reset.
     correction_held_requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     correction_held_until: Mapped[float | None] = mapped_column(Float, nullable=True)

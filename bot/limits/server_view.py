@@ -177,8 +177,21 @@ def correction_from_view(
     resets = [s for s in (view.reset_requests, view.reset_tokens) if s is not None]
     if resets:
         until = min(latest, now + max(resets))
+    # Another app seen in the requests may hide its tokens behind our credit: under Anthropic's
+    # accounting the server charged our answered calls what they used, so up to their whole
+    # over-estimate of it is ours and the rest is the other app's, held until the view expires.
+    external = max(0, tokens)
+    if requests > 0:
+        over_estimated = sum(max(0, r.counted_in_view(taken) - r.used) for r in seen if r.used is not None)
+        external = max(0, tokens + over_estimated)
     return Correction(
-        requests=requests, tokens=tokens, until=until, seen_at=admitted_at, seen_tokens=counted, taken_at=now
+        requests=requests,
+        tokens=tokens,
+        until=until,
+        seen_at=admitted_at,
+        seen_tokens=counted,
+        taken_at=now,
+        external_tokens=external,
     )
 
 

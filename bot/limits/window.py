@@ -97,6 +97,9 @@ class Correction:
     seen_at: float = -math.inf
     seen_tokens: int = 0
     taken_at: float = -math.inf  # when the view was compared with ours (database clock)
+    # The part of ``tokens`` that is another app's, held whole until ``until``; the rest (a
+    # credit) belongs to the seen reservations.
+    external_tokens: int = 0
 
     def active(self, now: float) -> bool:
         """A view of zero difference is active too: it says "count the estimates, no credit"."""
@@ -104,7 +107,7 @@ class Correction:
 
     def credit_share(self, seen_live_tokens: int) -> float:
         """The part of a credit still owed when ``seen_live_tokens`` of the seen estimates are live."""
-        if self.tokens >= 0 or self.seen_tokens <= 0:
+        if self.seen_tokens <= 0:
             return 1.0
         return min(1.0, max(0, seen_live_tokens) / self.seen_tokens)
 
@@ -162,13 +165,15 @@ def window_usage(
 
 
 def _difference(correction: Correction, seen_live_tokens: int, reclaimable: int) -> int:
-    """What the server's view adds to our estimates: a positive difference whole; a credit only
-    for the seen reservations still in the window, and never more than what reconciled ones
+    """What the server's view adds to our estimates: another app's part whole; a credit only for
+    the seen reservations still in the window, and never more than what reconciled ones
     over-estimated."""
-    if correction.tokens >= 0:
-        return correction.tokens
-    credit = math.ceil(correction.tokens * correction.credit_share(seen_live_tokens))
-    return max(credit, -reclaimable)
+    external = max(0, correction.external_tokens)
+    rest = correction.tokens - external
+    if rest >= 0:
+        return external + rest
+    credit = math.ceil(rest * correction.credit_share(seen_live_tokens))
+    return external + max(credit, -reclaimable)
 
 
 class _Window:

@@ -20,6 +20,7 @@ def upgrade() -> None:
     with op.batch_alter_table("rate_limiter_state", schema=None) as batch_op:
         batch_op.add_column(sa.Column("correction_seen_tokens", sa.Integer(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("correction_taken_at", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("correction_external_tokens", sa.Integer(), server_default="0", nullable=False))
     with op.batch_alter_table("rate_reservations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("prompt_estimate", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("prompt_used", sa.Integer(), nullable=True))
@@ -42,5 +43,6 @@ def downgrade() -> None:
         batch_op.drop_column("prompt_used")
         batch_op.drop_column("prompt_estimate")
     with op.batch_alter_table("rate_limiter_state", schema=None) as batch_op:
+        batch_op.drop_column("correction_external_tokens")
         batch_op.drop_column("correction_taken_at")
         batch_op.drop_column("correction_seen_tokens")

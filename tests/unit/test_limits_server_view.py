@@ -14,7 +14,7 @@ from bot.limits.server_view import (
     parse_reset,
     server_view,
 )
-from bot.limits.window import Correction, RateLimits, Reservation, Waiter, admission_order, decide, schedule
+from bot.limits.window import Correction, RateLimits, Reservation, Waiter, admission_order, decide, schedule, window_usage
 
 NOW = 1_780_000_000.0  # a unix time in 2026
 LIMITS = RateLimits(max_requests=10, max_tokens=1000, window_seconds=6.0, margin_seconds=0.25)
@@ -236,3 +236,27 @@ def test_a_call_in_flight_admitted_just_before_the_view_is_not_counted_as_seen()
     got = correction_from_view(view, reservations, LIMITS, admitted_at=100.02, now=101.0, sent_at=100.03)
     assert got.requests == 0
     assert got.seen_tokens == 20
+
+
+def test_another_apps_tokens_are_not_netted_against_our_credit():
+    """Two answered calls of ours, counted at 100 each, used 20 each: the server (correcting to
+    the usage) charged 40 for them, plus another app's call of 100 tokens. The difference nets to
+    -60, but once our calls leave the window the other app's 100 must still be counted."""
+    answered = [
+        Reservation(99.0, 100, 20, ceiling=100, answered_at=99.5, sent_at=99.0),
+        Reservation(100.0, 100, 20, ceiling=100, answered_at=100.5, sent_at=100.0),
+    ]
+    view = ServerView(remaining_requests=LIMITS.max_requests - 3, remaining_tokens=LIMITS.max_tokens - 140)
+    got = correction_from_view(view, answered, LIMITS, admitted_at=100.0, now=101.0, sent_at=100.0)
+    assert (got.requests, got.tokens, got.external_tokens) == (1, -60, 100)
+    assert window_usage(answered, LIMITS, 101.0, got)[1] == 140  # all live: exactly what the server counts
+    # The first has left the window and a new call is in flight: the second (20 used, half of the
+    # credit), the new one at its estimate, and the other app's 100, whole.
+    later = [Reservation(105.0, 50)]
+    assert window_usage(answered + later, LIMITS, 105.5, got)[1] == 100 - 80 + 50 + 100
+    # Without another app in the requests, the same difference is all our credit.
+    alone = correction_from_view(
+        ServerView(remaining_requests=LIMITS.max_requests - 2, remaining_tokens=LIMITS.max_tokens - 40),
+        answered, LIMITS, admitted_at=100.0, now=101.0, sent_at=100.0,
+    )  # fmt: skip
+    assert (alone.tokens, alone.external_tokens) == (-160, 0)

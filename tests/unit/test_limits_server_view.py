@@ -14,7 +14,16 @@ from bot.limits.server_view import (
     parse_reset,
     server_view,
 )
-from bot.limits.window import Correction, RateLimits, Reservation, Waiter, admission_order, decide, schedule, window_usage
+from bot.limits.window import (
+    Correction,
+    RateLimits,
+    Reservation,
+    Waiter,
+    admission_order,
+    decide,
+    schedule,
+    window_usage,
+)
 
 NOW = 1_780_000_000.0  # a unix time in 2026
 LIMITS = RateLimits(max_requests=10, max_tokens=1000, window_seconds=6.0, margin_seconds=0.25)

@@ -120,24 +120,15 @@ def _seen_by_server(
 ) -> list[Reservation]:
     """Our calls the server counted when the call admitted at ``admitted_at`` (and sent at
     ``sent_at``, when known) arrived: those that reached it within the window before, ordered by
-    when they went out. Without send times, by admission. A call still in flight, admitted less
-    than the longest admission-to-send delay seen before the view's call, may not have reached
-    the server yet: it is left out (counting it would hide one of another app's calls)."""
+    when they went out (a call still in flight, by its admission). Without send times, by admission."""
     if sent_at is None:
         return [r for r in reservations if admitted_at - limits.window_seconds < r.admitted_at <= admitted_at]
     reference = max(admitted_at, sent_at)
-    delays = [r.sent_at - r.admitted_at for r in reservations if r.sent_at is not None]
-    in_flight_cut = reference - max([0.0, *delays])
 
     def went_out(r: Reservation) -> float:
         return r.sent_at if r.sent_at is not None else r.admitted_at
 
-    return [
-        r
-        for r in reservations
-        if reference - limits.window_seconds < went_out(r) <= reference
-        and (r.sent_at is not None or r.admitted_at <= in_flight_cut)
-    ]
+    return [r for r in reservations if reference - limits.window_seconds < went_out(r) <= reference]
 
 
 def correction_from_view(

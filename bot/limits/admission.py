@@ -229,7 +229,12 @@ class GlobalRateLimiter:
             if not register:
                 return Attempt(decision, None, now, waiter_id, slot, counted)
             expires = now + WAITER_TTL_SECONDS
-            if waiter_id is None:
+            refreshed = waiter_id is not None and bool(
+                session.execute(
+                    update(RateWaiter).where(RateWaiter.id == waiter_id).values(expires_at=expires)
+                ).rowcount
+            )
+            if not refreshed:  # new in line, or our row expired and was removed: take our old place
                 row = RateWaiter(
                     limiter=self.name,
                     lane=lane,
@@ -241,22 +246,6 @@ class GlobalRateLimiter:
                 session.add(row)
                 session.flush()
                 waiter_id = row.id
-            else:
-                refreshed = session.execute(
-                    update(RateWaiter).where(RateWaiter.id == waiter_id).values(expires_at=expires)
-                ).rowcount
-                if not refreshed:  # our row expired and was removed: take our old place again
-                    row = RateWaiter(
-                        limiter=self.name,
-                        lane=lane,
-                        tokens=tokens,
-                        prompt_tokens=prompt_tokens,
-                        since=me.since,
-                        expires_at=expires,
-                    )
-                    session.add(row)
-                    session.flush()
-                    waiter_id = row.id
             return Attempt(decision, None, now, waiter_id, slot, counted)
 
     def _limits_for(self, state: _State, now: float, largest: int) -> RateLimits:

@@ -19,6 +19,7 @@ from bot.inference.client import InferenceClient
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.limits.admission import GlobalRateLimiter
 from bot.limits.models import RateLimiterState, RateWaiter
+from bot.limits.server_view import ServerView
 from bot.limits.window import RateLimits
 from tests.fakes.inference import FakeInference
 
@@ -226,3 +227,20 @@ def test_until_the_server_has_answered_only_half_the_window_is_admitted(pg_sessi
     assert limiter.try_admit(1)[0].reason == "requests"  # half of four
     limiter.reconcile(first.reservation_id, 1, view=None, admitted_at=first.admitted_at)  # no headers
     assert limiter.try_admit(1)[0].admitted
+
+
+def test_a_call_refused_with_a_429_does_not_hide_another_apps_call(pg_sessions):
+    """The server never counted a refused call: a later view that counts two calls (ours and the
+    other app's) must read one of them as the other app's, not as the refused one."""
+    sessions, _ = pg_sessions
+    limiter = GlobalRateLimiter(sessions, RateLimits(10, 10**6, 30))
+    refused = limiter.admit(1)
+    limiter.reconcile(refused.reservation_id, 0, admitted_at=refused.admitted_at, refused=True)
+    answered = limiter.admit(1)
+    view = ServerView(remaining_requests=8, limit_requests=10)  # the server counts two
+    limiter.reconcile(answered.reservation_id, 1, view=view, admitted_at=answered.admitted_at, prompt_tokens=1)
+    with sessions() as session:
+        state = session.execute(select(RateLimiterState)).scalar_one()
+    assert state.correction_requests == 1
+    # The refused call still keeps its own slot in our window: 2 of ours + 1 of the other app's.
+    assert limiter.usage()[0] == 3

@@ -29,9 +29,9 @@ from bot.conversation.messages import thread_to_messages
 from bot.conversation.window import load_window, newest_rows
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.migrate import upgrade
-from bot.history import engage_thread, refresh_tokens
 from bot.history.estimates import attachment_parts, bare_entry
 from bot.history.models import MessageImage, ThreadMessage
+from bot.history.store import engage_thread, refresh_tokens
 
 ADMIN_URL = normalize_database_url(os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
 SIZES = (100, 1_000, 10_000)

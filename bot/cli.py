@@ -184,7 +184,7 @@ def run_serve(settings: Settings) -> int:
     runtime.worker.install_signal_handlers()
     socket_mode = None
     if settings.socket_mode:
-        from bot.slack.socket_mode import SocketModeConnection
+        from bot.slack_app.socket_mode import SocketModeConnection
 
         socket_mode = SocketModeConnection(web_app.bolt, settings.slack_app_token, stopping=runtime.worker.stopping)
         socket_mode.start()
@@ -235,8 +235,8 @@ def run_stats(settings: Settings, *, as_json: bool) -> int:
 
 
 def run_manifest(url: str | None, socket_mode: bool) -> int:
-    from bot.slack.commands import manifest_commands
     from bot.slack.manifest import build_manifest
+    from bot.slack_app.commands import manifest_commands
 
     print(json.dumps(build_manifest(url=url, socket_mode=socket_mode, commands=manifest_commands()), indent=2))
     return 0

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.agent.stops import STOP_CHANNEL, StopWatch
+from bot.builtin_tools import configured_registry
 from bot.config import Settings
 from bot.conversation.ask_job import ASK
 from bot.conversation.feedback_job import FEEDBACK_THANKS
@@ -35,7 +36,6 @@ from bot.queue.worker import Worker
 from bot.retention.tasks import FORGET_WORKSPACE, RetentionTask
 from bot.slack.clients import SlackClients
 from bot.tools.approval_note_job import APPROVAL_NOTE
-from bot.tools.builtin import configured_registry
 from bot.tools.registry import ToolRegistry
 from bot.tools.slash_job import SLASH_COMMAND
 

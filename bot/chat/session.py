@@ -13,12 +13,12 @@ from typing import TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import history
 from bot.agent.stops import request_stop
 from bot.chat.line import ChatLine, parse_line
 from bot.chat.terminal import LOCAL_CHANNEL, LOCAL_TEAM, LOCAL_USER, TS, TerminalClient, TerminalSlack, new_file_id
 from bot.config import Settings
 from bot.conversation.reply_job import REPLY, ReplyPayload
+from bot.history import store as history
 from bot.history.models import MessageImage, Thread, ThreadMessage
 from bot.images.processing import ImageRejected, prepare_image, sniff_media_type
 

@@ -25,9 +25,9 @@ from bot.failures import JobStopped, Permanent, user_sentence
 from bot.history.thread import ThreadEntry
 from bot.history.users import current_user
 from bot.inference.gateway import ModelGateway
+from bot.queue.context import JobContext
 from bot.queue.job_type import JobType
 from bot.queue.models import INTERACTIVE
-from bot.queue.worker import JobContext
 from bot.slack.clients import SlackClients
 from bot.slack.response_url import ResponseUrlAnswers
 from bot.tools.audience import without_private_tools

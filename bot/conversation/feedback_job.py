@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE
-from bot.queue.worker import JobContext
 from bot.slack.clients import SlackClients
 
 if TYPE_CHECKING:

@@ -21,7 +21,6 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import history
 from bot.agent import waiting
 from bot.agent.feedback import Trace
 from bot.agent.stops import AnswerStopped, StopFlag, StopKey, StoppableGateway, StopWatch
@@ -34,15 +33,16 @@ from bot.conversation.summary_job import SUMMARIZE, SummaryPayload
 from bot.conversation.turn import run_model_turn
 from bot.conversation.window import load_window, newest_rows
 from bot.failures import JobStopped, Permanent, user_sentence
+from bot.history import store as history
 from bot.history.backfill import BotIdentity, backfill_if_needed
 from bot.history.thread import ThreadEntry
 from bot.history.users import refresh_users
 from bot.inference.gateway import ModelGateway
+from bot.queue.context import JobContext
 from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE
 from bot.queue.parking import JobParked
 from bot.queue.store import ClaimedJob
-from bot.queue.worker import JobContext
 from bot.slack.agent_session import AgentSession
 from bot.slack.clients import SlackClients
 from bot.slack.replies import ReplyWriter

@@ -20,12 +20,12 @@ from bot.conversation import summary_store
 from bot.conversation.summary import Summary, chunks, split_point, summary_request
 from bot.conversation.window import ATTRIBUTION_ALLOWANCE, ROW_COLUMNS
 from bot.failures import Permanent
-from bot.history import _entry, user_names
 from bot.history.models import MessageImage, ThreadMessage
+from bot.history.store import entry_of, user_names
 from bot.inference.gateway import CallContext, ModelGateway
+from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler, JobType, Payload
 from bot.queue.models import BACKGROUND
-from bot.queue.worker import JobContext
 
 if TYPE_CHECKING:
     from bot.runtime import WorkerParts
@@ -126,7 +126,7 @@ def _entries(session: Session, team: str, rows: list) -> list:
         ):
             attachments.setdefault(attachment.message_id, []).append(attachment)
     names = user_names(session, team, {row.user_id for row in rows if row.user_id})
-    return [_entry(row, attachments.get(row.id, []), names) for row in rows]
+    return [entry_of(row, attachments.get(row.id, []), names) for row in rows]
 
 
 __all__ = ["SUMMARIZE", "SummaryJob", "SummaryPayload"]

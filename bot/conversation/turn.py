@@ -18,7 +18,7 @@ from bot.conversation.prompt import build_system_prompt
 from bot.conversation.tool_loop import ModelTurn, TextSink, ToolGate, converse
 from bot.history.thread import ThreadEntry
 from bot.inference.gateway import CallContext, ModelGateway
-from bot.queue.worker import JobContext
+from bot.queue.context import JobContext
 from bot.tools.job_context import job_tool_context
 from bot.tools.registry import ToolRegistry
 

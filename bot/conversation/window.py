@@ -19,9 +19,9 @@ from sqlalchemy import Text, case, cast, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from bot.conversation.budget import omitted_marker
-from bot.history import _entry, user_names
 from bot.history.estimates import image_files, is_usable_image
 from bot.history.models import MessageImage, ThreadMessage
+from bot.history.store import entry_of, user_names
 from bot.history.thread import ThreadEntry
 
 # Room per row for what the stored estimate leaves out (the attribution), so the rows the
@@ -227,7 +227,7 @@ def load_window(
         per_row.setdefault(attachment.message_id, []).append(attachment)
     names = user_names(session, team_id, {row.user_id for row in rows if row.user_id})
     entries = [
-        _entry(row, per_row.get(row.id, []), names, numbers=numbers, left_out=left_out.get(row.id, 0)) for row in rows
+        entry_of(row, per_row.get(row.id, []), names, numbers=numbers, left_out=left_out.get(row.id, 0)) for row in rows
     ]
     if window.omitted:
         entries.insert(1, omitted_marker(rows[0].ts, window.omitted))

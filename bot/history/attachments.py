@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.documents.extract import DEFAULT_LIMITS, Extracted, Limits, extract
 from bot.documents.kinds import kind_from_content, kind_from_metadata
 from bot.documents.plan import Candidate, plan_preparation
-from bot.history import refresh_tokens
 from bot.history.models import MessageImage, ThreadMessage
+from bot.history.store import refresh_tokens
 from bot.images.download import DownloadError, describe_download_problem, download_slack_file
 from bot.images.files import needs_file_info
 from bot.images.processing import ImageRejected, prepare_image

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import history
+from bot.history import store as history
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import history
+from bot.history import store as history
 from bot.history.admins import is_workspace_admin
 from bot.history.models import SlackUser
 

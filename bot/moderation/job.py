@@ -52,9 +52,9 @@ from bot.moderation.report import (
 )
 from bot.moderation.verdict import MalformedVerdict, Verdict, could_not_check, parse_verdict, unreadable_answer
 from bot.moderation.workspace import EffectiveSettings, effective
+from bot.queue.context import JobContext
 from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
 from bot.queue.models import BACKGROUND, INTERACTIVE
-from bot.queue.worker import JobContext
 from bot.slack.clients import SlackClients, web_client
 
 if TYPE_CHECKING:

@@ -40,7 +40,7 @@ from bot.queue.models import BACKGROUND, INTERACTIVE
 from bot.queue.store import ClaimedJob
 
 if TYPE_CHECKING:
-    from bot.queue.worker import JobContext
+    from bot.queue.context import JobContext
 
 
 class Payload:

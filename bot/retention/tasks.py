@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.clock import db_now
 from bot.failures import JobStopped
+from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler, JobType, Payload
 from bot.queue.models import BACKGROUND
-from bot.queue.worker import JobContext
 from bot.retention.policy import BATCH_SIZE, MAX_BATCHES_PER_RUN, PURGE_INTERVAL_SECONDS, cutoffs, next_run_in
 from bot.retention.purge import forget_workspace, purge_expired
 

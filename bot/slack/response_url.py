@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.failures import user_sentence
+from bot.queue.context import JobContext
 from bot.queue.job_type import JobEvent, JobHandler
-from bot.queue.worker import JobContext
 from bot.slack.mentions import neutralize_mentions
 
 log = logging.getLogger(__name__)

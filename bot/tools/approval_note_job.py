@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
+from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE
-from bot.queue.worker import JobContext
 from bot.slack.clients import SlackClients
 
 if TYPE_CHECKING:

@@ -21,9 +21,9 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.history.users import current_user
+from bot.queue.context import JobContext
 from bot.queue.job_type import JobType, Payload
 from bot.queue.models import INTERACTIVE
-from bot.queue.worker import JobContext
 from bot.slack.clients import SlackClients
 from bot.slack.response_url import ResponseUrlAnswers
 from bot.tools.audience import has_private_results

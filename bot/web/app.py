@@ -26,7 +26,7 @@ from bot.db.connections import WEB_POOL_SIZE
 from bot.db.engine import make_engine, make_session_factory, ping
 from bot.limits.admission import GlobalRateLimiter, rate_limits
 from bot.queue.store import queue_stats
-from bot.slack.app import create_bolt_app
+from bot.slack_app.bolt import create_bolt_app
 from bot.stats import queue_and_limiter
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class WebApp:
         return self.verifier.is_valid(body, timestamp, signature)
 
     def setup_page(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        from bot.slack.commands import manifest_commands
+        from bot.slack_app.commands import manifest_commands
         from bot.web.setup_page import public_base_url, render_setup_page
 
         base_url = public_base_url(

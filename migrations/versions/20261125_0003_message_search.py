@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-25 09:00:00.000000
 
-The expression must stay byte-for-byte what `bot.tools.builtin.search` queries
+The expression must stay byte-for-byte what `bot.builtin_tools.search` queries
 (`to_tsvector('simple', text)`), or PostgreSQL will not use the index. SQLite searches with
 LIKE and gets no index. The index is not in the models (they cannot declare it for one
 dialect only); `DIALECT_ONLY_INDEXES` in env.py keeps autogenerate from offering to drop it.

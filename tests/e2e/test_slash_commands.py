@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from bot.slack.commands import manifest_commands
+from bot.slack_app.commands import manifest_commands
 from tests.e2e.conftest import build_stack, new_channel, wait_idle
 from tests.fakes.open_meteo import FakeOpenMeteo
 from tests.support import slack_requests as sr

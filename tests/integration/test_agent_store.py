@@ -18,7 +18,7 @@ from bot.queue import store as queue
 from bot.queue.models import DONE, QUEUED, Job
 from bot.retention.policy import cutoffs
 from bot.retention.purge import forget_workspace, purge_expired
-from bot.slack.listeners.agent import STOPPED_ERROR, record_stop
+from bot.slack_app.listeners.agent import STOPPED_ERROR, record_stop
 
 SETTINGS = Settings()
 

@@ -17,6 +17,7 @@ import pytest
 from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy import select
 
+from bot.builtin_tools import moderation as moderation_tool
 from bot.config import Settings
 from bot.moderation import store as moderation_store
 from bot.moderation.job import WorkspaceModeration
@@ -25,7 +26,6 @@ from bot.queue.models import Job
 from bot.slack.clients import SlackClients
 from bot.slack.oauth import InstalledTokens, WorkspaceNotInstalled, installation_store
 from bot.slack.org_workspaces import OrgWorkspace
-from bot.tools.builtin import moderation as moderation_tool
 from bot.tools.registry import ToolContext, ToolRegistry
 from bot.tools.runner import run_slash_command
 from bot.web.app import create_web_app

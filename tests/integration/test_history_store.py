@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import history
+from bot.history import store as history
 from bot.history.models import MessageImage
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from bot.builtin_tools import default_registry
 from bot.config import Settings
 from bot.conversation.engagement import classify
 from bot.moderation import store
@@ -13,7 +14,6 @@ from bot.moderation.job import MODERATE
 from bot.moderation.models import ModerationDecision
 from bot.moderation.verdict import Verdict
 from bot.queue.models import BACKGROUND, Job
-from bot.tools.builtin import default_registry
 from bot.tools.registry import ToolContext
 from bot.tools.runner import run_slash_command
 

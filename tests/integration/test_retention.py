@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
-from bot import history
+from bot.history import store as history
 from bot.history.models import MessageImage, SlackUser, Thread, ThreadMessage
 from bot.idempotency.models import IdempotencyKey
 from bot.idempotency.store import claim_once

@@ -9,16 +9,16 @@ from datetime import UTC, datetime
 
 from sqlalchemy import update
 
-from bot import history
 from bot.config import Settings
 from bot.conversation import summary_store
 from bot.conversation.summary import SUMMARIZER_PROMPT
 from bot.conversation.summary_job import SUMMARIZE, SummaryJob, SummaryPayload
 from bot.conversation.window import newest_rows
 from bot.failures import Permanent
+from bot.history import store as history
 from bot.history.models import ThreadSummary
+from bot.queue.context import JobContext
 from bot.queue.store import ClaimedJob
-from bot.queue.worker import JobContext
 
 WORDS = "we went through the deployment plan and the dyno sizes once more, with numbers "
 

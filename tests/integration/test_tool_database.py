@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from bot import history
+from bot.builtin_tools import default_registry
+from bot.history import store as history
 from bot.limits.models import TokenUsage
-from bot.tools.builtin import default_registry
 from bot.tools.forget_logic import HOW_TO_FORGET, NOT_YOURS
 from bot.tools.registry import ToolContext
 from bot.tools.runner import run_slash_command, run_tool
@@ -114,8 +114,8 @@ def test_search_reads_only_words_so_wildcards_match_nothing_special(sessions):
 
 
 def test_postgres_search_uses_the_gin_index(postgres_url):
+    from bot.builtin_tools.search import find_messages
     from bot.db.engine import make_engine, make_session_factory
-    from bot.tools.builtin.search import find_messages
 
     engine = make_engine(postgres_url)
     try:
@@ -125,7 +125,7 @@ def test_postgres_search_uses_the_gin_index(postgres_url):
             session.execute(text("SET enable_seqscan = off"))
             hits = find_messages(session, team_id="T1", channels=["C1"], terms=["indexed"])
             assert [h.text for h in hits] == ["indexed words here"]
-            from bot.tools.builtin.search import text_vector
+            from bot.builtin_tools.search import text_vector
 
             compiled = str(
                 text_vector().compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True})

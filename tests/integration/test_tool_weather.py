@@ -5,8 +5,8 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from bot.tools.builtin import default_registry
-from bot.tools.builtin.weather import DEFAULT_FORECAST_URL, DEFAULT_GEOCODING_URL, OpenMeteoEndpoints
+from bot.builtin_tools import default_registry
+from bot.builtin_tools.weather import DEFAULT_FORECAST_URL, DEFAULT_GEOCODING_URL, OpenMeteoEndpoints
 from bot.tools.registry import ToolContext
 from bot.tools.runner import run_slash_command, run_tool
 from tests.fakes.open_meteo import FakeOpenMeteo

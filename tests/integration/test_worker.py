@@ -10,9 +10,10 @@ from sqlalchemy import select
 from bot.failures import JobStopped, Permanent, RetryLater
 from bot.inference.errors import RateLimitedError
 from bot.queue import store
+from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler
 from bot.queue.models import DEAD, DONE, QUEUED, Job
-from bot.queue.worker import JobContext, Worker
+from bot.queue.worker import Worker
 
 
 def wait_until(predicate, timeout=10.0, interval=0.02):

@@ -18,9 +18,10 @@ from bot.failures import LeaseLost
 from bot.limits.admission import GlobalRateLimiter
 from bot.limits.window import RateLimits
 from bot.queue import store
+from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler
 from bot.queue.models import DONE, QUEUED, RUNNING, Job
-from bot.queue.worker import MAX_FEEDBACK_UPDATES, JobContext, Worker
+from bot.queue.worker import MAX_FEEDBACK_UPDATES, Worker
 
 
 @pytest.fixture

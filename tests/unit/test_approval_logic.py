@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.builtin_tools import configured_registry
 from bot.config import Settings
 from bot.failures import AwaitingPerson
 from bot.queue.retry import PARK, decide
@@ -27,7 +28,6 @@ from bot.tools.approval_logic import (
     needs_approval,
     refused_result,
 )
-from bot.tools.builtin import configured_registry
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 

@@ -4,11 +4,11 @@ Data flows Slack → web (verify, record, enqueue) → queue → worker (limits 
 → Slack adapters; the import graph is that flow upside down: what a layer uses sits below it.
 Imports inside functions count; those under ``if TYPE_CHECKING:`` (annotations only) do not.
 
-A part is a subpackage of ``bot`` (``bot.queue``) or a top-level module (``bot.runtime``), with
-two subpackages split in two: ``bot.slack``'s app (the Bolt app, its listeners, Socket Mode and
-the manifest's commands: ``slack_app``) sits at the top, while the rest of ``bot.slack`` are the
-adapters the worker calls (clients, replies, response_url, OAuth tokens); and the built-in tools
-(``bot.tools.builtin``) sit above the tool machinery they plug into and the features they expose.
+A part is a subpackage of ``bot`` (``bot.queue``) or a top-level module (``bot.runtime``). The Slack
+app (``bot.slack_app``: the Bolt app, its listeners, Socket Mode and the manifest's commands) sits at
+the top, while ``bot.slack`` holds only the Web API adapters the worker calls (clients, replies,
+response_url, OAuth tokens); the built-in tools (``bot.builtin_tools``) sit above the tool machinery
+they plug into and the features they expose.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ LAYERS: list[set[str]] = [
     {"bot.conversation"},
     {"bot.moderation"},
     {"bot.retention"},
-    {"bot.tools.builtin", "bot.models"},
+    {"bot.builtin_tools", "bot.models"},
     {"bot.runtime", "bot.diagnostics", "bot.stats"},
-    {"slack_app", "bot.chat"},
+    {"bot.slack_app", "bot.chat"},
     {"bot.web"},
     {"bot.cli"},
 ]
@@ -47,16 +47,10 @@ LOW_MAY_IMPORT = {
     "bot.inference": {"bot.limits"},
 }
 BASE = {"bot.failures", "bot.logs"}
-SLACK_APP_MODULES = ("app", "listeners", "socket_mode", "commands")
 
 
 def part_of(module: str) -> str:
-    parts = module.split(".")
-    if len(parts) >= 3 and parts[1] == "slack" and parts[2] in SLACK_APP_MODULES:
-        return "slack_app"
-    if len(parts) >= 3 and parts[1] == "tools" and parts[2] == "builtin":
-        return "bot.tools.builtin"
-    return ".".join(parts[:2])
+    return ".".join(module.split(".")[:2])
 
 
 def module_name(path: Path) -> str:
@@ -169,16 +163,17 @@ def test_only_the_slack_app_wires_listeners():
     importers = {
         module_name(path)
         for path in BOT.rglob("*.py")
-        if any(target.startswith("bot.slack.listeners") for target in imported_modules(path))
+        if any(target.startswith("bot.slack_app.listeners") for target in imported_modules(path))
     }
-    assert {part_of(module) for module in importers} <= {"slack_app"}, importers
+    assert {part_of(module) for module in importers} <= {"bot.slack_app"}, importers
 
 
 def test_the_checker_sees_a_cycle_and_an_upward_import():
     assert find_cycle({"a": {"b": {"a.x"}}, "b": {"c": {"b.y"}}, "c": {"a": {"c.z"}}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b": {"a.x"}}, "b": {}}) is None
     assert layer_of("bot.queue") < layer_of("bot.conversation")
-    assert part_of("bot.slack.listeners.messages") == "slack_app" and part_of("bot.slack.replies") == "bot.slack"
+    assert part_of("bot.slack_app.listeners.messages") == "bot.slack_app"
+    assert part_of("bot.slack.replies") == "bot.slack"
 
 
 def test_imports_are_read_from_every_form(tmp_path):

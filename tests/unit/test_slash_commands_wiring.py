@@ -4,12 +4,12 @@ import json
 import subprocess
 import sys
 
+from bot.builtin_tools import default_registry
 from bot.conversation.ask_job import ASK
-from bot.slack.commands import ASK_COMMAND, manifest_commands
-from bot.slack.listeners.commands import command_names, job_type
 from bot.slack.manifest import build_manifest
 from bot.slack.response_url import CUT_NOTE, MAX_ANSWER_CHARS, fit_answer, response_payload, response_url_allowed
-from bot.tools.builtin import default_registry
+from bot.slack_app.commands import ASK_COMMAND, manifest_commands
+from bot.slack_app.listeners.commands import command_names, job_type
 from bot.tools.registry import ToolRegistry
 from bot.tools.slash_job import SLASH_COMMAND
 

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bot.tools.builtin.clock import describe_time, known_zones, resolve_zone_name, time_in_zone
+from bot.builtin_tools.clock import describe_time, known_zones, resolve_zone_name, time_in_zone
 from bot.tools.errors import ToolFailed
 
 ZONES = frozenset(

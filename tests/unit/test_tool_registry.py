@@ -1,6 +1,6 @@
 import pytest
 
-from bot.tools.builtin import default_registry
+from bot.builtin_tools import default_registry
 from bot.tools.errors import PermissionDenied, ToolDefinitionError
 from bot.tools.registry import Permission, SlashCommandSpec, ToolContext, ToolRegistry, first_sentence
 

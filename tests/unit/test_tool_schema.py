@@ -253,7 +253,7 @@ def test_every_problem_is_listed_at_once():
 # --- byte-stable tool list -----------------------------------------------------------------------
 
 DUMP = (
-    "import json; from bot.tools.builtin import default_registry; "
+    "import json; from bot.builtin_tools import default_registry; "
     "print(json.dumps(default_registry().openai_tools(), ensure_ascii=False))"
 )
 

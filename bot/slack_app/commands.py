@@ -23,7 +23,7 @@ ASK_COMMAND = SlashCommand(
 
 def manifest_commands(tool_modules: Sequence[str] = ()) -> list[SlashCommand]:
     """`/ask` and every registry tool's command, sorted by name."""
-    from bot.tools.builtin import default_registry
+    from bot.builtin_tools import default_registry
     from bot.tools.plugins import load_plugins
 
     registry = default_registry(None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.tools.builtin import calculator, clock, forget, moderation, search, usage, weather
+from bot.builtin_tools import calculator, clock, forget, moderation, search, usage, weather
 from bot.tools.plugins import load_plugins
 from bot.tools.registry import ToolRegistry
 

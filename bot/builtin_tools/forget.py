@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import history
+from bot.history import store as history
 from bot.history.models import ThreadMessage
 from bot.tools.errors import ToolFailed
 from bot.tools.forget_logic import HOW_TO_FORGET, NOT_A_LINK, NOT_YOURS, forgotten_message, parse_message_link

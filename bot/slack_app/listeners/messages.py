@@ -13,10 +13,10 @@ import logging
 from slack_bolt import App
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import history
 from bot.config import Settings
 from bot.conversation.engagement import Inbound, classify, decide
 from bot.conversation.reply_job import REPLY, ReplyPayload
+from bot.history import store as history
 from bot.idempotency.store import claim_once, event_key, message_key
 from bot.moderation.intake import enqueue_moderation
 

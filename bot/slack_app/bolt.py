@@ -8,11 +8,11 @@ import re
 from slack_bolt import App
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.builtin_tools import configured_registry
 from bot.config import Settings
 from bot.slack.authorization import SingleWorkspaceAuthorization
 from bot.slack.clients import web_client
-from bot.slack.listeners import agent, approvals, commands, home, messages, moderation, workspace
-from bot.tools.builtin import configured_registry
+from bot.slack_app.listeners import agent, approvals, commands, home, messages, moderation, workspace
 
 log = logging.getLogger(__name__)
 

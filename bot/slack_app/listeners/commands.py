@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.conversation.ask_job import ASK
 from bot.idempotency.store import claim_once
 from bot.queue.job_type import JobType
-from bot.slack.commands import ASK_COMMAND
+from bot.slack_app.commands import ASK_COMMAND
 from bot.tools.registry import ToolRegistry
 from bot.tools.slash_job import SLASH_COMMAND, CommandPayload
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.agent.stops import STOP_CHANNEL, StopWatch
 from bot.builtin_tools import configured_registry
+from bot.channel_settings.command_job import SETTINGS
 from bot.config import Settings
 from bot.conversation.ask_job import ASK
 from bot.conversation.feedback_job import FEEDBACK_THANKS
@@ -53,6 +54,7 @@ JOB_TYPES: tuple[JobType, ...] = (
     MODERATION_ACTION,
     SUMMARIZE,
     APPROVAL_NOTE,
+    SETTINGS,
 )
 
 

@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"bot.inference", "bot.slack"},  # bot.slack: the adapters
     {"bot.history"},
     {"bot.tools"},
+    {"bot.channel_settings"},  # per-channel settings: read by every answer, set by admins
     {"bot.conversation"},
     {"bot.moderation"},
     {"bot.retention"},

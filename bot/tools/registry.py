@@ -237,6 +237,13 @@ class ToolRegistry:
         self._check_conflicts(tools)
         self._tools.update((tool.name, tool) for tool in tools)
 
+    def only(self, keep: Callable[[Tool], bool]) -> ToolRegistry:
+        """A registry with the tools `keep` accepts, each copied whole (its `changes_state`
+        and every other flag travel with it: a copy never loses a tool's metadata)."""
+        subset = self.empty_like()
+        subset._tools = {tool.name: tool for tool in self if keep(tool)}
+        return subset
+
     def empty_like(self) -> ToolRegistry:
         """A registry with the same defaults and no tools (plugins register into one first)."""
         return ToolRegistry(

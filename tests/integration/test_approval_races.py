@@ -145,48 +145,50 @@ def test_a_click_before_the_job_is_parked_runs_it_at_once(pg_sessions):
 
 def test_clicks_racing_the_parking_never_leave_a_job_parked(pg_sessions):
     """Click and park at the same moment, many times: the row lock orders them either way."""
-    sessions = pg_sessions
     for round_number in range(20):
-        with sessions.begin() as session:
-            job_id = store.enqueue(session, kind="approving", payload={}, team_id="T1", user_id="U1")
-        with sessions.begin() as session:
-            [claimed] = store.claim(session, lease_seconds=30)
-        with sessions.begin() as session:
-            approval = approvals.request(
-                session,
-                team_id="T1",
-                job_id=job_id,
-                channel_id="C1",
-                thread_ts="1.0",
-                user_id="U1",
-                tool="delete_everything",
-                arguments="{}",
-                what="delete",
-                timeout_seconds=3600,
-            )
-            approval_id = approval.id
-        until = datetime.now(UTC) + timedelta(hours=24)
-        start = threading.Barrier(2)
+        job_id = _click_while_parking(pg_sessions, click_later=bool(round_number % 2))
+        assert _status(pg_sessions, job_id) == QUEUED, f"round {round_number}: the job stayed parked"
 
-        def park() -> None:
-            start.wait()
-            with sessions.begin() as session:
-                parking.park(
-                    session,
-                    job_id,
-                    claimed.lease_token,
-                    until=until,
-                    answered=lambda s: approvals.answered(s, approval_id),
-                )
 
-        parker = threading.Thread(target=park)
-        parker.start()
+def _click_while_parking(sessions, *, click_later: bool) -> int:
+    with sessions.begin() as session:
+        job_id = store.enqueue(session, kind="approving", payload={}, team_id="T1", user_id="U1")
+    with sessions.begin() as session:
+        [claimed] = store.claim(session, lease_seconds=30)
+    with sessions.begin() as session:
+        approval_id = approvals.request(
+            session,
+            team_id="T1",
+            job_id=job_id,
+            channel_id="C1",
+            thread_ts="1.0",
+            user_id="U1",
+            tool="delete_everything",
+            arguments="{}",
+            what="delete",
+            timeout_seconds=3600,
+        ).id
+    start = threading.Barrier(2)
+
+    def park() -> None:
         start.wait()
-        if round_number % 2:
-            time.sleep(0.001)
-        assert click(sessions, approval_id) == "decided"
-        parker.join(timeout=10)
-        assert _status(sessions, job_id) == QUEUED, f"round {round_number}: the job stayed parked"
+        with sessions.begin() as session:
+            parking.park(
+                session,
+                job_id,
+                claimed.lease_token,
+                until=datetime.now(UTC) + timedelta(hours=24),
+                answered=lambda s: approvals.answered(s, approval_id),
+            )
+
+    parker = threading.Thread(target=park)
+    parker.start()
+    start.wait()
+    if click_later:
+        time.sleep(0.001)
+    assert click(sessions, approval_id) == "decided"
+    parker.join(timeout=10)
+    return job_id
 
 
 def _status(sessions, job_id: int) -> str:

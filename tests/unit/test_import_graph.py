@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"bot.inference", "bot.slack"},  # bot.slack: the adapters
     {"bot.history"},
     {"bot.tools"},
+    {"bot.mcp"},  # tools from MCP servers: entries of the tool registry
     {"bot.conversation"},
     {"bot.moderation"},
     {"bot.retention"},

@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from bot.attachments import DEFAULT_MODEL, MAIN_ALIAS, ROUTES, Attachment, discover, published_limits, route_problem
 from bot.moderation_policy import PolicyError, parse_policy
 
 DEFAULT_DATABASE_URL = "sqlite:///bot.sqlite3"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
-DEFAULT_MODEL = "claude-4-5-haiku"
 
 # Heroku's cap on max_tokens ("max value: 4096 for Haiku models, 8192 for Sonnet models"); a
 # model of another family gets the smaller one. Thinking needs a budget of at least 1024 tokens,
@@ -109,6 +109,12 @@ class Settings:
     database_connection_limit: int = 20
     # How long a state-changing tool call the model made waits for the asker's approval.
     approval_timeout_seconds: float = 24 * 3600.0
+    # Attachments besides INFERENCE (INFERENCE_2, ...: bot.attachments), and the model each routed
+    # job kind runs on (None: the INFERENCE attachment's model).
+    extra_attachments: tuple[Attachment, ...] = ()
+    moderation_model: str | None = None
+    summary_model: str | None = None
+    thinking_model: str | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -130,6 +136,33 @@ class Settings:
     @property
     def has_inference(self) -> bool:
         return bool(self.inference_url and self.inference_key)
+
+    @property
+    def attachments(self) -> tuple[Attachment, ...]:
+        """Every attached model resource, INFERENCE first (those without a URL and key left out)."""
+        main = Attachment(
+            MAIN_ALIAS,
+            self.inference_url or "",
+            self.inference_key or "",
+            self.inference_model_id,
+            self.inference_max_requests_per_minute,
+            self.inference_max_tokens_per_minute,
+            self.inference_rate_window_seconds,
+        )
+        return ((main,) if self.has_inference else ()) + self.extra_attachments
+
+    @property
+    def attached_models(self) -> tuple[str, ...]:
+        """The model ids the attachments serve, INFERENCE's first, each once. Channel settings
+        (a channel's ``model``) offer exactly these; pass one as ``CallContext.model``."""
+        models = [self.inference_model_id, *(a.model_id for a in self.extra_attachments)]
+        return tuple(dict.fromkeys(models))
+
+    def model_for(self, kind: str) -> str:
+        """The model a job of ``kind`` ("moderation", "summary", "thinking"; anything else: an
+        answer) runs on: its route (BOT_MODERATION_MODEL, ...) or the INFERENCE attachment's model."""
+        routed = {"moderation": self.moderation_model, "summary": self.summary_model, "thinking": self.thinking_model}
+        return routed.get(kind) or self.inference_model_id
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -288,6 +321,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     if text("INFERENCE_MODEL_ID"):
         values["inference_model_id"] = text("INFERENCE_MODEL_ID")
+    # Limits default to the model's published ones (bot.attachments.PUBLISHED_LIMITS).
+    published = published_limits(values.get("inference_model_id", DEFAULT_MODEL))
+    values["inference_max_requests_per_minute"], values["inference_max_tokens_per_minute"] = published
+    extra, attachment_problems = discover(env)
+    problems.extend(attachment_problems)
+    values["extra_attachments"] = tuple(extra)
+    attached = tuple(dict.fromkeys([values.get("inference_model_id", DEFAULT_MODEL), *(a.model_id for a in extra)]))
+    for kind, variable in ROUTES.items():
+        model = text(variable)
+        if model is None:
+            continue
+        problem = route_problem(variable, model, attached)
+        if problem:
+            problems.append(problem)
+        else:
+            values[f"{kind}_model"] = model
 
     number("INFERENCE_MAX_REQUESTS_PER_MINUTE", int, 1)
     number("INFERENCE_MAX_TOKENS_PER_MINUTE", int, 1)

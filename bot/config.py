@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from bot.attachments import DEFAULT_MODEL, MAIN_ALIAS, ROUTES, Attachment, discover, published_limits, route_problem
 from bot.moderation_policy import PolicyError, parse_policy
 
 DEFAULT_DATABASE_URL = "sqlite:///bot.sqlite3"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
-DEFAULT_MODEL = "claude-4-5-haiku"
 
 # Heroku's cap on max_tokens ("max value: 4096 for Haiku models, 8192 for Sonnet models"); a
 # model of another family gets the smaller one. Thinking needs a budget of at least 1024 tokens,
@@ -56,6 +56,8 @@ class McpServerConfig:
     # Tools that run without the asker's approval: a list, True (all), or None (the server's
     # readOnlyHint annotation decides).
     read_only: tuple[str, ...] | bool | None = None
+    # "streamable_http", or "sse" for the older HTTP+SSE transport (a URL ending in /sse).
+    transport: str = "streamable_http"
 
 
 class ConfigError(Exception):
@@ -137,6 +139,12 @@ class Settings:
     mcp_servers: tuple[McpServerConfig, ...] = ()
     mcp_refresh_seconds: float = 300.0
     mcp_timeout_seconds: float = 30.0
+    # Attachments besides INFERENCE (INFERENCE_2, ...: bot.attachments), and the model each routed
+    # job kind runs on (None: the INFERENCE attachment's model).
+    extra_attachments: tuple[Attachment, ...] = ()
+    moderation_model: str | None = None
+    summary_model: str | None = None
+    thinking_model: str | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -158,6 +166,33 @@ class Settings:
     @property
     def has_inference(self) -> bool:
         return bool(self.inference_url and self.inference_key)
+
+    @property
+    def attachments(self) -> tuple[Attachment, ...]:
+        """Every attached model resource, INFERENCE first (those without a URL and key left out)."""
+        main = Attachment(
+            MAIN_ALIAS,
+            self.inference_url or "",
+            self.inference_key or "",
+            self.inference_model_id,
+            self.inference_max_requests_per_minute,
+            self.inference_max_tokens_per_minute,
+            self.inference_rate_window_seconds,
+        )
+        return ((main,) if self.has_inference else ()) + self.extra_attachments
+
+    @property
+    def attached_models(self) -> tuple[str, ...]:
+        """The model ids the attachments serve, INFERENCE's first, each once. Channel settings
+        (a channel's ``model``) offer exactly these; pass one as ``CallContext.model``."""
+        models = [self.inference_model_id, *(a.model_id for a in self.extra_attachments)]
+        return tuple(dict.fromkeys(models))
+
+    def model_for(self, kind: str) -> str:
+        """The model a job of ``kind`` ("moderation", "summary", "thinking"; anything else: an
+        answer) runs on: its route (BOT_MODERATION_MODEL, ...) or the INFERENCE attachment's model."""
+        routed = {"moderation": self.moderation_model, "summary": self.summary_model, "thinking": self.thinking_model}
+        return routed.get(kind) or self.inference_model_id
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -246,7 +281,7 @@ def output_limit_problems(values: Mapping[str, object]) -> list[str]:
 
 
 def parse_mcp_servers(raw: str, env: Mapping[str, str]) -> tuple[tuple[McpServerConfig, ...], list[str]]:
-    """MCP_SERVERS (a JSON object: name → {"url", "headers", "tools", "read_only"}) → the
+    """MCP_SERVERS (a JSON object: name → {"url", "headers", "tools", "read_only", "transport"}) → the
     servers and one sentence per problem. `${VAR}` in a header value is filled from `env`; the
     sentences name variables and headers, never a header's value."""
     try:
@@ -264,14 +299,18 @@ def parse_mcp_servers(raw: str, env: Mapping[str, str]) -> tuple[tuple[McpServer
         if not isinstance(entry, dict):
             problems.append(f'{where} must be an object with "url" and optional "headers", "tools", "read_only".')
             continue
-        unknown = sorted(set(entry) - {"url", "headers", "tools", "read_only"})
+        unknown = sorted(set(entry) - {"url", "headers", "tools", "read_only", "transport"})
         if unknown:
-            problems.append(f"{where} has unknown keys {unknown}: use url, headers, tools and read_only.")
+            problems.append(f"{where} has unknown keys {unknown}: use url, headers, tools, read_only and transport.")
             continue
         url = entry.get("url")
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             problems.append(f"{where} needs a url of http(s), like https://example.com/mcp.")
+            continue
+        transport = entry.get("transport") or ("sse" if parts.path.rstrip("/").endswith("/sse") else "streamable_http")
+        if transport not in ("streamable_http", "sse"):
+            problems.append(f'{where}: "transport" is "streamable_http" or "sse".')
             continue
         headers, header_problems = _mcp_headers(where, entry.get("headers", {}), env)
         problems.extend(header_problems)
@@ -293,6 +332,7 @@ def parse_mcp_servers(raw: str, env: Mapping[str, str]) -> tuple[tuple[McpServer
                     headers=headers,
                     tools=tuple(tools) if tools is not None else None,
                     read_only=read_only,
+                    transport=transport,
                 )
             )
     return tuple(servers), problems
@@ -385,6 +425,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     if text("INFERENCE_MODEL_ID"):
         values["inference_model_id"] = text("INFERENCE_MODEL_ID")
+    # Limits default to the model's published ones (bot.attachments.PUBLISHED_LIMITS).
+    published = published_limits(values.get("inference_model_id", DEFAULT_MODEL))
+    values["inference_max_requests_per_minute"], values["inference_max_tokens_per_minute"] = published
+    extra, attachment_problems = discover(env)
+    problems.extend(attachment_problems)
+    values["extra_attachments"] = tuple(extra)
+    attached = tuple(dict.fromkeys([values.get("inference_model_id", DEFAULT_MODEL), *(a.model_id for a in extra)]))
+    for kind, variable in ROUTES.items():
+        model = text(variable)
+        if model is None:
+            continue
+        problem = route_problem(variable, model, attached)
+        if problem:
+            problems.append(problem)
+        else:
+            values[f"{kind}_model"] = model
 
     number("INFERENCE_MAX_REQUESTS_PER_MINUTE", int, 1)
     number("INFERENCE_MAX_TOKENS_PER_MINUTE", int, 1)

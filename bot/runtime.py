@@ -28,6 +28,7 @@ from bot.inference.gateway import ModelGateway
 from bot.limits import admission
 from bot.limits.admission import GlobalRateLimiter, rate_limits
 from bot.limits.budgets import BudgetPolicy
+from bot.limits.window import RateLimits
 from bot.mcp import status as mcp_status
 from bot.mcp.catalog import McpCatalog
 from bot.moderation.job import MODERATE, MODERATION_ACTION
@@ -132,12 +133,33 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         settings.inference_model_id,
         timeout=settings.inference_timeout_seconds,
     )
+    models = {}
+    for attachment in settings.extra_attachments:  # the first attachment of each other model
+        if attachment.model_id in models or attachment.model_id == settings.inference_model_id:
+            continue
+        models[attachment.model_id] = (
+            InferenceClient(
+                attachment.url, attachment.key, attachment.model_id, timeout=settings.inference_timeout_seconds
+            ),
+            GlobalRateLimiter(
+                sessions,
+                RateLimits(
+                    attachment.max_requests,
+                    attachment.max_tokens,
+                    attachment.window_seconds,
+                    settings.inference_rate_margin_seconds,
+                ),
+                name=attachment.name,
+                expects_server_view=True,
+            ),
+        )
     gateway = ModelGateway(
         client,
         limiter,
         sessions,
         budgets=BudgetPolicy(settings.daily_token_budget_per_user, settings.daily_token_budget_per_team),
         max_output_tokens=settings.inference_max_output_tokens,
+        models=models,
     )
     tools = configured_registry(settings)
     mcp = mcp_catalog(settings, sessions)

@@ -1,4 +1,5 @@
-"""One MCP server over streamable HTTP, with the official `mcp` SDK, for blocking callers.
+"""One MCP server over streamable HTTP (or the older HTTP+SSE transport, which Heroku's toolkit
+URL serves), with the official `mcp` SDK, for blocking callers.
 
 The SDK is async; the worker's handlers are threads. Each operation opens a session, does its
 work and closes it inside its own ``asyncio.run``, bounded by a timeout, in the caller's thread
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 import httpx2
 from mcp import Client
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from bot.config import McpServerConfig
@@ -117,12 +119,19 @@ class McpClient:
             if length and length.isdigit() and int(length) > self.max_response_bytes:
                 raise _TooLarge()
 
-        http = httpx2.AsyncClient(
-            headers=dict(self.server.headers),
-            timeout=httpx2.Timeout(self.timeout, connect=min(CONNECT_TIMEOUT_SECONDS, self.timeout)),
-            event_hooks={"response": [seen]},
-        )
-        async with http:
+        def http_client(headers: Any = None, auth: Any = None, timeout: Any = None) -> httpx2.AsyncClient:
+            return httpx2.AsyncClient(
+                headers=dict(self.server.headers),
+                timeout=httpx2.Timeout(self.timeout, connect=min(CONNECT_TIMEOUT_SECONDS, self.timeout)),
+                event_hooks={"response": [seen]},
+            )
+
+        if self.server.transport == "sse":
+            # The older HTTP+SSE transport (Heroku's toolkit URL, `$INFERENCE_URL/mcp/sse`).
+            transport = sse_client(self.server.url, httpx_client_factory=http_client)
+            async with Client(transport, cache=None) as client:
+                return await operation(client)
+        async with http_client() as http:
             transport = streamable_http_client(
                 self.server.url, http_client=http, max_sse_event_size=self.max_response_bytes
             )

@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", required=True)
     parser.add_argument("--record", required=True)
+    parser.add_argument("--transport", choices=("streamable_http", "sse"), default="streamable_http")
     args = parser.parse_args(argv)
     import uvicorn
 
@@ -130,9 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     port = sock.getsockname()[1]
     os.environ["MCP_TEST_TOKEN"], os.environ["MCP_TEST_PORT"] = args.token, str(port)
     server = build_server(Path(args.record))
-    app = server.streamable_http_app(host="127.0.0.1")
+    if args.transport == "sse":
+        app, path = server.sse_app(host="127.0.0.1"), "/sse"
+    else:
+        app, path = server.streamable_http_app(host="127.0.0.1"), "/mcp"
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
-    print(f"http://127.0.0.1:{port}/mcp", flush=True)
+    print(f"http://127.0.0.1:{port}{path}", flush=True)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 
@@ -140,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 class McpTestServer:
     """The server above in a subprocess (so it can be killed like a crashed host)."""
 
-    def __init__(self, *, token: str, record: Path, port: int = 0):
-        self.token, self.record, self.port = token, Path(record), port
+    def __init__(self, *, token: str, record: Path, port: int = 0, transport: str = "streamable_http"):
+        self.token, self.record, self.port, self.transport = token, Path(record), port, transport
         self.proc: subprocess.Popen | None = None
         self.url = ""
 
@@ -158,6 +162,8 @@ class McpTestServer:
                 self.token,
                 "--record",
                 str(self.record),
+                "--transport",
+                self.transport,
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,

@@ -149,3 +149,20 @@ def test_a_server_that_is_down_offers_nothing_and_costs_no_wait(tmp_path):
     assert "orders__lookup_order" not in registry  # left out until a refresh finds it back
     [state] = catalog.refresh()
     assert state.status == DOWN and catalog.tools() == [] and catalog.down_count() == 1
+
+
+def test_the_older_sse_transport_works_too(tmp_path):
+    """Heroku's toolkit URL ($INFERENCE_URL/mcp/sse) speaks HTTP+SSE: chosen from the URL."""
+    sse = McpTestServer(token=TOKEN, record=tmp_path / "calls.jsonl", transport="sse").start()
+    try:
+        settings = settings_for(sse.url)
+        assert settings.mcp_servers[0].transport == "sse"
+        catalog = catalog_for(settings)
+        [state] = catalog.refresh()
+        assert state.status == UP, state.detail
+        result = run_tool(registry_with(catalog), "orders__lookup_order", '{"order_id": "7"}', CTX)
+        assert result.ok and "Order 7 is shipped" in result.content
+        [state] = catalog_for(settings_for(sse.url, token="wrong")).refresh()
+        assert state.status == UNAUTHORIZED
+    finally:
+        sse.stop()

@@ -28,5 +28,5 @@ def has_private_results(tool: Tool) -> bool:
 
 
 def without_private_tools(registry: ToolRegistry) -> ToolRegistry:
-    """A registry holding every tool of `registry` except those marked `@private_results`."""
-    return registry.only(lambda tool: not has_private_results(tool))
+    """A registry holding every tool `registry` offers now except those marked `@private_results`."""
+    return registry.filtered(lambda tool: not has_private_results(tool))

@@ -2,7 +2,7 @@
 started, and its result (a retry gets it back instead of running the call twice)
 
 Revision ID: 0022a_approvals_once
-Revises: 0017_calibration
+Revises: 0026_mcp_status
 Create Date: 2026-12-07 07:30:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022a_approvals_once"
-down_revision: str | None = "0017_calibration"
+down_revision: str | None = "0026_mcp_status"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Channel and workspace settings (#25): values, their history of changes, channel token usage
 
-Revision ID: 0018_channel_settings
-Revises: 0017_calibration
+Revision ID: 0025_channel_settings
+Revises: 0022a_approvals_once
 Create Date: 2026-12-07 07:00:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018_channel_settings"
-down_revision: str | None = "0017_calibration"
+revision: str = "0025_channel_settings"
+down_revision: str | None = "0022a_approvals_once"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -198,12 +198,6 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def attached_model_ids(settings: Settings) -> tuple[str, ...]:
-    """The ids of the models attached to the app, the default first (today: INFERENCE_MODEL_ID).
-    A channel's `model` setting must name one of them."""
-    return (settings.inference_model_id,) if settings.inference_model_id else ()
-
-
 INFERENCE_HINT = (
     "attach the model with `heroku ai:models:create -a APP claude-4-5-haiku --as INFERENCE`, "
     "or export INFERENCE_URL and INFERENCE_KEY from `heroku config -a APP` for local use"

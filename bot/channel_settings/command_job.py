@@ -30,7 +30,6 @@ from bot.channel_settings.command import (
 from bot.channel_settings.models import WORKSPACE
 from bot.channel_settings.names import NAMES, BadValue, Choices, allowed, parse_value
 from bot.channel_settings.reader import channel_of, defaults_of, resolved_in
-from bot.config import attached_model_ids
 from bot.history.users import current_user
 from bot.queue.context import JobContext
 from bot.queue.job_type import JobType
@@ -55,7 +54,7 @@ def choices_for(registry: ToolRegistry, settings: Any) -> Choices:
     return Choices(
         tool_names=tuple(sorted(tool.name for tool in tools)),
         tool_commands={tool.command: tool.name for tool in tools if tool.command},
-        models=attached_model_ids(settings),
+        models=tuple(getattr(settings, "attached_models", ()) or ()),
     )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.agent.stops import STOP_CHANNEL, StopWatch
 from bot.builtin_tools import configured_registry
+from bot.channel_settings.command_job import SETTINGS, SettingsCommandJob
 from bot.config import Settings
 from bot.conversation.ask_job import ASK, AskJob
 from bot.conversation.feedback_job import FEEDBACK_THANKS, FeedbackThanksJob
@@ -30,6 +31,9 @@ from bot.inference.gateway import ModelGateway
 from bot.limits import admission
 from bot.limits.admission import GlobalRateLimiter, rate_limits
 from bot.limits.budgets import BudgetPolicy
+from bot.limits.window import RateLimits
+from bot.mcp import status as mcp_status
+from bot.mcp.catalog import McpCatalog
 from bot.moderation.job import MODERATE, MODERATION_ACTION, ModerateJob, ModerationActionJob, WorkspaceModeration
 from bot.queue import store
 from bot.queue.job_type import JobHandler, JobType, handler_table
@@ -91,6 +95,7 @@ JOBS: tuple[tuple[JobType, Callable[[Shared], JobHandler]], ...] = (
     ),
     (SUMMARIZE, lambda s: SummaryJob(s.gateway, s.sessions, s.settings)),
     (APPROVAL_NOTE, lambda s: ApprovalNoteJob(s.slack)),
+    (SETTINGS, lambda s: SettingsCommandJob(s.tools, s.slack, s.sessions, s.settings, s.tools_http)),
 )
 JOB_TYPES: tuple[JobType, ...] = tuple(job_type for job_type, _ in JOBS)
 
@@ -106,16 +111,33 @@ class WorkerRuntime:
     sessions: sessionmaker[Session]
     worker: Worker
     listener: NotificationListener | None
+    mcp: McpCatalog | None = None  # MCP servers' tools, refreshed in a thread of their own
 
     def run(self) -> None:
         if self.listener:
             self.listener.start()
+        if self.mcp:
+            self.mcp.start()  # the first refresh runs at once; jobs never wait for it
         try:
             self.worker.run()
         finally:
+            if self.mcp:
+                self.mcp.stop()
             if self.listener:
                 self.listener.stop()
             self.engine.dispose()
+
+
+def mcp_catalog(settings: Settings, sessions: sessionmaker[Session] | None) -> McpCatalog | None:
+    """The MCP_SERVERS catalog (None without servers); `sessions`: where refreshes are recorded."""
+    if not settings.mcp_servers:
+        return None
+    return McpCatalog(
+        settings.mcp_servers,
+        timeout=settings.mcp_timeout_seconds,
+        refresh_seconds=settings.mcp_refresh_seconds,
+        on_refresh=mcp_status.recorder(sessions) if sessions is not None else None,
+    )
 
 
 def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> WorkerRuntime:
@@ -132,14 +154,38 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         settings.inference_model_id,
         timeout=settings.inference_timeout_seconds,
     )
+    models = {}
+    for attachment in settings.extra_attachments:  # the first attachment of each other model
+        if attachment.model_id in models or attachment.model_id == settings.inference_model_id:
+            continue
+        models[attachment.model_id] = (
+            InferenceClient(
+                attachment.url, attachment.key, attachment.model_id, timeout=settings.inference_timeout_seconds
+            ),
+            GlobalRateLimiter(
+                sessions,
+                RateLimits(
+                    attachment.max_requests,
+                    attachment.max_tokens,
+                    attachment.window_seconds,
+                    settings.inference_rate_margin_seconds,
+                ),
+                name=attachment.name,
+                expects_server_view=True,
+            ),
+        )
     gateway = ModelGateway(
         client,
         limiter,
         sessions,
         budgets=BudgetPolicy(settings.daily_token_budget_per_user, settings.daily_token_budget_per_team),
         max_output_tokens=settings.inference_max_output_tokens,
+        models=models,
     )
     tools = configured_registry(settings)
+    mcp = mcp_catalog(settings, sessions)
+    if mcp:
+        tools.add_source(mcp)  # MCP tools are ordinary registry entries while their server is up
     attachments = AttachmentResolver(
         sessions,
         api_url=settings.slack_api_url,
@@ -185,7 +231,7 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
             on_reconnect=worker.wake,
         )
         limiter.listening = True  # admissions are counted from NOTIFY, every process's alike
-    return WorkerRuntime(engine, sessions, worker, listener)
+    return WorkerRuntime(engine, sessions, worker, listener, mcp)
 
 
 def slack_clients(settings: Settings, engine: Engine) -> SlackClients:

@@ -56,7 +56,6 @@ class AskJob(ResponseUrlAnswers):
         self.sessions = sessions
         self.settings = settings
         self.tools = tools
-        self.public_tools = without_private_tools(tools)
         self.places = PlaceNames(sessions)
 
     def run(self, ctx: JobContext) -> None:
@@ -93,10 +92,11 @@ class AskJob(ResponseUrlAnswers):
             user_name=(asker.display_name or None) if asker else None,
         )
         sink = CollectedText()
+        tools = self.tools.snapshot()  # one fixed set for the turn (MCP tools come and go)
         turn = run_model_turn(
             ctx,
             gateway=self.gateway,
-            tools=self.public_tools if public else self.tools,
+            tools=without_private_tools(tools) if public else tools,
             settings=self.settings,
             places=self.places,
             sessions=self.sessions,
@@ -110,7 +110,7 @@ class AskJob(ResponseUrlAnswers):
             question=question,
             now=datetime.now(UTC),
             http=self.http,
-            gate=RefuseStateChanges(self.tools),  # no thread for an approval card: refused with a reason
+            gate=RefuseStateChanges(tools),  # no thread for an approval card: refused with a reason
         )
         log.info("ask answered id=%d tool_rounds=%d public=%s", job.id, turn.tool_rounds, public)
         # What the model said in every round, as a thread reply would show it.

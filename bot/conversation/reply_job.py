@@ -221,10 +221,13 @@ class ReplyJob(JobHandler):
         self, ctx: JobContext, entries: list[ThreadEntry], asker, writer, gateway=None
     ) -> tuple[list[dict], str]:
         job, payload = ctx.job, ctx.payload
+        # One fixed set for the whole turn: the gate and the runner must agree on every tool,
+        # while MCP servers' tools come and go underneath (bot.tools.registry).
+        tools = self.tools.snapshot()
         turn = run_model_turn(
             ctx,
             gateway=gateway or self.gateway,
-            tools=self.tools,
+            tools=tools,
             settings=self.settings,
             places=self.places,
             sessions=self.sessions,
@@ -239,7 +242,7 @@ class ReplyJob(JobHandler):
             now=datetime.now(UTC),
             on_line=lambda ahead, seconds: self._tell_position(ctx, ahead, seconds),
             gate=ApprovalGate(
-                self.tools,
+                tools,
                 self.sessions,
                 self.slack.for_team(job.team_id),
                 team_id=job.team_id,

@@ -65,7 +65,12 @@ class SummaryJob(JobHandler):
             with self.sessions() as session:
                 entries = _entries(session, team, part)
             body = summary_request(current.text if current else None, entries)
-            call = CallContext(team_id=team, user_id=job.user_id, should_stop=ctx.should_stop)
+            call = CallContext(
+                team_id=team,
+                user_id=job.user_id,
+                should_stop=ctx.should_stop,
+                model=self.settings.model_for("summary"),  # BOT_SUMMARY_MODEL
+            )
             try:
                 completion = self.gateway.call(body, call)
             except Permanent as exc:  # a spent budget, a rejected request: retrying cannot help

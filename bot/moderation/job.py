@@ -222,7 +222,11 @@ class ModerateJob(JobHandler):
             return could_not_check(exc.reason), {"model": None, "prompt_tokens": 0, "completion_tokens": 0}
         body = moderation_request(self.policy, image_part(image.media_type, image.data))
         call = CallContext(
-            team_id=ctx.job.team_id, user_id=ctx.job.user_id, should_stop=ctx.should_stop, lane=ctx.job.lane
+            team_id=ctx.job.team_id,
+            user_id=ctx.job.user_id,
+            should_stop=ctx.should_stop,
+            lane=ctx.job.lane,
+            model=self.settings.model_for("moderation"),  # BOT_MODERATION_MODEL
         )
         names = category_names(self.policy)
         prompt_tokens = completion_tokens = 0
@@ -245,7 +249,7 @@ class ModerateJob(JobHandler):
         else:
             verdict = unreadable_answer(problem)
         audit = {
-            "model": self.settings.inference_model_id,
+            "model": self.settings.model_for("moderation"),
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
         }

@@ -213,7 +213,9 @@ class Worker:
         if decision.action == PARK:
             from bot.queue import parking
 
-            self._finish(ctx, lambda s: parking.park(s, job.id, job.lease_token, until=exc.until))
+            self._finish(
+                ctx, lambda s: parking.park(s, job.id, job.lease_token, until=exc.until, answered=exc.answered)
+            )
             log.info("job parked id=%d kind=%s until=%s", job.id, job.kind, exc.until.isoformat())
             return
         if decision.action == BURY:

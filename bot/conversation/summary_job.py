@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channel_settings.reader import SettingsReader
 from bot.config import Settings
 from bot.conversation import summary_store
 from bot.conversation.summary import Summary, chunks, split_point, summary_request
@@ -46,6 +47,7 @@ class SummaryJob(JobHandler):
         self.gateway = gateway
         self.sessions = sessions
         self.settings = settings
+        self.rules = SettingsReader(sessions, settings)  # the channel's `model` setting
 
     @classmethod
     def from_parts(cls, parts: WorkerParts) -> SummaryJob:
@@ -68,6 +70,8 @@ class SummaryJob(JobHandler):
             return
         older = rows[:point]
         ranges = chunks([row.tokens + ATTRIBUTION_ALLOWANCE for row in older])
+        # The channel's model summarizes its threads; else BOT_SUMMARY_MODEL's route, or the default.
+        model = self.rules.applied(team, channel).model or self.settings.model_for("summary")
         for number, (start, end) in enumerate(ranges, start=1):
             part = older[start:end]
             with self.sessions() as session:
@@ -77,7 +81,7 @@ class SummaryJob(JobHandler):
                 team_id=team,
                 user_id=job.user_id,
                 should_stop=ctx.should_stop,
-                model=self.settings.model_for("summary"),  # BOT_SUMMARY_MODEL
+                model=model,
             )
             try:
                 completion = self.gateway.call(body, call)

@@ -277,7 +277,7 @@ class ReplyJob(JobHandler):
         self, ctx: JobContext, client: WebClient, *, agent: AgentSession | None = None, stop: StopFlag | None = None
     ) -> ReplyWriter:
         payload = ctx.job.payload
-        existing = (ctx.progress.get("reply_ts") or [None])[0]
+        existing = list(ctx.progress.get("reply_ts") or [])  # every part an earlier attempt posted
 
         def remember(ts_list: list[str]) -> None:
             ctx.save_progress(reply_ts=ts_list)
@@ -289,7 +289,7 @@ class ReplyJob(JobHandler):
             team_id=ctx.job.team_id,
             user_id=ctx.job.user_id,
             existing_ts=existing,
-            streaming=self.streaming and existing is None,
+            streaming=self.streaming and not existing,
             on_posted=remember,
             checkpoint=ctx.checkpoint,
             agent=agent,

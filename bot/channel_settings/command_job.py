@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,9 +38,6 @@ from bot.slack.clients import SlackClients
 from bot.slack.response_url import ResponseUrlAnswers
 from bot.tools.registry import ToolRegistry
 from bot.tools.slash_job import CommandPayload
-
-if TYPE_CHECKING:
-    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +78,6 @@ class SettingsCommandJob(ResponseUrlAnswers):
         self.sessions = sessions
         self.settings = settings
 
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> SettingsCommandJob:
-        return cls(parts.tools, parts.slack, parts.sessions, parts.settings, parts.tools_http)
-
     def run(self, ctx: JobContext) -> None:
         if ctx.progress.get("done"):
             return
@@ -94,10 +87,10 @@ class SettingsCommandJob(ResponseUrlAnswers):
 
     def respond(self, ctx: JobContext) -> None:
         """Work out the answer (making the change, if any) and save it in the job's progress."""
-        job, payload = ctx.job, ctx.job.payload
-        channel = channel_of(payload.get("channel"), is_dm=False)
+        job, payload = ctx.job, ctx.payload
+        channel = channel_of(payload.channel, is_dm=False)
         try:
-            request = parse_command(payload.get("text", ""))
+            request = parse_command(payload.text)
         except BadValue as exc:
             return self._save(ctx, str(exc))
         if request.kind == HELP:

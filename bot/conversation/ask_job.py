@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,9 +35,6 @@ from bot.tools.registry import ToolRegistry
 from bot.tools.selection import offered_tools
 from bot.tools.slash_args import split_public_flag
 from bot.tools.slash_job import CommandPayload
-
-if TYPE_CHECKING:
-    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +61,14 @@ class AskJob(ResponseUrlAnswers):
         self.places = PlaceNames(sessions)
         self.rules = SettingsReader(sessions, settings)  # the channel's settings, kept a few seconds
 
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> AskJob:
-        return cls(parts.gateway, parts.slack, parts.sessions, parts.settings, parts.tools, parts.tools_http)
-
     def run(self, ctx: JobContext) -> None:
         if ctx.progress.get("done"):
             return
         if "answer" in ctx.progress:
             self.post_saved(ctx)
             return
-        question, public = split_public_flag(ctx.job.payload.get("text", ""))
+        payload: CommandPayload = ctx.payload
+        question, public = split_public_flag(payload.text)
         if not question:
             self.answer(ctx, ASK_USAGE, False)
             return
@@ -91,7 +84,7 @@ class AskJob(ResponseUrlAnswers):
         self.answer(ctx, text, public)
 
     def ask(self, ctx: JobContext, question: str, public: bool) -> str:
-        job, payload = ctx.job, ctx.job.payload
+        job, payload = ctx.job, ctx.payload
         client = self.slack.for_team(job.team_id)
         asker = current_user(client, self.sessions, job.team_id, job.user_id, datetime.now(UTC))
         entry = ThreadEntry(
@@ -114,7 +107,7 @@ class AskJob(ResponseUrlAnswers):
             sessions=self.sessions,
             slack=client,
             entries=[entry],
-            channel=payload.get("channel") or "",
+            channel=payload.channel,
             thread_ts=None,  # no thread: tools that need one say so
             asker=asker,
             sink=sink,

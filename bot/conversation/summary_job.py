@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,9 +26,6 @@ from bot.inference.gateway import CallContext, ModelGateway
 from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler, JobType, Payload
 from bot.queue.models import BACKGROUND
-
-if TYPE_CHECKING:
-    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +45,9 @@ class SummaryJob(JobHandler):
         self.settings = settings
         self.rules = SettingsReader(sessions, settings)  # the channel's `model` setting
 
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> SummaryJob:
-        return cls(parts.gateway, parts.sessions, parts.settings)
-
     def run(self, ctx: JobContext) -> None:
         job = ctx.job
-        payload = SUMMARIZE.payload_of(job)
+        payload: SummaryPayload = ctx.payload
         team, channel, thread_ts = job.team_id, payload.channel, payload.thread_ts
         with self.sessions() as session:
             current = summary_store.get_summary(session, team, channel, thread_ts)

@@ -96,7 +96,7 @@ class AskJob(ResponseUrlAnswers):
         )
         sink = CollectedText()
         # In a channel its settings apply (in a DM the workspace defaults): only the tools it allows.
-        rules = self.rules.applied(job.team_id, payload.get("channel"))
+        rules = self.rules.applied(job.team_id, payload.channel)
         tools = offered_tools(self.tools.snapshot(), rules.tools)  # one fixed set for the turn (MCP tools come and go)
         turn = run_model_turn(
             ctx,

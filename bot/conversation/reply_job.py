@@ -168,7 +168,7 @@ class ReplyJob(JobHandler):
         writer = self._writer(ctx, client, agent=agent, stop=stop)
         gateway = StoppableGateway(self.gateway, stop)
         # The channel's settings (DMs: the workspace defaults), read at most a few seconds ago.
-        rules = self.rules.applied(team, channel, is_dm=payload.get("channel_type") == "im")
+        rules = self.rules.applied(team, channel, is_dm=payload.channel_type == "im")
         notes = ctx.progress.get("file_notes") or []
         if notes:
             # The person hears it in the answer itself (one message); the model reads it too.

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channel_settings.reader import SettingsReader
 from bot.config import Settings
 from bot.conversation.approval_gate import RefuseStateChanges
 from bot.conversation.tool_loop import CollectedText
@@ -29,6 +30,7 @@ from bot.slack.clients import SlackClients
 from bot.slack.response_url import ResponseUrlAnswers
 from bot.tools.audience import without_private_tools
 from bot.tools.registry import ToolRegistry
+from bot.tools.selection import offered_tools
 from bot.tools.slash_args import split_public_flag
 from bot.tools.slash_job import CommandPayload
 
@@ -53,6 +55,7 @@ class AskJob(ResponseUrlAnswers):
         self.slack = slack
         self.sessions = sessions
         self.tools = tools
+        self.rules = SettingsReader(sessions, settings)  # the channel's settings, kept a few seconds
 
     def run(self, ctx: JobContext) -> None:
         if ctx.progress.get("done"):
@@ -87,10 +90,12 @@ class AskJob(ResponseUrlAnswers):
             user_id=job.user_id,
             user_name=(asker.display_name or None) if asker else None,
         )
+        # In a channel its settings apply (in a DM the workspace defaults): only the tools it allows.
+        rules = self.rules.applied(job.team_id, payload.channel)
         # No thread: tools that need one say so.
-        conversation = Conversation(client, payload.channel, None, str(job.id), asker, [entry])
+        conversation = Conversation(client, payload.channel, None, str(job.id), asker, [entry], rules=rules)
         sink = CollectedText()
-        tools = self.tools.snapshot()  # one fixed set for the turn (MCP tools come and go)
+        tools = offered_tools(self.tools.snapshot(), rules.tools)  # one fixed set for the turn (MCP tools come and go)
         # No thread for an approval card either: state-changing tools are refused with a reason.
         answer = AnswerSurface(sink, gate=RefuseStateChanges(tools))
         offered = without_private_tools(tools) if public else tools

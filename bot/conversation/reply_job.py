@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.agent import waiting
 from bot.agent.feedback import Trace
 from bot.agent.stops import AnswerStopped, StopFlag, StopKey, StoppableGateway, StopWatch
+from bot.channel_settings.reader import SettingsReader
 from bot.config import Settings
 from bot.conversation.approval_gate import ApprovalGate
 from bot.conversation.thread_reader import ThreadReader
@@ -39,6 +40,7 @@ from bot.slack.clients import SlackClients
 from bot.slack.replies import ReplyWriter
 from bot.slack.status_board import StatusBoard
 from bot.tools.registry import ToolRegistry
+from bot.tools.selection import offered_tools
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class ReplyJob(JobHandler):
         self.tools = tools
         self.streaming = streaming
         self.stops = stops if stops is not None else StopWatch(sessions)
+        self.rules = SettingsReader(sessions, settings)  # the channel's settings, kept a few seconds
         # Queue feedback in the thread's status, sent off the job's thread (bounded per job).
         self.status_board = StatusBoard()
 
@@ -109,8 +112,16 @@ class ReplyJob(JobHandler):
         if thread.file_notes and not ctx.progress.get("file_notes"):
             ctx.save_progress(file_notes=thread.file_notes)
         self._show_thinking(agent, payload, thread.entries)  # idempotent: a re-run may set it again
+        # The channel's settings (DMs: the workspace defaults), read at most a few seconds ago.
+        rules = self.rules.applied(job.team_id, payload.channel, is_dm=payload.channel_type == "im")
         conversation = Conversation(
-            client, payload.channel, payload.thread_ts, payload.ts, asker=thread.asker, entries=thread.entries
+            client,
+            payload.channel,
+            payload.thread_ts,
+            payload.ts,
+            asker=thread.asker,
+            entries=thread.entries,
+            rules=rules,
         )
         writer = self._writer(ctx, client, agent, stop)
         gateway = StoppableGateway(self.turns.gateway, stop)
@@ -128,8 +139,9 @@ class ReplyJob(JobHandler):
             # The person hears it in the answer itself (one message); the model reads it too.
             writer.append("".join(f"_{note}._\n" for note in notes) + "\n")
         # One fixed set for the whole turn: the gate and the runner must agree on every tool,
-        # while MCP servers' tools come and go underneath (bot.tools.registry).
-        tools = self.tools.snapshot()
+        # while MCP servers' tools come and go underneath (bot.tools.registry); only those the
+        # channel allows (its `tools` setting), so no other can even ask for approval.
+        tools = offered_tools(self.tools.snapshot(), conversation.rules.tools)
         answer = AnswerSurface(
             writer,
             gate=self._gate(ctx, conversation.slack, tools),
@@ -226,7 +238,7 @@ class ReplyJob(JobHandler):
 
     def _writer(self, ctx: JobContext, client: WebClient, agent: AgentSession, stop: StopFlag) -> ReplyWriter:
         payload = ctx.payload
-        existing = (ctx.progress.get("reply_ts") or [None])[0]
+        existing = list(ctx.progress.get("reply_ts") or [])  # every part an earlier attempt posted
 
         def remember(ts_list: list[str]) -> None:
             ctx.save_progress(reply_ts=ts_list)
@@ -238,7 +250,7 @@ class ReplyJob(JobHandler):
             team_id=ctx.job.team_id,
             user_id=ctx.job.user_id,
             existing_ts=existing,
-            streaming=self.streaming and existing is None,
+            streaming=self.streaming and not existing,
             on_posted=remember,
             checkpoint=ctx.checkpoint,
             agent=agent,

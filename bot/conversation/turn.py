@@ -6,7 +6,8 @@ Three objects carry what a turn needs:
 
 * :class:`ModelTurns`, built once by the composition root: the gateway, the settings and the
   database, and the place names it caches;
-* :class:`Conversation`, what is answered: the entries, where they are, who asks;
+* :class:`Conversation`, what is answered: the entries, where they are (and the place's
+  settings), who asks;
 * :class:`AnswerSurface`, where the answer goes while it is written: the text sink, the gate
   every tool call passes, and who hears that the call waits in the rate limiter's line.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ import httpx
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channel_settings.resolve import Applied
 from bot.conversation.places import PlaceNames
 from bot.conversation.prompt import build_system_prompt
 from bot.conversation.tool_loop import ModelTurn, TextSink, ToolGate, converse
@@ -31,6 +33,7 @@ from bot.inference.gateway import CallContext, ModelGateway
 from bot.queue.context import JobContext
 from bot.tools.job_context import job_tool_context
 from bot.tools.registry import ToolRegistry
+from bot.tools.selection import offered_tools
 
 THINK_HARD = re.compile(r"\b(think (hard|harder|carefully|deeply)|ultrathink)\b", re.IGNORECASE)
 
@@ -43,7 +46,8 @@ def wants_extended_thinking(text: str) -> bool:
 class Conversation:
     """What the model answers: ``entries`` (a thread, or one question) in ``channel`` of the
     workspace ``slack`` speaks for, in ``thread_ts`` (None outside a thread: tools that need one
-    say so), asked by ``asker`` (their `slack_users` row; None if unknown) in message ``turn_ts``."""
+    say so), asked by ``asker`` (their `slack_users` row; None if unknown) in message ``turn_ts``.
+    ``rules``: the place's settings (bot.channel_settings: its instructions, tools, budget, model)."""
 
     slack: WebClient
     channel: str
@@ -51,6 +55,7 @@ class Conversation:
     turn_ts: str
     asker: Any
     entries: list[ThreadEntry]
+    rules: Applied = field(default_factory=Applied)
 
     @property
     def question(self) -> str:
@@ -92,13 +97,14 @@ class ModelTurns:
         """Run the model over the conversation for ``ctx.job`` with ``tools``. ``gateway``: this
         answer's own wrapper of the gateway (a Stop button's); ``http``: the tools' client;
         ``now``: for the date in the system prompt."""
-        job, settings, slack = ctx.job, self.settings, conversation.slack
+        job, settings, slack, rules = ctx.job, self.settings, conversation.slack, conversation.rules
         now = now or datetime.now(UTC)
         system = build_system_prompt(
             settings.system_prompt,
             workspace=self.places.workspace(slack, job.team_id),
             channel=self.places.describe(slack, job.team_id, conversation.channel, asker_id=job.user_id),
             today=now.date().isoformat(),
+            channel_instructions=rules.instructions,
         )
         tool_ctx = job_tool_context(
             job,
@@ -117,11 +123,15 @@ class ModelTurns:
             should_stop=ctx.should_stop,
             on_line=answer.on_line,
             lane=job.lane,
-            model=settings.model_for("thinking") if thinking else None,  # BOT_THINKING_MODEL
+            # BOT_THINKING_MODEL for a request to think hard, else the place's model (None: the default).
+            model=(getattr(settings, "thinking_model", None) if thinking else None) or rules.model,
+            channel_id=conversation.channel
+            or "",  # its tokens count toward the channel's budget (set now or later today)
+            channel_daily_tokens=rules.daily_budget,
         )
         return converse(
             gateway or self.gateway,
-            tools,
+            offered_tools(tools, rules.tools),
             settings,
             system=system,
             entries=conversation.entries,

@@ -14,11 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.agent.stops import STOP_CHANNEL, StopWatch
 from bot.builtin_tools import configured_registry
 from bot.channel_settings.command_job import SETTINGS, SettingsCommandJob
+from bot.channel_settings.home_job import PUBLISH_HOME, SettingsHomeJob
 from bot.config import Settings
 from bot.conversation.ask_job import ASK, AskJob
 from bot.conversation.feedback_job import FEEDBACK_THANKS, FeedbackThanksJob
 from bot.conversation.reply_job import REPLY, ReplyJob
 from bot.conversation.summary_job import SUMMARIZE, SummaryJob
+from bot.conversation.thread_reader import ThreadReader
+from bot.conversation.turn import ModelTurns
 from bot.conversation.welcome_job import WELCOME, WelcomeJob
 from bot.db.connections import worker_pool_size
 from bot.db.engine import make_engine, make_session_factory
@@ -59,8 +62,9 @@ class Shared:
     sessions: sessionmaker[Session]
     slack: SlackClients
     gateway: ModelGateway
+    turns: ModelTurns  # one model turn with the tools (the reply and ask jobs)
+    reader: ThreadReader  # a thread as the model sees it (the reply job)
     tools: ToolRegistry
-    attachments: AttachmentResolver
     http: httpx.Client  # Slack file downloads (shared with the attachment resolver)
     tools_http: httpx.Client  # tools' own HTTP and response_url answers
     stops: StopWatch  # Stop requests of this process's answers (bot.agent.stops)
@@ -69,13 +73,8 @@ class Shared:
 # Every job type the worker runs, with how its handler is built: a new job type is its own
 # module (payload, handler, JobType) plus one line here.
 JOBS: tuple[tuple[JobType, Callable[[Shared], JobHandler]], ...] = (
-    (
-        REPLY,
-        lambda s: ReplyJob(
-            s.gateway, s.slack, s.sessions, s.settings, s.tools, resolve_attachments=s.attachments, stops=s.stops
-        ),
-    ),
-    (ASK, lambda s: AskJob(s.gateway, s.slack, s.sessions, s.settings, s.tools, s.tools_http)),
+    (REPLY, lambda s: ReplyJob(s.turns, s.reader, s.slack, s.sessions, s.settings, s.tools, stops=s.stops)),
+    (ASK, lambda s: AskJob(s.turns, s.slack, s.sessions, s.settings, s.tools, s.tools_http)),
     (SLASH_COMMAND, lambda s: SlashCommandJob(s.tools, s.slack, s.sessions, s.settings, s.tools_http)),
     (WELCOME, lambda s: WelcomeJob(s.slack)),
     (FEEDBACK_THANKS, lambda s: FeedbackThanksJob(s.slack)),
@@ -98,6 +97,7 @@ JOBS: tuple[tuple[JobType, Callable[[Shared], JobHandler]], ...] = (
     (SUMMARIZE, lambda s: SummaryJob(s.gateway, s.sessions, s.settings)),
     (APPROVAL_NOTE, lambda s: ApprovalNoteJob(s.slack)),
     (SETTINGS, lambda s: SettingsCommandJob(s.tools, s.slack, s.sessions, s.settings, s.tools_http)),
+    (PUBLISH_HOME, lambda s: SettingsHomeJob(s.slack, s.sessions)),
 )
 JOB_TYPES: tuple[JobType, ...] = tuple(job_type for job_type, _ in JOBS)
 
@@ -205,8 +205,9 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         sessions=sessions,
         slack=slack,
         gateway=gateway,
+        turns=ModelTurns(gateway, settings, sessions),
+        reader=ThreadReader(sessions, settings, resolve_attachments=attachments),
         tools=tools,
-        attachments=attachments,
         http=attachments.http,
         tools_http=httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)),
         stops=stops,

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channel_settings.reader import SettingsReader
 from bot.config import Settings
 from bot.conversation import summary_store
 from bot.conversation.summary import Summary, chunks, split_point, summary_request
-from bot.conversation.window import ATTRIBUTION_ALLOWANCE, ROW_COLUMNS
+from bot.conversation.window import ATTRIBUTION_ALLOWANCE, ROW_COLUMNS, thread_rows
 from bot.failures import Permanent
 from bot.history.models import MessageImage, ThreadMessage
 from bot.history.store import entry_of, user_names
@@ -42,6 +43,7 @@ class SummaryJob(JobHandler):
         self.gateway = gateway
         self.sessions = sessions
         self.settings = settings
+        self.rules = SettingsReader(sessions, settings)  # the channel's `model` setting
 
     def run(self, ctx: JobContext) -> None:
         job = ctx.job
@@ -60,6 +62,8 @@ class SummaryJob(JobHandler):
             return
         older = rows[:point]
         ranges = chunks([row.tokens + ATTRIBUTION_ALLOWANCE for row in older])
+        # The channel's model summarizes its threads; else BOT_SUMMARY_MODEL's route, or the default.
+        model = self.rules.applied(team, channel).model or self.settings.model_for("summary")
         for number, (start, end) in enumerate(ranges, start=1):
             part = older[start:end]
             with self.sessions() as session:
@@ -69,7 +73,7 @@ class SummaryJob(JobHandler):
                 team_id=team,
                 user_id=job.user_id,
                 should_stop=ctx.should_stop,
-                model=self.settings.model_for("summary"),  # BOT_SUMMARY_MODEL
+                model=model,
             )
             try:
                 completion = self.gateway.call(body, call)
@@ -92,12 +96,10 @@ SUMMARIZE = JobType("summarize_thread", SummaryPayload, SummaryJob, lane=BACKGRO
 
 
 def _rows_after(session: Session, team: str, channel: str, thread_ts: str, after: tuple[str, int] | None) -> list:
-    from bot.conversation.window import _in_thread
-
     return list(
         session.execute(
             select(*ROW_COLUMNS)
-            .where(*_in_thread(team, channel, thread_ts, after))
+            .where(*thread_rows(team, channel, thread_ts, after))
             .order_by(ThreadMessage.ts, ThreadMessage.seq)
         ).all()
     )

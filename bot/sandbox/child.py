@@ -15,14 +15,14 @@ import sys
 import warnings
 from typing import Any
 
-_in_sandbox = False
 PROGRESS_PREFIX = "progress="
+MARKER = "BOT_SANDBOX_CHILD"  # set in the child's environment by the parent (bot.sandbox.runner)
 
 
 def report_progress(done: int) -> None:
     """Record how far the work got (pages read, ...): the parent reads it if it has to stop the
     child. Does nothing outside a sandbox."""
-    if _in_sandbox:
+    if os.environ.get(MARKER) == "1":
         sys.stderr.write(f"{PROGRESS_PREFIX}{int(done)}\n")
         sys.stderr.flush()
 
@@ -61,9 +61,6 @@ def peak_rss_bytes() -> int:
 
 
 def main() -> None:
-    from bot.sandbox import child  # run as __main__: the module the work imports is another object
-
-    child._in_sandbox = True
     logging.disable(logging.CRITICAL)  # a damaged file makes parsers warn per object: not our log
     warnings.simplefilter("ignore")
     out = sys.stdout.buffer

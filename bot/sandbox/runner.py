@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.sandbox.child import PROGRESS_PREFIX
+from bot.sandbox.child import MARKER, PROGRESS_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ def child_environment() -> dict[str, str]:
     keep = ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL", "TMPDIR", "HOME")
     env = {name: os.environ[name] for name in keep if name in os.environ}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH", "")]))
+    env[MARKER] = "1"
     return env
 
 

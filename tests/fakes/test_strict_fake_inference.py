@@ -319,7 +319,7 @@ def test_the_suite_fails_a_test_that_got_a_request_refused(
     result.stdout.fnmatch_lines(["*refused 1 request(s) during this test*content must not be empty*"])
 
 
-@pytest.mark.parametrize("workers", ["0", "2"])
+@pytest.mark.parametrize("workers", ["0", "1"])
 def test_the_suite_fails_on_a_request_refused_outside_any_test(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:

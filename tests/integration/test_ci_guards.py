@@ -30,13 +30,13 @@ def test_a_skipped_postgres_test_fails_the_run_when_postgres_is_required(
             """
         )
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "1")
 
     result.assert_outcomes(passed=1, skipped=1)
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*1 PostgreSQL tests were skipped but BOT_REQUIRE_POSTGRES=1*"])
 
     monkeypatch.delenv("BOT_REQUIRE_POSTGRES")
-    relaxed = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    relaxed = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "1")
     relaxed.assert_outcomes(passed=1, skipped=1)
     assert relaxed.ret == 0

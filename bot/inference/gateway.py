@@ -25,7 +25,7 @@ from bot.failures import Permanent
 from bot.inference.client import Completion, InferenceClient
 from bot.inference.errors import RateLimitedError
 from bot.limits.admission import GlobalRateLimiter, Ticket, record_usage
-from bot.limits.budgets import BudgetPolicy, over_budget
+from bot.limits.budgets import BudgetPolicy, channel_over_budget, over_budget, record_channel_usage
 from bot.limits.server_view import capped_pause, server_view
 from bot.limits.tokens import estimate_request
 from bot.limits.window import INTERACTIVE_LANE
@@ -58,6 +58,12 @@ class CallContext:
     # Told (calls ahead in the limiter's line, seconds until our slot) whenever admission waits.
     on_line: Callable[[int, float], None] | None = None
     lane: str = INTERACTIVE_LANE  # the job's lane: its place in the limiter's fair line
+    # The attached model to call (Settings.attached_models; Settings.model_for(kind) routes job
+    # kinds; channel settings pass a channel's chosen model). None: the INFERENCE attachment's.
+    model: str | None = None
+    # Where the answer goes, for the channel's daily budget (its `budget` setting); "" for none.
+    channel_id: str = ""
+    channel_daily_tokens: int | None = None
 
 
 class ModelGateway:
@@ -69,12 +75,25 @@ class ModelGateway:
         *,
         budgets: BudgetPolicy | None = None,
         max_output_tokens: int = 1024,
+        models: Mapping[str, tuple[InferenceClient, GlobalRateLimiter]] | None = None,
     ):
+        """``client`` and ``limiter``: the INFERENCE attachment; ``models``: model id -> the
+        attachment serving it, for calls that name a model (``CallContext.model``)."""
         self.client = client
         self.limiter = limiter
         self.sessions = sessions
         self.budgets = budgets or BudgetPolicy()
         self.max_output_tokens = max_output_tokens
+        self.models = dict(models or {})
+
+    def _attachment(self, model: str | None) -> tuple[InferenceClient, GlobalRateLimiter]:
+        if model is None or model == self.client.model:
+            return self.client, self.limiter
+        found = self.models.get(model)
+        if found is None:  # e.g. a channel setting naming a model since detached
+            log.warning("inference model_not_attached model=%s using=%s", model, self.client.model)
+            return self.client, self.limiter
+        return found
 
     def call(
         self,
@@ -97,6 +116,7 @@ class ModelGateway:
         request = estimate_request(body)
         estimate = request.total
         shown = False
+        client, limiter = self._attachment(ctx.model)
 
         def show(text: str) -> None:
             nonlocal shown
@@ -106,7 +126,7 @@ class ModelGateway:
                 on_text(text)
 
         for _ in range(MAX_RATE_LIMITED_TRIES):
-            ticket = self.limiter.admit(
+            ticket = limiter.admit(
                 estimate,
                 prompt_tokens=request.prompt,
                 should_stop=ctx.should_stop,
@@ -117,15 +137,15 @@ class ModelGateway:
             started = time.monotonic()
             sent_at = ticket.sent_at()
             try:
-                completion = self.client.stream(body, on_text=show, prompt_caching=prompt_caching)
+                completion = client.stream(body, on_text=show, prompt_caching=prompt_caching)
             except RateLimitedError as exc:
-                self.limiter.pause(capped_pause(exc.retry_after, DEFAULT_PAUSE_SECONDS))
+                limiter.pause(capped_pause(exc.retry_after, DEFAULT_PAUSE_SECONDS))
                 if shown:
                     # Refused mid-stream after text was shown: tokens were spent (keep the
                     # estimate), and only the job may start the answer over.
                     raise
                 # The server refused before answering: it spent no tokens, but keep the request slot counted.
-                self.limiter.reconcile(
+                limiter.reconcile(
                     ticket.reservation_id,
                     0,
                     view=server_view(exc.headers, time.time()),
@@ -137,20 +157,32 @@ class ModelGateway:
             except Exception:
                 # Unknown whether the server counted it: keep the estimate reserved.
                 raise
-            self._account(ticket, estimate, completion, ctx, time.monotonic() - started, sent_at)
+            self._account(limiter, ticket, estimate, completion, ctx, time.monotonic() - started, sent_at)
             return completion
         raise RateLimitedError("the model kept answering 429", retry_after=DEFAULT_PAUSE_SECONDS)
 
     def _check_budget(self, ctx: CallContext) -> None:
-        if not self.budgets.enabled:
+        channel_budget = ctx.channel_daily_tokens if ctx.channel_id else None
+        if not self.budgets.enabled and channel_budget is None:
             return
         with self.sessions() as session:
-            reason = over_budget(session, self.budgets, team_id=ctx.team_id, user_id=ctx.user_id)
+            reason = channel_over_budget(
+                session, team_id=ctx.team_id, channel_id=ctx.channel_id, daily_tokens=channel_budget
+            )
+            if self.budgets.enabled:
+                reason = over_budget(session, self.budgets, team_id=ctx.team_id, user_id=ctx.user_id) or reason
         if reason:
             raise OverBudget(reason)
 
     def _account(
-        self, ticket: Ticket, estimate: int, completion: Completion, ctx: CallContext, seconds: float, sent_at: float
+        self,
+        limiter: GlobalRateLimiter,
+        ticket: Ticket,
+        estimate: int,
+        completion: Completion,
+        ctx: CallContext,
+        seconds: float,
+        sent_at: float,
     ) -> None:
         usage = completion.usage
         actual = usage.total_tokens if usage else estimate
@@ -164,8 +196,10 @@ class ModelGateway:
                     prompt_tokens=usage.prompt_tokens,
                     completion_tokens=usage.completion_tokens,
                 )
+            if ctx.channel_id:  # what the channel's budget counts (the estimate when no usage came)
+                record_channel_usage(session, team_id=ctx.team_id, channel_id=ctx.channel_id, tokens=actual)
 
-        self.limiter.reconcile(
+        limiter.reconcile(
             ticket.reservation_id,
             actual,
             also=record,

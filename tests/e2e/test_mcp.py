@@ -107,6 +107,7 @@ def test_a_mention_that_needs_the_read_tool_is_answered_with_its_result_shown_as
     assert len(bot_messages(stack, channel)) == 1
     [updates] = stack.slack.tasks_of(channel, reply["ts"]).values()
     assert [u["status"] for u in updates] == ["in_progress", "complete"]
+    assert {u["title"] for u in updates} == {"Asking orders: lookup order"}
     assert "Order 42 is shipped" in updates[-1]["output"]
     assert {s["url"] for s in updates[-1]["sources"]} == {"https://orders.example.com/orders/42"}
     # Offered like any tool, with the schema Claude would refuse converted and the unconvertible one left out.

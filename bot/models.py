@@ -1,6 +1,7 @@
 """Imports every model so Base.metadata knows the whole schema (Alembic, tests)."""
 
 from bot.agent import models as _agent  # noqa: F401
+from bot.channel_settings import models as _channel_settings  # noqa: F401
 from bot.db.base import Base
 from bot.history import models as _history  # noqa: F401
 from bot.idempotency import models as _idempotency  # noqa: F401

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.tools import bounded_json
 from bot.tools.errors import ArgumentError, ToolDefinitionError
 
 # OpenAI's rule for function names.
@@ -143,7 +144,9 @@ class ValueType:
             value = [item_type.from_text(part, f"{where} item {i + 1}") for i, part in enumerate(parts)]
         else:
             try:
-                value = json.loads(text)
+                value = bounded_json.loads(text)
+            except bounded_json.TooDeep as exc:
+                raise ValueError(f"{where} is refused: {exc}") from None
             except ValueError:
                 raise ValueError(f"{where} must be {self.noun()}, written as JSON") from None
         return self.check(value, where)

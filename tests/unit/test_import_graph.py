@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"bot.history"},
     {"bot.tools"},
     {"bot.mcp"},  # tools from MCP servers: entries of the tool registry
+    {"bot.channel_settings"},  # per-channel settings: read by every answer, set by admins
     {"bot.conversation"},
     {"bot.moderation"},
     {"bot.retention"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ from tests.fakes.mcp_server import McpTestServer
 from tests.support import slack_requests as sr
 from tests.support.processes import wait_for
 
-ASKER, OTHER = "U1", "U2"
+ASKER, OTHER, ADMIN = "U1", "U2", "UADMIN"
 ORDERS_TOKEN, DESK_TOKEN = "orders-token-e2e-5521", "desk-token-e2e-7730"
 
 
@@ -56,6 +57,7 @@ def stack(request, tmp_path_factory, servers):
     )
     stack.slack.add_user(ASKER, name="alice", real_name="Alice", display_name="Alice")
     stack.slack.add_user(OTHER, name="bob", real_name="Bob", display_name="Bob")
+    stack.slack.add_user(ADMIN, name="ada", real_name="Ada", display_name="Ada", is_admin=True)
     stack.inference.responder = order_desk_model
     assert wait_for(lambda: statuses(stack) == {"orders": "up", "desk": "up"}, timeout=30), stack.logs()[-3000:]
     return stack
@@ -148,6 +150,30 @@ def test_the_write_tool_runs_only_after_the_askers_click_exactly_once(stack, ser
     click(stack, card, channel, APPROVE_ACTION, user=ASKER)  # a second click runs nothing more
     wait_idle(stack)
     assert len(orders.calls()) == before + 1
+
+
+def settings_command(stack, text: str, channel: str) -> str:
+    name = uuid.uuid4().hex
+    form = sr.slash_command_form(
+        "/settings", text, user_id=ADMIN, channel_id=channel, response_url=stack.slack.response_url(name)
+    )
+    assert stack.post_form(form).status_code == 200
+    posts = wait_for(lambda: stack.slack.responses_to(name), timeout=30)
+    assert posts, f"no answer to /settings {text}; logs:\n{stack.logs()[-3000:]}"
+    return posts[0].body["text"]
+
+
+def test_a_channels_tools_setting_names_mcp_tools_like_any_other(stack):
+    channel = new_channel()
+    answer = settings_command(stack, "tools orders__lookup_order calculate", channel)
+    assert answer.startswith("Done:"), answer
+    stack.post_event(sr.app_mention("<@UBOT> look up order 42 here", channel=channel, user=ASKER))
+    [reply] = finished_replies(stack, channel, timeout=30)
+    assert "Order 42 is shipped" in stack.slack.text_of(channel, reply["ts"])
+    assert offered_tools(stack, "look up order 42 here") == {"orders__lookup_order", "calculate"}
+    stack.post_event(sr.app_mention("<@UBOT> cancel order 7 here", channel=channel, user=ASKER))
+    [_, reply] = finished_replies(stack, channel, count=2, timeout=30)
+    assert "cannot use orders__cancel_order" in stack.slack.text_of(channel, reply["ts"])
 
 
 def test_bot_check_shows_the_servers_and_their_tools(stack):

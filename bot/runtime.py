@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.agent.stops import STOP_CHANNEL, StopWatch
 from bot.builtin_tools import configured_registry
 from bot.channel_settings.command_job import SETTINGS, SettingsCommandJob
+from bot.channel_settings.home_job import PUBLISH_HOME, SettingsHomeJob
 from bot.config import Settings
 from bot.conversation.ask_job import ASK, AskJob
 from bot.conversation.feedback_job import FEEDBACK_THANKS, FeedbackThanksJob
@@ -94,6 +95,7 @@ JOBS: tuple[tuple[JobType, Callable[[Shared], JobHandler]], ...] = (
     (SUMMARIZE, lambda s: SummaryJob(s.gateway, s.sessions, s.settings)),
     (APPROVAL_NOTE, lambda s: ApprovalNoteJob(s.slack)),
     (SETTINGS, lambda s: SettingsCommandJob(s.tools, s.slack, s.sessions, s.settings, s.tools_http)),
+    (PUBLISH_HOME, lambda s: SettingsHomeJob(s.slack, s.sessions)),
 )
 JOB_TYPES: tuple[JobType, ...] = tuple(job_type for job_type, _ in JOBS)
 

@@ -27,6 +27,7 @@ from bot.db.connections import worker_pool_size
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
 from bot.documents.extract import Limits
+from bot.documents.reader import DocumentReader
 from bot.history.attachments import AttachmentResolver
 from bot.images.processing import set_decode_concurrency
 from bot.inference.client import InferenceClient
@@ -43,6 +44,7 @@ from bot.queue.job_type import JobHandler, JobType, handler_table
 from bot.queue.parking import ParkedJobWaker
 from bot.queue.worker import Worker
 from bot.retention.tasks import FORGET_WORKSPACE, ForgetWorkspaceJob, RetentionTask
+from bot.sandbox import Sandbox
 from bot.slack.clients import SlackClients
 from bot.tools.approval_note_job import APPROVAL_NOTE, ApprovalNoteJob
 from bot.tools.registry import ToolRegistry
@@ -137,6 +139,7 @@ def mcp_catalog(settings: Settings, sessions: sessionmaker[Session] | None) -> M
         timeout=settings.mcp_timeout_seconds,
         refresh_seconds=settings.mcp_refresh_seconds,
         on_refresh=mcp_status.recorder(sessions) if sessions is not None else None,
+        recorded=mcp_status.recorded_views(sessions) if sessions is not None else None,
     )
 
 
@@ -186,13 +189,16 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
     mcp = mcp_catalog(settings, sessions)
     if mcp:
         tools.add_source(mcp)  # MCP tools are ordinary registry entries while their server is up
+    document_limits = Limits(max_pages=settings.pdf_max_pages, max_chars=settings.document_max_chars)
     attachments = AttachmentResolver(
         sessions,
         api_url=settings.slack_api_url,
         max_file_bytes=settings.max_file_bytes,
         http=httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)),
         document_max_bytes=settings.document_max_bytes,
-        document_limits=Limits(max_pages=settings.pdf_max_pages, max_chars=settings.document_max_chars),
+        document_limits=document_limits,
+        # PDFs are parsed in child processes the OS can stop, one at a time per worker process.
+        documents=DocumentReader(Sandbox(slots=1), limits=document_limits),
     )
     stops = StopWatch(sessions, notified=settings.is_postgres)  # the Stop button (bot.agent.stops)
     shared = Shared(

@@ -28,6 +28,7 @@ BOT = Path(__file__).resolve().parents[2] / "bot"
 # Lowest first. A part may import parts of earlier layers only (and itself).
 LAYERS: list[set[str]] = [
     {"bot", "bot.failures", "bot.logs", "bot.moderation_policy", "bot.attachments"},  # import nothing from bot
+    {"bot.sandbox"},  # untrusted or costly work in a child process the OS can stop
     {"bot.config", "bot.db"},
     # bot.agent: steps, stops, feedback; bot.documents: what files are and their text (pure)
     {"bot.images", "bot.documents", "bot.limits", "bot.queue", "bot.idempotency", "bot.agent"},
@@ -49,7 +50,8 @@ LAYERS: list[set[str]] = [
 LOW_MAY_IMPORT = {
     "bot.db": set(),
     "bot.images": set(),
-    "bot.documents": set(),
+    "bot.sandbox": set(),
+    "bot.documents": {"bot.sandbox"},  # its bounded reader runs inside a sandbox child
     "bot.queue": {"bot.db"},
     "bot.limits": {"bot.db"},
     "bot.inference": {"bot.limits"},

@@ -18,7 +18,7 @@ Declare one next to its handler::
     GREET = JobType("greet", GreetPayload, GreetJob, lane=INTERACTIVE, max_attempts=3)
 
 build its handler in the list of job types of ``bot.runtime`` (one line:
-``(GREET, lambda deps: GreetJob(deps.slack))``), and enqueue it where the event arrives:
+``(GREET, lambda s: GreetJob(s.slack))``), and enqueue it where the event arrives:
 ``GREET.enqueue(session, GreetPayload(channel), team_id=team)``. Nothing here or in the job's
 module imports the composition root: it builds the handlers, they do not reach back for parts.
 

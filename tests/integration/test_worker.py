@@ -197,3 +197,28 @@ def test_a_model_that_keeps_answering_429_never_spends_the_attempts(sessions):
         thread.join(10)
     assert [attempt for _, attempt in handler.runs] == [1, 1, 1, 1]
     assert handler.dead == []
+
+
+def test_handlers_get_their_typed_payload_and_a_payload_that_cannot_load_is_buried(sessions):
+    from dataclasses import dataclass
+
+    from bot.queue.job_type import JobType, Payload
+
+    @dataclass(frozen=True)
+    class Greeting(Payload):
+        channel: str
+
+    seen = []
+    handler = Recorder(lambda ctx: seen.append(ctx.payload))
+    declared = JobType("test", Greeting, Recorder, max_attempts=3)
+    with sessions.begin() as session:
+        good = declared.enqueue(session, Greeting("C1"), team_id="T1")
+        bad = store.enqueue(session, kind="test", payload={"other": 1}, team_id="T1", max_attempts=3)
+    worker, thread = start_worker(sessions, handler, job_types=[declared])
+    try:
+        assert wait_until(lambda: statuses(sessions) == {good: DONE, bad: DEAD})
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert seen == [Greeting("C1")]  # the bad one never reached run, and was not retried
+    assert [job_id for job_id, _ in handler.runs] == [good] and handler.dead == [bad]

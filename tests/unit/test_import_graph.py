@@ -44,7 +44,7 @@ LOW_MAY_IMPORT = {
     "bot.documents": set(),
     "bot.queue": {"bot.db"},
     "bot.limits": {"bot.db"},
-    "bot.inference": {"bot.limits"},
+    "bot.inference": {"bot.limits", "bot.db"},
 }
 BASE = {"bot.failures", "bot.logs"}
 

@@ -1,0 +1,30 @@
+"""Inference: request arguments the provider refused, shared by every dyno (#21)
+
+Revision ID: 0018_refused_arguments
+Revises: 0017_calibration
+Create Date: 2026-12-07 07:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0018_refused_arguments"
+down_revision: str | None = "0017_calibration"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "inference_refused_arguments",
+        sa.Column("endpoint", sa.String(length=512), nullable=False),
+        sa.Column("argument", sa.String(length=128), nullable=False),
+        sa.Column("learned_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("endpoint", "argument", name=op.f("pk_inference_refused_arguments")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("inference_refused_arguments")

@@ -39,6 +39,7 @@ def stack(request, tmp_path_factory):
         MODERATION_REPORT_CHANNEL=REPORTS,
         BOT_MAX_FILE_BYTES=str(8_000_000),
         INFERENCE_MAX_REQUESTS_PER_MINUTE="100000",
+        MODERATION_ALLOW_REACTION="white_check_mark",
     )
     stack.workers.append(start_worker(stack.env, stack.log_dir, name="worker2"))  # two dynos
     return prepare(stack)

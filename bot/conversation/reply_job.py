@@ -45,7 +45,7 @@ from bot.queue.parking import JobParked
 from bot.queue.store import ClaimedJob
 from bot.slack.agent_session import AgentSession
 from bot.slack.clients import SlackClients
-from bot.slack.replies import ReplyWriter
+from bot.slack.replies import ReplyWriter, message_content
 from bot.slack.status_board import StatusBoard
 from bot.tools.registry import ToolRegistry
 
@@ -386,11 +386,12 @@ class ReplyJob(JobHandler):
         client = self.slack.for_team(ctx.job.team_id)
         sentence = user_sentence(event.error or Exception())
         existing = (ctx.progress.get("reply_ts") or [None])[0]
+        content = message_content(sentence)  # as blocks: a text-only update of a stream shows nothing
         try:
             if existing:
-                client.chat_update(channel=payload["channel"], ts=existing, text=sentence)
+                client.chat_update(channel=payload["channel"], ts=existing, **content)
             else:
-                client.chat_postMessage(channel=payload["channel"], thread_ts=payload["thread_ts"], text=sentence)
+                client.chat_postMessage(channel=payload["channel"], thread_ts=payload["thread_ts"], **content)
         except SlackApiError as error:
             log.warning("job dead_notice_failed id=%d error=%s", ctx.job.id, error.response.get("error"))
         payload = ctx.job.payload

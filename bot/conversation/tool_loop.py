@@ -153,7 +153,7 @@ def converse(
             body["tool_choice"] = "auto" if may_use_tools else "none"
         in_turn = {id(entry) for entry in turn_entries}
 
-        def fitted(limit: int, fields: dict = body, entries_now: list = budget.entries) -> dict:
+        def fitted(limit: int, fields: dict = body, entries_now: list = budget.entries, in_turn: set = in_turn) -> dict:
             body, images_left_out = fit_request_size(
                 [entry for entry in entries_now if id(entry) not in in_turn],
                 [entry for entry in entries_now if id(entry) in in_turn],

@@ -218,7 +218,9 @@ _REFUSED_ARGUMENT = (
         r"(?:argument|parameter|field|key|input)s?(?:\s+supplied)?\s*[:=]?\s*['\"`]?([A-Za-z_][\w.]*)",
         re.IGNORECASE,
     ),
-    re.compile(r"['\"`]?([A-Za-z_][\w.]*)['\"`]?\s*:?\s+extra (?:inputs|fields) (?:are|is) not permitted", re.IGNORECASE),
+    re.compile(
+        r"['\"`]?([A-Za-z_][\w.]*)['\"`]?\s*:?\s+extra (?:inputs|fields) (?:are|is) not permitted", re.IGNORECASE
+    ),
     re.compile(r"['\"`]?([A-Za-z_][\w.]*)['\"`]?\s*:?\s+(?:is )?not (?:supported|recognized|permitted)", re.IGNORECASE),
 )
 
@@ -319,15 +321,15 @@ __all__ = [
     "ErrorFields",
     "InferenceError",
     "PayloadTooLargeError",
-    "UnknownArgumentError",
-    "error_fields",
-    "plain_sentence",
-    "refused_argument",
     "RateLimitedError",
     "RejectedError",
     "RetryableError",
+    "UnknownArgumentError",
+    "error_fields",
     "error_for_status",
     "error_for_stream_event",
+    "plain_sentence",
     "rate_limit_headers",
+    "refused_argument",
     "safe_message",
 ]

@@ -23,7 +23,9 @@ def remember_refusal(session: Session, endpoint: str, argument: str) -> None:
     statement = dialect_insert(session)(RefusedArgument).values(
         endpoint=endpoint[:512], argument=argument[:MAX_ARGUMENT_CHARS], learned_at=datetime.now(UTC)
     )
-    session.execute(statement.on_conflict_do_nothing(index_elements=[RefusedArgument.endpoint, RefusedArgument.argument]))
+    session.execute(
+        statement.on_conflict_do_nothing(index_elements=[RefusedArgument.endpoint, RefusedArgument.argument])
+    )
 
 
 __all__ = ["refused_arguments", "remember_refusal"]

@@ -23,7 +23,7 @@ from tests.e2e.test_moderation import decided, new_file, post_image, prepare, ve
 from tests.e2e.test_operations import run_cli
 from tests.fakes.inference import BEDROCK_MAX_BODY_BYTES, echo_responder
 from tests.support import slack_requests as sr
-from tests.support.processes import start_worker, wait_for
+from tests.support.processes import start_worker
 
 WATCHED = "CWATCHREAD"
 REPORTS = "CREPORTSREAD"

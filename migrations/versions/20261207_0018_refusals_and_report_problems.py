@@ -1,4 +1,5 @@
-"""Inference: request arguments the provider refused, shared by every dyno (#21)
+"""Inference: request arguments the provider refused, shared by every dyno; moderation: a report
+channel Slack refuses to post in, flagged once (#21)
 
 Revision ID: 0018_refused_arguments
 Revises: 0017_calibration
@@ -24,7 +25,16 @@ def upgrade() -> None:
         sa.Column("learned_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("endpoint", "argument", name=op.f("pk_inference_refused_arguments")),
     )
+    op.create_table(
+        "moderation_report_problems",
+        sa.Column("team_id", sa.String(length=32), nullable=False),
+        sa.Column("channel_id", sa.String(length=32), nullable=False),
+        sa.Column("error", sa.String(length=64), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("team_id", name=op.f("pk_moderation_report_problems")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("moderation_report_problems")
     op.drop_table("inference_refused_arguments")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,9 +34,6 @@ from bot.tools.registry import ToolRegistry
 from bot.tools.slash_args import split_public_flag
 from bot.tools.slash_job import CommandPayload
 
-if TYPE_CHECKING:
-    from bot.runtime import WorkerParts
-
 log = logging.getLogger(__name__)
 
 ASK_USAGE = "Ask me anything after the command.\nUsage: /ask <question> [--public]"
@@ -60,12 +56,7 @@ class AskJob(ResponseUrlAnswers):
         self.sessions = sessions
         self.settings = settings
         self.tools = tools
-        self.public_tools = without_private_tools(tools)
         self.places = PlaceNames(sessions)
-
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> AskJob:
-        return cls(parts.gateway, parts.slack, parts.sessions, parts.settings, parts.tools, parts.tools_http)
 
     def run(self, ctx: JobContext) -> None:
         if ctx.progress.get("done"):
@@ -73,7 +64,8 @@ class AskJob(ResponseUrlAnswers):
         if "answer" in ctx.progress:
             self.post_saved(ctx)
             return
-        question, public = split_public_flag(ctx.job.payload.get("text", ""))
+        payload: CommandPayload = ctx.payload
+        question, public = split_public_flag(payload.text)
         if not question:
             self.answer(ctx, ASK_USAGE, False)
             return
@@ -89,7 +81,7 @@ class AskJob(ResponseUrlAnswers):
         self.answer(ctx, text, public)
 
     def ask(self, ctx: JobContext, question: str, public: bool) -> str:
-        job, payload = ctx.job, ctx.job.payload
+        job, payload = ctx.job, ctx.payload
         client = self.slack.for_team(job.team_id)
         asker = current_user(client, self.sessions, job.team_id, job.user_id, datetime.now(UTC))
         entry = ThreadEntry(
@@ -100,16 +92,17 @@ class AskJob(ResponseUrlAnswers):
             user_name=(asker.display_name or None) if asker else None,
         )
         sink = CollectedText()
+        tools = self.tools.snapshot()  # one fixed set for the turn (MCP tools come and go)
         turn = run_model_turn(
             ctx,
             gateway=self.gateway,
-            tools=self.public_tools if public else self.tools,
+            tools=without_private_tools(tools) if public else tools,
             settings=self.settings,
             places=self.places,
             sessions=self.sessions,
             slack=client,
             entries=[entry],
-            channel=payload.get("channel") or "",
+            channel=payload.channel,
             thread_ts=None,  # no thread: tools that need one say so
             asker=asker,
             sink=sink,
@@ -117,7 +110,7 @@ class AskJob(ResponseUrlAnswers):
             question=question,
             now=datetime.now(UTC),
             http=self.http,
-            gate=RefuseStateChanges(self.tools),  # no thread for an approval card: refused with a reason
+            gate=RefuseStateChanges(tools),  # no thread for an approval card: refused with a reason
         )
         log.info("ask answered id=%d tool_rounds=%d public=%s", job.id, turn.tool_rounds, public)
         # What the model said in every round, as a thread reply would show it.

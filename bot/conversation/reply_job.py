@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -48,9 +47,6 @@ from bot.slack.clients import SlackClients
 from bot.slack.replies import ReplyWriter, message_content
 from bot.slack.status_board import StatusBoard
 from bot.tools.registry import ToolRegistry
-
-if TYPE_CHECKING:
-    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +92,6 @@ class ReplyJob(JobHandler):
         # Queue feedback in the thread's status, sent off the job's thread (bounded per job).
         self.status_board = StatusBoard()
 
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> ReplyJob:
-        return cls(
-            parts.gateway,
-            parts.slack,
-            parts.sessions,
-            parts.settings,
-            parts.tools,
-            resolve_attachments=parts.attachments,
-            stops=parts.stops,
-        )
-
     # -- the job ----------------------------------------------------------------------------
 
     def run(self, ctx: JobContext) -> None:
@@ -117,10 +101,10 @@ class ReplyJob(JobHandler):
             self.status_board.forget(ctx.job.id)
 
     def _run(self, ctx: JobContext) -> None:
-        job, payload = ctx.job, ctx.job.payload
+        job, payload = ctx.job, ctx.payload
         if ctx.progress.get("done"):
             return
-        team, channel, thread_ts = job.team_id, payload["channel"], payload["thread_ts"]
+        team, channel, thread_ts = job.team_id, payload.channel, payload.thread_ts
         client = self.slack.for_team(team)
         stop = StopFlag(self.stops, StopKey(team, channel, thread_ts, job.created_at))
         if stop.is_set(fresh=True):  # Stop was pressed while this waited in the queue
@@ -215,7 +199,7 @@ class ReplyJob(JobHandler):
                 team_id=team,
                 channel_id=channel,
                 thread_ts=thread_ts,
-                answers_ts=payload["ts"],
+                answers_ts=payload.ts,
                 entries=[*turn, {"role": "assistant", "text": final_text, "reply_ts": posted}],
             )
             history.touch_thread(session, team, channel, thread_ts)
@@ -230,38 +214,41 @@ class ReplyJob(JobHandler):
             tools=writer.steps.tool_names(),
             latency_ms=max(int(latency * 1000), 0),
             attempts=ctx.job.attempts,
-            thread_ts=ctx.job.payload["thread_ts"],
+            thread_ts=ctx.payload.thread_ts,
         )
 
     def _converse(
         self, ctx: JobContext, entries: list[ThreadEntry], asker, writer, gateway=None
     ) -> tuple[list[dict], str]:
-        job, payload = ctx.job, ctx.job.payload
+        job, payload = ctx.job, ctx.payload
+        # One fixed set for the whole turn: the gate and the runner must agree on every tool,
+        # while MCP servers' tools come and go underneath (bot.tools.registry).
+        tools = self.tools.snapshot()
         turn = run_model_turn(
             ctx,
             gateway=gateway or self.gateway,
-            tools=self.tools,
+            tools=tools,
             settings=self.settings,
             places=self.places,
             sessions=self.sessions,
             slack=self.slack.for_team(job.team_id),
             entries=entries,
-            channel=payload["channel"],
-            thread_ts=payload["thread_ts"],
+            channel=payload.channel,
+            thread_ts=payload.thread_ts,
             asker=asker,
             sink=writer,
-            turn_ts=payload["ts"],
+            turn_ts=payload.ts,
             question=next((e.text for e in reversed(entries) if e.role == "user" and not e.deleted), ""),
             now=datetime.now(UTC),
             on_line=lambda ahead, seconds: self._tell_position(ctx, ahead, seconds),
             gate=ApprovalGate(
-                self.tools,
+                tools,
                 self.sessions,
                 self.slack.for_team(job.team_id),
                 team_id=job.team_id,
                 job_id=job.id,
-                channel=payload["channel"],
-                thread_ts=payload["thread_ts"],
+                channel=payload.channel,
+                thread_ts=payload.thread_ts,
                 asker=job.user_id,
                 timeout_seconds=self.settings.approval_timeout_seconds,
             ),
@@ -273,7 +260,7 @@ class ReplyJob(JobHandler):
     def _writer(
         self, ctx: JobContext, client: WebClient, *, agent: AgentSession | None = None, stop: StopFlag | None = None
     ) -> ReplyWriter:
-        payload = ctx.job.payload
+        payload = ctx.payload
         existing = (ctx.progress.get("reply_ts") or [None])[0]
 
         def remember(ts_list: list[str]) -> None:
@@ -281,8 +268,8 @@ class ReplyJob(JobHandler):
 
         return ReplyWriter(
             client,
-            channel=payload["channel"],
-            thread_ts=payload["thread_ts"],
+            channel=payload.channel,
+            thread_ts=payload.thread_ts,
             team_id=ctx.job.team_id,
             user_id=ctx.job.user_id,
             existing_ts=existing,
@@ -313,26 +300,24 @@ class ReplyJob(JobHandler):
         messages = waiting.thinking_messages(images=images, files=files)
         AgentSession(client, channel=channel, thread_ts=thread_ts).set_status(THINKING_STATUS, messages)
 
-    def _set_title(self, agent: AgentSession, payload: dict, entries: list[ThreadEntry]) -> None:
+    def _set_title(self, agent: AgentSession, payload: ReplyPayload, entries: list[ThreadEntry]) -> None:
         """In the agent DM view, a new thread is titled after its first question."""
-        if payload.get("channel_type") != "im" or payload.get("ts") != payload.get("thread_ts"):
+        if payload.channel_type != "im" or payload.ts != payload.thread_ts:
             return
         first = next((e for e in entries if e.role == "user" and not e.deleted), None)
         if first is not None:
             agent.set_title(waiting.thread_title(first.text))
 
-    def _agent(self, job: ClaimedJob) -> AgentSession:
-        payload = job.payload
-        return AgentSession(
-            self.slack.for_team(job.team_id), channel=payload["channel"], thread_ts=payload["thread_ts"]
-        )
+    def _agent(self, ctx: JobContext) -> AgentSession:
+        payload = ctx.payload
+        return AgentSession(self.slack.for_team(ctx.job.team_id), channel=payload.channel, thread_ts=payload.thread_ts)
 
     def _tell_position(self, ctx: JobContext, ahead: int, seconds: float) -> None:
         """Waiting in the rate limiter's line: the thread's status says how many are ahead (never
         a message). Offered to the status board, so the wait itself is never held up by Slack."""
         if seconds < 1.0:
             return
-        agent = self._agent(ctx.job)
+        agent = self._agent(ctx)
         messages = [waiting.waiting_message(ahead)]
 
         def send() -> None:
@@ -368,36 +353,33 @@ class ReplyJob(JobHandler):
         """Still queued: the thread's status says how many requests are ahead (a status, not a
         message: the answer stays the thread's only bot message)."""
         ahead = event.position if event.position is not None else 0
-        self._agent(ctx.job).set_status(waiting.WAITING_STATUS, [waiting.waiting_message(ahead)])
+        self._agent(ctx).set_status(waiting.WAITING_STATUS, [waiting.waiting_message(ahead)])
 
     def on_retry(self, ctx: JobContext, event: JobEvent) -> None:
         """A long wait for a retry: the apology goes into the thread's status, not a message."""
         age = (datetime.now(UTC) - ctx.job.created_at).total_seconds()
         if age + event.delay < self.settings.apology_after_seconds:
             return
-        self._agent(ctx.job).set_status(waiting.RETRYING_STATUS, [waiting.APOLOGY_MESSAGE])
+        self._agent(ctx).set_status(waiting.RETRYING_STATUS, [waiting.APOLOGY_MESSAGE])
 
     def on_dead(self, ctx: JobContext, event: JobEvent) -> None:
         """Given up: the failure sentence becomes the answer's one message (the message already
         started, if any, else the one posted now)."""
         if ctx.progress.get("done"):
             return
-        payload = ctx.job.payload
+        payload = ctx.payload
         client = self.slack.for_team(ctx.job.team_id)
         sentence = user_sentence(event.error or Exception())
         existing = (ctx.progress.get("reply_ts") or [None])[0]
         content = message_content(sentence)  # as blocks: a text-only update of a stream shows nothing
         try:
             if existing:
-                client.chat_update(channel=payload["channel"], ts=existing, **content)
+                client.chat_update(channel=payload.channel, ts=existing, **content)
             else:
-                client.chat_postMessage(channel=payload["channel"], thread_ts=payload["thread_ts"], **content)
+                client.chat_postMessage(channel=payload.channel, thread_ts=payload.thread_ts, **content)
         except SlackApiError as error:
             log.warning("job dead_notice_failed id=%d error=%s", ctx.job.id, error.response.get("error"))
-        payload = ctx.job.payload
-        agent = AgentSession(
-            self.slack.for_team(ctx.job.team_id), channel=payload["channel"], thread_ts=payload["thread_ts"]
-        )
+        agent = self._agent(ctx)
         agent.processing = True  # it may be: a failed answer must not leave the Stop button behind
         agent.ended(by_stream=False)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,9 +25,6 @@ from bot.inference.gateway import CallContext, ModelGateway
 from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler, JobType, Payload
 from bot.queue.models import BACKGROUND
-
-if TYPE_CHECKING:
-    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +43,9 @@ class SummaryJob(JobHandler):
         self.sessions = sessions
         self.settings = settings
 
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> SummaryJob:
-        return cls(parts.gateway, parts.sessions, parts.settings)
-
     def run(self, ctx: JobContext) -> None:
         job = ctx.job
-        payload = SUMMARIZE.payload_of(job)
+        payload: SummaryPayload = ctx.payload
         team, channel, thread_ts = job.team_id, payload.channel, payload.thread_ts
         with self.sessions() as session:
             current = summary_store.get_summary(session, team, channel, thread_ts)
@@ -73,7 +65,12 @@ class SummaryJob(JobHandler):
             with self.sessions() as session:
                 entries = _entries(session, team, part)
             body = summary_request(current.text if current else None, entries)
-            call = CallContext(team_id=team, user_id=job.user_id, should_stop=ctx.should_stop)
+            call = CallContext(
+                team_id=team,
+                user_id=job.user_id,
+                should_stop=ctx.should_stop,
+                model=self.settings.model_for("summary"),  # BOT_SUMMARY_MODEL
+            )
             try:
                 completion = self.gateway.call(body, call)
             except Permanent as exc:  # a spent budget, a rejected request: retrying cannot help

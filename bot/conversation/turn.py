@@ -71,6 +71,7 @@ def run_model_turn(
         settings=settings,
         http=http,
     )
+    thinking = settings.extended_thinking or wants_extended_thinking(question)
     call = CallContext(
         team_id=job.team_id,
         user_id=job.user_id,
@@ -78,6 +79,7 @@ def run_model_turn(
         on_wait=on_wait,
         on_line=on_line,
         lane=job.lane,
+        model=settings.model_for("thinking") if thinking else None,  # BOT_THINKING_MODEL
     )
     return converse(
         gateway,
@@ -89,6 +91,6 @@ def run_model_turn(
         call=call,
         sink=sink,
         turn_ts=turn_ts,
-        thinking=settings.extended_thinking or wants_extended_thinking(question),
+        thinking=thinking,
         gate=gate,
     )

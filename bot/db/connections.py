@@ -1,4 +1,4 @@
-"""How many database connections each process opens at most (pure), so the README, the
+"""How many database connections each process opens at most (pure), so docs/operations.md, the
 engines and `bot check` agree.
 
 Engines never overflow their pool (bot.db.engine): a web process holds at most

@@ -10,7 +10,7 @@ from bot.db.safe_text import postgres_safe_json_dumps, postgres_safe_parameters
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     """`pool_size` is the most connections this engine ever opens (no overflow), so the
-    connection budget in the README and in `bot check` is what a process really uses."""
+    connection budget in docs/operations.md and in `bot check` is what a process really uses."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     engine = create_engine(

@@ -71,6 +71,9 @@ class CallContext:
     # Told (calls ahead in the limiter's line, seconds until our slot) whenever admission waits.
     on_line: Callable[[int, float], None] | None = None
     lane: str = INTERACTIVE_LANE  # the job's lane: its place in the limiter's fair line
+    # The attached model to call (Settings.attached_models; Settings.model_for(kind) routes job
+    # kinds; channel settings pass a channel's chosen model). None: the INFERENCE attachment's.
+    model: str | None = None
 
 
 class ModelGateway:
@@ -82,14 +85,27 @@ class ModelGateway:
         *,
         budgets: BudgetPolicy | None = None,
         max_output_tokens: int = 1024,
+        models: Mapping[str, tuple[InferenceClient, GlobalRateLimiter]] | None = None,
     ):
+        """``client`` and ``limiter``: the INFERENCE attachment; ``models``: model id -> the
+        attachment serving it, for calls that name a model (``CallContext.model``)."""
         self.client = client
         self.limiter = limiter
         self.sessions = sessions
         self.budgets = budgets or BudgetPolicy()
         self.max_output_tokens = max_output_tokens
-        self._refusals_read_at = float("-inf")
+        self.models = dict(models or {})
+        self._refusals_read_at: dict[str, float] = {}  # completions URL -> when its refusals were read
         self._refusals_lock = threading.Lock()
+
+    def _attachment(self, model: str | None) -> tuple[InferenceClient, GlobalRateLimiter]:
+        if model is None or model == self.client.model:
+            return self.client, self.limiter
+        found = self.models.get(model)
+        if found is None:  # e.g. a channel setting naming a model since detached
+            log.warning("inference model_not_attached model=%s using=%s", model, self.client.model)
+            return self.client, self.limiter
+        return found
 
     def call(
         self,
@@ -109,10 +125,11 @@ class ModelGateway:
         body = dict(body)
         body.setdefault("max_tokens", self.max_output_tokens)
         self._check_budget(ctx)
-        self._learn_refusals()
         request = estimate_request(body)
         estimate = request.total
         shown = False
+        client, limiter = self._attachment(ctx.model)
+        self._learn_refusals(client)
 
         def show(text: str) -> None:
             nonlocal shown
@@ -122,7 +139,7 @@ class ModelGateway:
                 on_text(text)
 
         for _ in range(MAX_RATE_LIMITED_TRIES):
-            ticket = self.limiter.admit(
+            ticket = limiter.admit(
                 estimate,
                 prompt_tokens=request.prompt,
                 should_stop=ctx.should_stop,
@@ -133,15 +150,15 @@ class ModelGateway:
             started = time.monotonic()
             sent_at = ticket.sent_at()
             try:
-                completion = self.client.stream(body, on_text=show, prompt_caching=prompt_caching)
+                completion = client.stream(body, on_text=show, prompt_caching=prompt_caching)
             except RateLimitedError as exc:
-                self.limiter.pause(capped_pause(exc.retry_after, DEFAULT_PAUSE_SECONDS))
+                limiter.pause(capped_pause(exc.retry_after, DEFAULT_PAUSE_SECONDS))
                 if shown:
                     # Refused mid-stream after text was shown: tokens were spent (keep the
                     # estimate), and only the job may start the answer over.
                     raise
                 # The server refused before answering: it spent no tokens, but keep the request slot counted.
-                self.limiter.reconcile(
+                limiter.reconcile(
                     ticket.reservation_id,
                     0,
                     view=server_view(exc.headers, time.time()),
@@ -151,42 +168,44 @@ class ModelGateway:
                 )
                 continue
             except UnknownArgumentError as exc:
-                if not self._refuse(exc.argument):
+                if not self._refuse(client, exc.argument):
                     raise
                 # Refused before any answer: no tokens spent (the request slot stays counted);
                 # send again at once without it.
-                self.limiter.reconcile(ticket.reservation_id, 0, admitted_at=ticket.admitted_at, sent_at=sent_at)
+                limiter.reconcile(ticket.reservation_id, 0, admitted_at=ticket.admitted_at, sent_at=sent_at)
                 continue
             except Exception:
                 # Unknown whether the server counted it: keep the estimate reserved.
                 raise
-            return self._account(ticket, request.prompt, estimate, completion, ctx, time.monotonic() - started, sent_at)
+            return self._account(
+                limiter, ticket, request.prompt, estimate, completion, ctx, time.monotonic() - started, sent_at
+            )
         raise RateLimitedError("the model kept answering 429", retry_after=DEFAULT_PAUSE_SECONDS)
 
-    def _learn_refusals(self) -> None:
+    def _learn_refusals(self, client: InferenceClient) -> None:
         """Arguments another dyno found refused, read at most every REFUSALS_REFRESH_SECONDS."""
         now = time.monotonic()
         with self._refusals_lock:
-            if now - self._refusals_read_at < REFUSALS_REFRESH_SECONDS:
+            if now - self._refusals_read_at.get(client.url, float("-inf")) < REFUSALS_REFRESH_SECONDS:
                 return
-            self._refusals_read_at = now
+            self._refusals_read_at[client.url] = now
         try:
             with self.sessions() as session:
-                known = refused_arguments(session, self.client.url)
-        except Exception as exc:  # the call goes on; the refusal would teach it again
+                known = refused_arguments(session, client.url)
+        except Exception as exc:  # the call goes on; a refusal would teach it again
             log.warning("inference refusals_read_failed error=%s", type(exc).__name__)
             return
         for argument in known:
-            self.client.refuse_argument(argument)
+            client.refuse_argument(argument)
 
-    def _refuse(self, argument: str) -> bool:
+    def _refuse(self, client: InferenceClient, argument: str) -> bool:
         """Leave ``argument`` out from now on, here and (through the database) on every dyno."""
-        if not self.client.refuse_argument(argument):
+        if not client.refuse_argument(argument):
             return False
         log.warning("inference argument_refused argument=%s (left out from now on)", argument)
         try:
             with self.sessions.begin() as session:
-                remember_refusal(session, self.client.url, argument)
+                remember_refusal(session, client.url, argument)
         except Exception as exc:
             log.warning("inference refusal_not_shared error=%s", type(exc).__name__)
         return True
@@ -201,6 +220,7 @@ class ModelGateway:
 
     def _account(
         self,
+        limiter: GlobalRateLimiter,
         ticket: Ticket,
         prompt_estimate: int,
         estimate: int,
@@ -225,7 +245,7 @@ class ModelGateway:
                     completion_tokens=usage.completion_tokens,
                 )
 
-        self.limiter.reconcile(
+        limiter.reconcile(
             ticket.reservation_id,
             actual,
             also=record,

@@ -2,9 +2,15 @@
 
 Accepted: integer and decimal numbers, + - * / // % ** (and ^ as a synonym for **), unary
 minus and plus, parentheses, the constants in CONSTANTS and the functions in FUNCTIONS.
-Everything else (names, attributes, subscripts, comparisons, strings, ...) is refused. Limits
-keep a request from eating the worker: the expression's length, integers of at most
-MAX_INTEGER_BITS bits (checked before a power is computed), and factorials up to MAX_FACTORIAL.
+Everything else (names, attributes, subscripts, comparisons, strings, shifts, ...) is refused.
+
+Bounded by construction: every operation's cost is checked *before* it runs, from the size of
+its result, so no expression can hold the interpreter (and with it the worker's lease renewals)
+for long. Integers have at most MAX_INTEGER_BITS bits (MAX_DIGITS decimal digits): a power is
+refused when its result would be larger, `round` with negative digits when the power of ten it
+needs would be (`round(1, -10**8)` builds 10**(10**8) inside CPython), factorials go up to
+MAX_FACTORIAL, and every operand is already within the bound, so +, -, *, /, //, % and turning a
+result into text stay cheap. The person hears one sentence: "that number would have N digits".
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 
 MAX_EXPRESSION_CHARS = 200
 MAX_INTEGER_BITS = 4096  # about 1,233 decimal digits
+MAX_DIGITS = int(MAX_INTEGER_BITS * math.log10(2))  # 1,233
 MAX_FACTORIAL = 500
 
 Number = int | float
@@ -24,6 +31,10 @@ Number = int | float
 
 class CalculationError(ValueError):
     """The expression cannot be evaluated; the message is a plain sentence."""
+
+
+def too_many_digits(digits: int) -> CalculationError:
+    return CalculationError(f"That number would have {digits:,} digits; I work with at most {MAX_DIGITS:,}.")
 
 
 def _factorial(n: Number) -> int:
@@ -35,6 +46,9 @@ def _factorial(n: Number) -> int:
 def _round(x: Number, digits: Number = 0) -> Number:
     if not isinstance(digits, int):
         raise CalculationError("round takes a whole number of digits.")
+    if isinstance(x, int) and digits < -MAX_DIGITS:
+        # int.__round__ computes 10**-digits first: refuse before building it.
+        raise too_many_digits(1 - digits)
     return round(x) if digits == 0 else round(x, digits)
 
 
@@ -169,7 +183,7 @@ def _power(base: Number, exponent: Number) -> Number:
     if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
         # Refuse before computing: the result has at least exponent * (bits - 1) bits.
         if exponent * (abs(base).bit_length() - 1) > MAX_INTEGER_BITS:
-            raise CalculationError("The result is too large.")
+            raise too_many_digits(int(exponent * math.log10(abs(base))) + 1)
     result = base**exponent
     if isinstance(result, complex):
         raise CalculationError("That power has no real result.")

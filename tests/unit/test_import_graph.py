@@ -21,13 +21,15 @@ BOT = Path(__file__).resolve().parents[2] / "bot"
 
 # Lowest first. A part may import parts of earlier layers only (and itself).
 LAYERS: list[set[str]] = [
-    {"bot", "bot.failures", "bot.logs", "bot.moderation_policy"},  # import nothing from bot
+    {"bot", "bot.failures", "bot.logs", "bot.moderation_policy", "bot.attachments"},  # import nothing from bot
     {"bot.config", "bot.db"},
     # bot.agent: steps, stops, feedback; bot.documents: what files are and their text (pure)
     {"bot.images", "bot.documents", "bot.limits", "bot.queue", "bot.idempotency", "bot.agent"},
     {"bot.inference", "bot.slack"},  # bot.slack: the adapters
     {"bot.history"},
     {"bot.tools"},
+    {"bot.mcp"},  # tools from MCP servers: entries of the tool registry
+    {"bot.channel_settings"},  # per-channel settings: read by every answer, set by admins
     {"bot.conversation"},
     {"bot.moderation"},
     {"bot.retention"},
@@ -46,7 +48,7 @@ LOW_MAY_IMPORT = {
     "bot.limits": {"bot.db"},
     "bot.inference": {"bot.limits", "bot.db"},
 }
-BASE = {"bot.failures", "bot.logs"}
+BASE = {"bot.failures", "bot.logs", "bot.attachments"}  # bot.attachments: what is attached (pure data)
 
 
 def part_of(module: str) -> str:

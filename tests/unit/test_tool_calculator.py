@@ -1,4 +1,5 @@
 import math
+import time
 
 import pytest
 from hypothesis import given
@@ -44,6 +45,9 @@ VALID = [
     ("degrees(pi)", 180.0),
     ("9 ** 9", 387420489),
     ("2 ** 4000", 2**4000),
+    ("round(123456, -3)", 123000),
+    ("round(-1.44e10, -9)", -1.4e10),
+    ("round(1, -1233)", 0),
     ("(" * 99 + "1" + ")" * 99, 1),
     ("-" * 199 + "1", -1),
 ]
@@ -114,13 +118,37 @@ ABUSE = [
     "round(x=1)",
     "f'{1}'",
     "1\x000",
+    # The result's size is checked before computing, not only the operands' (issue 22).
+    "round(1, -10**8)",
+    "round(10**1000, -10**7)",
+    "round(7, -1234)",
+    "1 << 10**8",
+    "(10**8) ** (10**8)",
+    "factorial(10**8)",
 ]
 
 
 @pytest.mark.parametrize("expression", ABUSE)
 def test_abuse_is_refused_quickly(expression):
+    started = time.process_time()
     with pytest.raises(CalculationError):
         evaluate(expression)
+    # CPU time, so a busy machine does not fail it; unbounded, round(1, -10**8) takes minutes.
+    assert time.process_time() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    ("expression", "sentence"),
+    [
+        ("round(1, -10**8)", "That number would have 100,000,001 digits; I work with at most 1,233."),
+        ("round(5, -2000)", "That number would have 2,001 digits; I work with at most 1,233."),
+        ("10 ** 5000", "That number would have 5,001 digits; I work with at most 1,233."),
+    ],
+)
+def test_a_refused_size_is_said_in_one_sentence(expression, sentence):
+    with pytest.raises(CalculationError) as info:
+        evaluate(expression)
+    assert str(info.value) == sentence
 
 
 def test_integer_limit_is_the_documented_one():

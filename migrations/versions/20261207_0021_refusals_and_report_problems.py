@@ -1,8 +1,8 @@
 """Inference: request arguments the provider refused, shared by every dyno; moderation: a report
 channel Slack refuses to post in, flagged once (#21)
 
-Revision ID: 0018_refused_arguments
-Revises: 0017_calibration
+Revision ID: 0021_refusals_reports
+Revises: 0025_channel_settings
 Create Date: 2026-12-07 07:00:00.000000
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018_refused_arguments"
-down_revision: str | None = "0017_calibration"
+revision: str = "0021_refusals_reports"
+down_revision: str | None = "0025_channel_settings"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -25,6 +25,7 @@ from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
 from bot.documents.extract import Limits
 from bot.history.attachments import AttachmentResolver
+from bot.history.backfill_job import BACKFILL, BackfillJob
 from bot.images.processing import set_decode_concurrency
 from bot.inference.client import InferenceClient
 from bot.inference.gateway import ModelGateway
@@ -95,6 +96,7 @@ JOBS: tuple[tuple[JobType, Callable[[Shared], JobHandler]], ...] = (
     ),
     (SUMMARIZE, lambda s: SummaryJob(s.gateway, s.sessions, s.settings)),
     (APPROVAL_NOTE, lambda s: ApprovalNoteJob(s.slack)),
+    (BACKFILL, lambda s: BackfillJob(s.slack, s.sessions)),
     (SETTINGS, lambda s: SettingsCommandJob(s.tools, s.slack, s.sessions, s.settings, s.tools_http)),
 )
 JOB_TYPES: tuple[JobType, ...] = tuple(job_type for job_type, _ in JOBS)

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +41,9 @@ QUEUED_NOTICE_SECONDS = 5.0
 # Queue feedback: a waiting job hears its position at most this often, at most this many times.
 FEEDBACK_INTERVAL_SECONDS = 5.0
 MAX_FEEDBACK_UPDATES = 12
+# A queue wait this long is told once more (``JobEvent.waited``), whatever the position: the
+# thread's status clears itself after 2 minutes (DESIGN-NOTES, Slack), so it belongs in a message.
+LONG_WAIT_SECONDS = 120.0
 HOOK_THREADS = 2
 MAX_PENDING_HOOKS = 64  # beyond this, queue feedback waits for the next round (notices never wait)
 
@@ -87,6 +91,7 @@ class Worker:
         self._pending_hooks = 0
         self._running_tasks: set[int] = set()  # housekeeping tasks (by index) still running
         self._told: dict[int, tuple[float, int, int]] = {}  # job id -> (when, position, updates)
+        self._long_told: set[int] = set()  # jobs told about a long wait (LONG_WAIT_SECONDS)
         self._control_stop = threading.Event()  # ends the lease and upkeep threads
         self._idle = threading.Condition(self._lock)
         self.stopped = threading.Event()
@@ -401,26 +406,32 @@ class Worker:
         with self._lock:
             for job_id in [j for j in self._told if j not in alive]:
                 del self._told[job_id]
+            self._long_told &= alive
         to_tell = []
+        wall = datetime.now(UTC)
         for job, ahead in waiting:
             position = ahead + ahead_in_line
             _, last_position, updates = self._told.get(job.id, (0.0, -1, 0))
-            if position != last_position and updates < MAX_FEEDBACK_UPDATES:
-                to_tell.append((job, position, updates))
+            waited = (wall - job.created_at).total_seconds()
+            long_wait = waited >= LONG_WAIT_SECONDS and job.id not in self._long_told
+            if long_wait or (position != last_position and updates < MAX_FEEDBACK_UPDATES):
+                to_tell.append((job, position, updates, waited if long_wait else None))
         if not to_tell:
             return
         try:
             with self.sessions.begin() as session:  # one commit per round, however many are told
                 marked = store.mark_told(
-                    session, [job.id for job, _, _ in to_tell], min_interval_seconds=FEEDBACK_INTERVAL_SECONDS - 0.5
+                    session, [job.id for job, *_ in to_tell], min_interval_seconds=FEEDBACK_INTERVAL_SECONDS - 0.5
                 )
         except SQLAlchemyError:
             return
-        for job, position, updates in to_tell:
+        for job, position, updates, waited in to_tell:
             if job.id not in marked:
                 continue
             self._told[job.id] = (now, position, updates + 1)
-            event = JobEvent(position=position, update=updates > 0 or job.notified_at is not None)
+            if waited is not None:
+                self._long_told.add(job.id)
+            event = JobEvent(position=position, update=updates > 0 or job.notified_at is not None, waited=waited)
             self._submit_hook(
                 lambda job=job, event=event: self._call_hook(job, "on_waiting", self._context(job), event),
                 optional=True,

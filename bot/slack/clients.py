@@ -48,6 +48,17 @@ def retry_handlers() -> list:
     ]
 
 
+def without_rate_limit_retries(client: WebClient) -> WebClient:
+    """A client like ``client`` whose 429s are raised, not waited out (a background job
+    reschedules itself after Retry-After instead of sleeping in a worker thread)."""
+    return SafeWebClient(
+        token=client.token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        retry_handlers=[h for h in client.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)],
+    )
+
+
 def web_client(settings: Settings, token: str | None) -> WebClient:
     return SafeWebClient(
         token=token,

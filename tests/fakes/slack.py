@@ -283,6 +283,9 @@ def _markdown_chunks_text(chunks: Any) -> str:
     )
 
 
+WORD_BLOCKS = frozenset({"markdown", "section", "header", "context", "rich_text"})
+
+
 def _block_text(block: dict[str, Any]) -> str:
     kind = block.get("type")
     if kind == "markdown":
@@ -808,8 +811,8 @@ class FakeSlack:
         found = self.message(channel, ts)
         if found is None:
             raise KeyError(f"no message {channel}/{ts}")
-        blocks = found.get("blocks")
-        if not blocks:
+        blocks = [block for block in found.get("blocks") or [] if block.get("type") in WORD_BLOCKS]
+        if not blocks:  # no block carries words (e.g. only feedback buttons): the text shows
             return found.get("text", "")
         return "\n".join(part for block in blocks if (part := _block_text(block)))
 

@@ -21,6 +21,8 @@ STOPPED = "_(stopped)_"
 
 def reset_readings(slack: FakeSlack, inference: FakeInference) -> None:
     slack.streams_stored_as_blocks = slack.enforce_membership = slack.replies_throttle = False
+    slack.replies_interval = 60.0
+    slack._replies_last.clear()
     inference.reset_script()
 
 
@@ -193,3 +195,133 @@ def test_moderation_report_refuses_a_channel_the_bot_is_not_in_and_says_what_to_
     assert f"I can't post in <#{REPORTS}> (not_in_channel): invite @bot to <#{REPORTS}>" in answer
     scenario.slack.add_channel(REPORTS, name="reports", members=[ADMIN, scenario.slack.bot_user_id])
     assert _command(scenario, f"report <#{REPORTS}|reports>") == f"Moderation reports now go to <#{REPORTS}>."
+
+
+# -- an outage the person can see: the apology is the one message ------------------------------
+
+APOLOGY_AFTER = 3.0
+
+
+def _one_message(scenario: Scenario, channel: str, predicate, what: str, timeout: float) -> tuple[dict, float]:
+    def found():
+        messages = scenario.slack.bot_messages(channel)
+        if len(messages) == 1 and predicate(scenario.slack.visible_text(channel, messages[0]["ts"])):
+            return messages[0]
+        return None
+
+    message = scenario.wait(found, what, timeout=timeout)
+    return message, time.monotonic()
+
+
+@pytest.fixture
+def outage(postgres_url, fakes) -> Iterator[Scenario]:
+    slack, inference = fakes
+    reset_readings(slack, inference)
+    slack.streams_stored_as_blocks = True
+    try:
+        yield from start_scenario(
+            postgres_url, fakes, BOT_APOLOGY_AFTER_SECONDS=str(APOLOGY_AFTER), JOB_MAX_ATTEMPTS="4"
+        )
+    finally:
+        inference.set_down(False)
+        reset_readings(slack, inference)
+
+
+def test_during_an_outage_the_one_message_apologizes_then_becomes_the_answer(outage):
+    from bot.agent.waiting import APOLOGY_MESSAGE
+
+    scenario, channel = outage, new_channel()
+    scenario.inference.set_down(True)
+    posted = time.monotonic()
+    scenario.post_event(sr.app_mention("<@UBOT> are you there?", channel=channel))
+    apology, seen = _one_message(scenario, channel, lambda t: t == APOLOGY_MESSAGE, "the apology", APOLOGY_AFTER + 10)
+    assert seen - posted <= APOLOGY_AFTER + 10
+    scenario.inference.set_down(False)
+    answer, _ = _one_message(scenario, channel, lambda t: "are you there?" in t, "the answer", 60)
+    assert answer["ts"] == apology["ts"]  # replaced, not a second message
+    [job] = scenario.wait_settled("reply", timeout=30)
+    assert job.status == "done"
+
+
+def test_when_the_outage_lasts_the_final_notice_replaces_the_apology(outage):
+    from bot.agent.waiting import APOLOGY_MESSAGE
+
+    scenario, channel = outage, new_channel()
+    scenario.inference.set_down(True)
+    scenario.post_event(sr.app_mention("<@UBOT> still nobody?", channel=channel))
+    apology, _ = _one_message(scenario, channel, lambda t: t == APOLOGY_MESSAGE, "the apology", APOLOGY_AFTER + 10)
+    notice, _ = _one_message(scenario, channel, lambda t: t == MODEL_UNAVAILABLE, "the final notice", 90)
+    assert notice["ts"] == apology["ts"]
+    [job] = scenario.wait_settled("reply")
+    assert job.status == "dead"
+
+
+def test_a_queue_wait_past_two_minutes_becomes_the_one_message_and_the_answer_replaces_it(
+    postgres_url, fakes, monkeypatch
+):
+    from bot.queue import worker
+
+    monkeypatch.setattr(worker, "LONG_WAIT_SECONDS", 2.0)  # two minutes in production
+    slack, inference = fakes
+    reset_readings(slack, inference)
+    try:
+        for scenario in start_scenario(postgres_url, fakes, WORKER_CONCURRENCY="1", BOT_QUEUED_NOTICE_SECONDS="0.5"):
+            first, second = new_channel(), new_channel()
+            scenario.inference.hang_next(6.0)  # the only worker thread is busy with the first
+            scenario.post_event(sr.app_mention("<@UBOT> take your time", channel=first))
+            jobs = scenario.jobs
+            scenario.wait(lambda jobs=jobs: jobs("reply") and jobs("reply")[0].status == "running", "busy")
+            scenario.post_event(sr.app_mention("<@UBOT> my turn yet?", channel=second))
+            waited, _ = _one_message(scenario, second, lambda t: t.startswith("Sorry for the wait"), "the wait", 15)
+            answer, _ = _one_message(scenario, second, lambda t: "my turn yet?" in t, "the answer", 60)
+            assert answer["ts"] == waited["ts"]
+    finally:
+        reset_readings(slack, inference)
+
+
+# -- a long thread the bot never saw, under Slack's throttled conversations.replies -------------
+
+
+def test_a_mention_in_a_40_message_thread_is_answered_at_once_and_the_rest_follows(postgres_url, fakes):
+    from sqlalchemy import func, select
+
+    from bot.history.models import Thread, ThreadMessage
+    from tests.fakes.slack import next_ts
+
+    slack, inference = fakes
+    reset_readings(slack, inference)
+    slack.replies_throttle = True  # 15 messages a call, one call a minute ...
+    slack.replies_interval = 4.0  # ... shortened here so the background part ends within the test
+    try:
+        for scenario in start_scenario(postgres_url, fakes):
+            channel, parent_ts = new_channel(), next_ts()
+            thread = ["THE VERY FIRST MESSAGE: the offsite is in Lisbon"] + [f"reply number {n}" for n in range(1, 39)]
+            slack.add_thread(channel, parent_ts, thread)
+            mention = sr.app_mention("<@UBOT> where is the offsite?", channel=channel, thread_ts=parent_ts)
+            slack.add_message(channel, {"text": mention["text"], "ts": mention["ts"]}, thread_ts=parent_ts)
+            started = time.monotonic()
+            scenario.post_event(mention)
+            _answered, seen = _one_message(scenario, channel, lambda t: t.startswith("You said"), "the answer", 15)
+            assert seen - started <= 15
+            [body] = [r.body for r in list(inference.requests) if "where is the offsite?" in str(r.body)]
+            assert "THE VERY FIRST MESSAGE" in str(body["messages"])  # the thread's start is in the request
+            first_call = slack.calls_to("conversations.replies")[0]
+            assert int(first_call.params["limit"]) == 15
+
+            def backfilled(scenario=scenario, channel=channel, parent_ts=parent_ts):
+                with scenario.runtime.sessions() as session:
+                    done = session.get(Thread, ("T1", channel, parent_ts)).backfilled_at is not None
+                    count = session.execute(
+                        select(func.count()).where(ThreadMessage.channel_id == channel, ThreadMessage.seq == 0)
+                    ).scalar_one()
+                return done and count >= 40
+
+            scenario.wait(backfilled, "the rest of the thread, in the background", timeout=40)
+            assert slack.throttled_replies >= 1  # the background job met the limit and waited it out
+            [job] = scenario.wait_settled("backfill")
+            assert job.status == "done" and job.attempts <= 1  # throttling never used an attempt
+            calls = slack.calls_to("conversations.replies")
+            throttled_at = next(n for n, call in enumerate(calls) if call.status == 429)
+            assert all(int(call.params["limit"]) == 15 for call in calls[throttled_at + 1 :])  # 15 once throttled
+    finally:
+        reset_readings(slack, inference)

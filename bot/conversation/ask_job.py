@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channel_settings.reader import SettingsReader
 from bot.config import Settings
 from bot.conversation.approval_gate import RefuseStateChanges
 from bot.conversation.places import PlaceNames
@@ -31,6 +32,7 @@ from bot.slack.clients import SlackClients
 from bot.slack.response_url import ResponseUrlAnswers
 from bot.tools.audience import without_private_tools
 from bot.tools.registry import ToolRegistry
+from bot.tools.selection import offered_tools
 from bot.tools.slash_args import split_public_flag
 from bot.tools.slash_job import CommandPayload
 
@@ -57,6 +59,7 @@ class AskJob(ResponseUrlAnswers):
         self.settings = settings
         self.tools = tools
         self.places = PlaceNames(sessions)
+        self.rules = SettingsReader(sessions, settings)  # the channel's settings, kept a few seconds
 
     def run(self, ctx: JobContext) -> None:
         if ctx.progress.get("done"):
@@ -92,7 +95,9 @@ class AskJob(ResponseUrlAnswers):
             user_name=(asker.display_name or None) if asker else None,
         )
         sink = CollectedText()
-        tools = self.tools.snapshot()  # one fixed set for the turn (MCP tools come and go)
+        # In a channel its settings apply (in a DM the workspace defaults): only the tools it allows.
+        rules = self.rules.applied(job.team_id, payload.channel)
+        tools = offered_tools(self.tools.snapshot(), rules.tools)  # one fixed set for the turn (MCP tools come and go)
         turn = run_model_turn(
             ctx,
             gateway=self.gateway,
@@ -111,6 +116,7 @@ class AskJob(ResponseUrlAnswers):
             now=datetime.now(UTC),
             http=self.http,
             gate=RefuseStateChanges(tools),  # no thread for an approval card: refused with a reason
+            rules=rules,
         )
         log.info("ask answered id=%d tool_rounds=%d public=%s", job.id, turn.tool_rounds, public)
         # What the model said in every round, as a thread reply would show it.

@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.agent import waiting
 from bot.agent.feedback import Trace
 from bot.agent.stops import AnswerStopped, StopFlag, StopKey, StoppableGateway, StopWatch
+from bot.channel_settings.reader import SettingsReader
+from bot.channel_settings.resolve import Applied
 from bot.config import Settings
 from bot.conversation import summary_store
 from bot.conversation.approval_gate import ApprovalGate
@@ -49,6 +51,7 @@ from bot.slack.clients import SlackClients, without_rate_limit_retries
 from bot.slack.replies import ReplyWriter, message_content
 from bot.slack.status_board import StatusBoard
 from bot.tools.registry import ToolRegistry
+from bot.tools.selection import offered_tools
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,7 @@ class ReplyJob(JobHandler):
         self.stops = stops if stops is not None else StopWatch(sessions)
         self._identities: dict[str, BotIdentity] = {}
         self.places = PlaceNames(sessions)
+        self.rules = SettingsReader(sessions, settings)  # the channel's settings, kept a few seconds
         # Queue feedback in the thread's status, sent off the job's thread (bounded per job).
         self.status_board = StatusBoard()
 
@@ -165,12 +169,14 @@ class ReplyJob(JobHandler):
 
         writer = self._writer(ctx, client, agent=agent, stop=stop)
         gateway = StoppableGateway(self.gateway, stop)
+        # The channel's settings (DMs: the workspace defaults), read at most a few seconds ago.
+        rules = self.rules.applied(team, channel, is_dm=payload.channel_type == "im")
         notes = ctx.progress.get("file_notes") or []
         if notes:
             # The person hears it in the answer itself (one message); the model reads it too.
             writer.append("".join(f"_{note}._\n" for note in notes) + "\n")
         try:
-            turn, final_text = self._converse(ctx, entries, asker, writer, gateway)
+            turn, final_text = self._converse(ctx, entries, asker, writer, gateway, rules)
         except AnswerStopped:
             ctx.checkpoint()
             writer.stop_early(STOPPED_NOTE)
@@ -220,12 +226,13 @@ class ReplyJob(JobHandler):
         )
 
     def _converse(
-        self, ctx: JobContext, entries: list[ThreadEntry], asker, writer, gateway=None
+        self, ctx: JobContext, entries: list[ThreadEntry], asker, writer, gateway=None, rules: Applied | None = None
     ) -> tuple[list[dict], str]:
         job, payload = ctx.job, ctx.payload
         # One fixed set for the whole turn: the gate and the runner must agree on every tool,
-        # while MCP servers' tools come and go underneath (bot.tools.registry).
-        tools = self.tools.snapshot()
+        # while MCP servers' tools come and go underneath (bot.tools.registry); only those the
+        # channel allows (its `tools` setting), so no other can even ask for approval.
+        tools = offered_tools(self.tools.snapshot(), rules.tools if rules else None)
         turn = run_model_turn(
             ctx,
             gateway=gateway or self.gateway,
@@ -254,6 +261,7 @@ class ReplyJob(JobHandler):
                 asker=job.user_id,
                 timeout_seconds=self.settings.approval_timeout_seconds,
             ),
+            rules=rules,
         )
         return turn.stored, turn.text
 
@@ -263,7 +271,7 @@ class ReplyJob(JobHandler):
         self, ctx: JobContext, client: WebClient, *, agent: AgentSession | None = None, stop: StopFlag | None = None
     ) -> ReplyWriter:
         payload = ctx.payload
-        existing = (ctx.progress.get("reply_ts") or [None])[0]
+        existing = list(ctx.progress.get("reply_ts") or [])  # every part an earlier attempt posted
 
         def remember(ts_list: list[str]) -> None:
             ctx.save_progress(reply_ts=ts_list)
@@ -275,7 +283,7 @@ class ReplyJob(JobHandler):
             team_id=ctx.job.team_id,
             user_id=ctx.job.user_id,
             existing_ts=existing,
-            streaming=self.streaming and existing is None,
+            streaming=self.streaming and not existing,
             on_posted=remember,
             checkpoint=ctx.checkpoint,
             agent=agent,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channel_settings.reader import SettingsReader
 from bot.config import Settings
 from bot.conversation import summary_store
 from bot.conversation.summary import Summary, chunks, split_point, summary_request
@@ -42,6 +43,7 @@ class SummaryJob(JobHandler):
         self.gateway = gateway
         self.sessions = sessions
         self.settings = settings
+        self.rules = SettingsReader(sessions, settings)  # the channel's `model` setting
 
     def run(self, ctx: JobContext) -> None:
         job = ctx.job
@@ -60,6 +62,8 @@ class SummaryJob(JobHandler):
             return
         older = rows[:point]
         ranges = chunks([row.tokens + ATTRIBUTION_ALLOWANCE for row in older])
+        # The channel's model summarizes its threads; else BOT_SUMMARY_MODEL's route, or the default.
+        model = self.rules.applied(team, channel).model or self.settings.model_for("summary")
         for number, (start, end) in enumerate(ranges, start=1):
             part = older[start:end]
             with self.sessions() as session:
@@ -69,7 +73,7 @@ class SummaryJob(JobHandler):
                 team_id=team,
                 user_id=job.user_id,
                 should_stop=ctx.should_stop,
-                model=self.settings.model_for("summary"),  # BOT_SUMMARY_MODEL
+                model=model,
             )
             try:
                 completion = self.gateway.call(body, call)

@@ -13,6 +13,7 @@ import httpx
 from slack_sdk import WebClient
 from sqlalchemy.orm import sessionmaker
 
+from bot.channel_settings.resolve import Applied
 from bot.conversation.places import PlaceNames
 from bot.conversation.prompt import build_system_prompt
 from bot.conversation.tool_loop import ModelTurn, TextSink, ToolGate, converse
@@ -21,6 +22,7 @@ from bot.inference.gateway import CallContext, ModelGateway
 from bot.queue.context import JobContext
 from bot.tools.job_context import job_tool_context
 from bot.tools.registry import ToolRegistry
+from bot.tools.selection import offered_tools
 
 THINK_HARD = re.compile(r"\b(think (hard|harder|carefully|deeply)|ultrathink)\b", re.IGNORECASE)
 
@@ -50,16 +52,20 @@ def run_model_turn(
     on_wait: Callable[[float, str], None] | None = None,
     gate: ToolGate | None = None,
     on_line: Callable[[int, float], None] | None = None,
+    rules: Applied | None = None,
 ) -> ModelTurn:
     """Run the model over ``entries`` for ``ctx.job``. ``question``: the text being answered
     (it may ask for extended thinking); ``now``: for the date in the system prompt; ``gate``:
-    sees each tool call first (bot.conversation.approval_gate)."""
+    sees each tool call first (bot.conversation.approval_gate); ``rules``: the place's settings
+    (bot.channel_settings: its instructions, tools, budget and model)."""
     job = ctx.job
+    rules = rules or Applied()
     system = build_system_prompt(
         settings.system_prompt,
         workspace=places.workspace(slack, job.team_id),
         channel=places.describe(slack, job.team_id, channel, asker_id=job.user_id),
         today=now.date().isoformat(),
+        channel_instructions=rules.instructions,
     )
     tool_ctx = job_tool_context(
         job,
@@ -79,11 +85,14 @@ def run_model_turn(
         on_wait=on_wait,
         on_line=on_line,
         lane=job.lane,
-        model=settings.model_for("thinking") if thinking else None,  # BOT_THINKING_MODEL
+        # BOT_THINKING_MODEL for a request to think hard, else the place's model (None: the default).
+        model=(getattr(settings, "thinking_model", None) if thinking else None) or rules.model,
+        channel_id=channel or "",  # its tokens count toward the channel's budget (set now or later today)
+        channel_daily_tokens=rules.daily_budget,
     )
     return converse(
         gateway,
-        tools,
+        offered_tools(tools, rules.tools),
         settings,
         system=system,
         entries=entries,

@@ -37,7 +37,7 @@ from bot.inference.refusals import refused_arguments, remember_refusal
 from bot.inference.sse import Usage
 from bot.inference.usage import estimated_usage
 from bot.limits.admission import GlobalRateLimiter, Ticket, record_usage
-from bot.limits.budgets import BudgetPolicy, over_budget
+from bot.limits.budgets import BudgetPolicy, channel_over_budget, over_budget, record_channel_usage
 from bot.limits.server_view import capped_pause, server_view
 from bot.limits.tokens import estimate_request
 from bot.limits.window import INTERACTIVE_LANE
@@ -74,6 +74,9 @@ class CallContext:
     # The attached model to call (Settings.attached_models; Settings.model_for(kind) routes job
     # kinds; channel settings pass a channel's chosen model). None: the INFERENCE attachment's.
     model: str | None = None
+    # Where the answer goes, for the channel's daily budget (its `budget` setting); "" for none.
+    channel_id: str = ""
+    channel_daily_tokens: int | None = None
 
 
 class ModelGateway:
@@ -211,10 +214,15 @@ class ModelGateway:
         return True
 
     def _check_budget(self, ctx: CallContext) -> None:
-        if not self.budgets.enabled:
+        channel_budget = ctx.channel_daily_tokens if ctx.channel_id else None
+        if not self.budgets.enabled and channel_budget is None:
             return
         with self.sessions() as session:
-            reason = over_budget(session, self.budgets, team_id=ctx.team_id, user_id=ctx.user_id)
+            reason = channel_over_budget(
+                session, team_id=ctx.team_id, channel_id=ctx.channel_id, daily_tokens=channel_budget
+            )
+            if self.budgets.enabled:
+                reason = over_budget(session, self.budgets, team_id=ctx.team_id, user_id=ctx.user_id) or reason
         if reason:
             raise OverBudget(reason)
 
@@ -244,6 +252,8 @@ class ModelGateway:
                     prompt_tokens=usage.prompt_tokens,
                     completion_tokens=usage.completion_tokens,
                 )
+            if ctx.channel_id:  # what the channel's budget counts (the estimate when no usage came)
+                record_channel_usage(session, team_id=ctx.team_id, channel_id=ctx.channel_id, tokens=actual)
 
         limiter.reconcile(
             ticket.reservation_id,

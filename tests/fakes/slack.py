@@ -744,15 +744,23 @@ class FakeSlack:
     # --- fault injection ---
 
     def fail_next(
-        self, method: str, status: int = 429, retry_after: int | None = 1, times: int = 1, error: str | None = None
+        self,
+        method: str,
+        status: int = 429,
+        retry_after: int | None = 1,
+        times: int = 1,
+        error: str | None = None,
+        after: int = 0,
     ) -> None:
-        """The next `times` calls to `method` ("*": any method) fail.
+        """The next `times` calls to `method` ("*": any method) fail, once `after` more calls
+        to it have succeeded.
 
         With `error`: HTTP 200 ``{"ok": false, "error": error}``. Otherwise HTTP `status` (429 carries
         ``Retry-After: retry_after`` and error "ratelimited", as Slack sends).
         """
         with self._lock:
             queue = self._faults.setdefault(method, deque())
+            queue.extend([None] * after)  # calls let through before the faults
             queue.extend(_Fault(status, retry_after, error) for _ in range(times))
 
     def delay_next(self, method: str, seconds: float, times: int = 1) -> None:
@@ -902,6 +910,7 @@ class FakeSlack:
     # --- the Web API ---
 
     def _take(self, queues: dict[str, deque], method: str) -> Any:
+        """The next queued fault or delay for `method` (None: a call let through)."""
         with self._lock:
             for key in (method, "*"):
                 queue = queues.get(key)

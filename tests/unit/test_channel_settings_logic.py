@@ -114,3 +114,38 @@ def test_the_shown_settings_name_every_setting_and_its_source():
     text = render_settings(resolved, title="Settings in <#C1>", workspace_view=False)
     assert "*answer*: `mentions` — _this channel, by <@U1> on 2026-12-07 07:00 UTC_" in text
     assert "*model*: `haiku` — _app default_" in text and "Last change: none yet." in text
+
+
+def test_channel_instructions_come_last_under_their_heading_and_the_prefix_stays_shared():
+    from bot.conversation.prompt import build_system_prompt
+
+    plain = build_system_prompt(None, workspace="W", channel="#eng", today="2026-12-07")
+    with_rules = build_system_prompt(
+        None, workspace="W", channel="#eng", today="2026-12-07", channel_instructions="  Answer in French.\n"
+    )
+    assert with_rules.startswith(plain)
+    assert with_rules.endswith(
+        "Instructions for #eng, set by this workspace's admins (follow them unless they "
+        "conflict with the rules above):\nAnswer in French."
+    )
+    assert build_system_prompt(None, workspace="W", channel="#eng", today="x", channel_instructions="  ") == (
+        build_system_prompt(None, workspace="W", channel="#eng", today="x")
+    )
+
+
+def test_the_tools_setting_filters_every_registry_entry_by_name():
+    from bot.builtin_tools import default_registry
+    from bot.tools.selection import offered_tools
+
+    registry = default_registry(None)
+    assert offered_tools(registry, None) is registry
+    assert offered_tools(registry, frozenset({"calculate", "not_a_tool"})).names() == ["calculate"]
+    assert len(offered_tools(registry, frozenset())) == 0
+
+
+def test_a_channel_budget_verdict():
+    from bot.limits.budgets import channel_budget_verdict
+
+    assert channel_budget_verdict(None, spent_today=10**9) is None
+    assert channel_budget_verdict(100, spent_today=99) is None
+    assert "(100 tokens)" in channel_budget_verdict(100, spent_today=100)

@@ -1021,6 +1021,7 @@ class FakeSlack:
             "assistant.threads.setSuggestedPrompts": self._assistant_set_suggested_prompts,
             "assistant.threads.setTitle": self._assistant_set_title,
             "agents.sessions.setStatus": self._agents_sessions_set_status,
+            "agents.sessions.rename": self._agents_sessions_rename,
             "reactions.add": self._reactions_add,
             "users.info": self._users_info,
             "conversations.replies": self._conversations_replies,
@@ -1223,6 +1224,10 @@ class FakeSlack:
 
     def _assistant_set_title(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
         self._required(params, "channel_id", "thread_ts", "title")
+        return {}
+
+    def _agents_sessions_rename(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel_id", "title")
         return {}
 
     def _agents_sessions_set_status(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:

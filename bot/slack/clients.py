@@ -69,7 +69,10 @@ def retry_handlers() -> list:
 
 def without_rate_limit_retries(client: WebClient) -> WebClient:
     """A client like ``client`` whose 429s are raised, not waited out (a background job
-    reschedules itself after Retry-After instead of sleeping in a worker thread)."""
+    reschedules itself after Retry-After instead of sleeping in a worker thread). Anything that
+    is not a WebClient (the terminal of `bot chat`) is returned as it is."""
+    if not isinstance(client, WebClient):
+        return client
     return SafeWebClient(
         token=client.token,
         base_url=client.base_url,

@@ -22,6 +22,7 @@ from tests.e2e.test_conversations import bot_messages, finished_replies, request
 from tests.e2e.test_moderation import decided, new_file, post_image, prepare, verdict_model
 from tests.e2e.test_operations import run_cli
 from tests.fakes.inference import BEDROCK_MAX_BODY_BYTES, echo_responder
+from tests.fakes.slack import next_ts
 from tests.support import slack_requests as sr
 from tests.support.processes import start_worker
 
@@ -45,22 +46,33 @@ def stack(request, tmp_path_factory):
     return prepare(stack)
 
 
-@pytest.fixture
-def fresh(stack):
+def _reset(stack) -> None:
     stack.inference.reset_script()
     stack.inference.responder = echo_responder
+    stack.slack.streams_stored_as_blocks = stack.slack.enforce_membership = stack.slack.replies_throttle = False
+
+
+@pytest.fixture
+def fresh(stack):
+    _reset(stack)
     yield stack
-    stack.inference.reset_script()
+    _reset(stack)
 
 
 # -- the flows ----------------------------------------------------------------------------------
 
 
 def conversation_flow(stack) -> None:
-    channel = new_channel()
-    stack.post_event(sr.app_mention("<@UBOT> what is a dyno, in the readings?", channel=channel))
+    """A mention in a thread the bot joined mid-way (so the thread is read from Slack)."""
+    channel, parent = new_channel(), next_ts()
+    stack.slack.add_thread(channel, parent, ["we are planning the offsite", "Lisbon or Porto?"])
+    mention = sr.app_mention("<@UBOT> what is a dyno, in the readings?", channel=channel, thread_ts=parent)
+    stack.slack.add_message(channel, {"text": mention["text"], "ts": mention["ts"]}, thread_ts=parent)
+    stack.post_event(mention)
     [reply] = finished_replies(stack, channel, timeout=30)
-    assert "what is a dyno, in the readings?" in stack.slack.text_of(channel, reply["ts"])
+    assert stack.slack.visible_text(channel, reply["ts"]).startswith("You said")
+    [body] = requests_mentioning(stack, mention["text"])
+    assert "planning the offsite" in json.dumps(body["messages"])  # the thread's start was read
 
 
 def agent_flow(stack) -> None:
@@ -71,7 +83,7 @@ def agent_flow(stack) -> None:
         [reply] = finished_replies(stack, channel, timeout=30)
     finally:
         stack.inference.responder = echo_responder
-    assert "It is 42." in stack.slack.text_of(channel, reply["ts"])
+    assert "It is 42." in stack.slack.visible_text(channel, reply["ts"])
     assert len(bot_messages(stack, channel)) == 1
 
 
@@ -121,9 +133,24 @@ PROVIDER_READINGS = [
 ]
 
 
-@pytest.mark.parametrize("reading", PROVIDER_READINGS, ids=lambda reading: reading.__name__)
+def streams_stored_as_blocks(stack):
+    stack.slack.streams_stored_as_blocks = True
+
+
+def membership_enforced(stack):
+    stack.slack.enforce_membership = True
+
+
+def replies_throttled(stack):
+    stack.slack.replies_throttle = True
+
+
+SLACK_READINGS = [streams_stored_as_blocks, membership_enforced, replies_throttled]
+
+
+@pytest.mark.parametrize("reading", PROVIDER_READINGS + SLACK_READINGS, ids=lambda reading: reading.__name__)
 @pytest.mark.parametrize("flow", FLOWS, ids=lambda flow: flow.__name__)
-def test_the_main_flows_work_under_every_provider_reading(fresh, reading, flow):
+def test_the_main_flows_work_under_every_reading(fresh, reading, flow):
     reading(fresh)
     flow(fresh)
 

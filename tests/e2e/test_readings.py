@@ -66,12 +66,13 @@ def conversation_flow(stack) -> None:
     """A mention in a thread the bot joined mid-way (so the thread is read from Slack)."""
     channel, parent = new_channel(), next_ts()
     stack.slack.add_thread(channel, parent, ["we are planning the offsite", "Lisbon or Porto?"])
-    mention = sr.app_mention("<@UBOT> what is a dyno, in the readings?", channel=channel, thread_ts=parent)
+    question = f"what is a dyno, in the readings? {uuid.uuid4().hex[:6]}"
+    mention = sr.app_mention(f"<@UBOT> {question}", channel=channel, thread_ts=parent)
     stack.slack.add_message(channel, {"text": mention["text"], "ts": mention["ts"]}, thread_ts=parent)
     stack.post_event(mention)
     [reply] = finished_replies(stack, channel, timeout=30)
     assert stack.slack.visible_text(channel, reply["ts"]).startswith("You said")
-    [body] = requests_mentioning(stack, mention["text"])
+    [body] = requests_mentioning(stack, question)
     assert "planning the offsite" in json.dumps(body["messages"])  # the thread's start was read
 
 

@@ -72,7 +72,7 @@ def conversation_flow(stack) -> None:
     stack.post_event(mention)
     [reply] = finished_replies(stack, channel, timeout=30)
     assert stack.slack.visible_text(channel, reply["ts"]).startswith("You said")
-    [body] = requests_mentioning(stack, question)
+    body = requests_mentioning(stack, question)[-1]  # the one answered (a refused or failed try may precede it)
     assert "planning the offsite" in json.dumps(body["messages"])  # the thread's start was read
 
 

@@ -14,16 +14,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.agent.stops import STOP_CHANNEL, StopWatch
 from bot.builtin_tools import configured_registry
 from bot.channel_settings.command_job import SETTINGS, SettingsCommandJob
+from bot.channel_settings.home_job import PUBLISH_HOME, SettingsHomeJob
 from bot.config import Settings
 from bot.conversation.ask_job import ASK, AskJob
 from bot.conversation.feedback_job import FEEDBACK_THANKS, FeedbackThanksJob
 from bot.conversation.reply_job import REPLY, ReplyJob
 from bot.conversation.summary_job import SUMMARIZE, SummaryJob
+from bot.conversation.thread_reader import ThreadReader
+from bot.conversation.turn import ModelTurns
 from bot.conversation.welcome_job import WELCOME, WelcomeJob
 from bot.db.connections import worker_pool_size
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
 from bot.documents.extract import Limits
+from bot.documents.reader import DocumentReader
 from bot.history.attachments import AttachmentResolver
 from bot.history.backfill_job import BACKFILL, BackfillJob
 from bot.images.processing import set_decode_concurrency
@@ -41,6 +45,7 @@ from bot.queue.job_type import JobHandler, JobType, handler_table
 from bot.queue.parking import ParkedJobWaker
 from bot.queue.worker import Worker
 from bot.retention.tasks import FORGET_WORKSPACE, ForgetWorkspaceJob, RetentionTask
+from bot.sandbox import Sandbox
 from bot.slack.clients import SlackClients
 from bot.tools.approval_note_job import APPROVAL_NOTE, ApprovalNoteJob
 from bot.tools.registry import ToolRegistry
@@ -58,8 +63,9 @@ class Shared:
     sessions: sessionmaker[Session]
     slack: SlackClients
     gateway: ModelGateway
+    turns: ModelTurns  # one model turn with the tools (the reply and ask jobs)
+    reader: ThreadReader  # a thread as the model sees it (the reply job)
     tools: ToolRegistry
-    attachments: AttachmentResolver
     http: httpx.Client  # Slack file downloads (shared with the attachment resolver)
     tools_http: httpx.Client  # tools' own HTTP and response_url answers
     stops: StopWatch  # Stop requests of this process's answers (bot.agent.stops)
@@ -68,13 +74,8 @@ class Shared:
 # Every job type the worker runs, with how its handler is built: a new job type is its own
 # module (payload, handler, JobType) plus one line here.
 JOBS: tuple[tuple[JobType, Callable[[Shared], JobHandler]], ...] = (
-    (
-        REPLY,
-        lambda s: ReplyJob(
-            s.gateway, s.slack, s.sessions, s.settings, s.tools, resolve_attachments=s.attachments, stops=s.stops
-        ),
-    ),
-    (ASK, lambda s: AskJob(s.gateway, s.slack, s.sessions, s.settings, s.tools, s.tools_http)),
+    (REPLY, lambda s: ReplyJob(s.turns, s.reader, s.slack, s.sessions, s.settings, s.tools, stops=s.stops)),
+    (ASK, lambda s: AskJob(s.turns, s.slack, s.sessions, s.settings, s.tools, s.tools_http)),
     (SLASH_COMMAND, lambda s: SlashCommandJob(s.tools, s.slack, s.sessions, s.settings, s.tools_http)),
     (WELCOME, lambda s: WelcomeJob(s.slack)),
     (FEEDBACK_THANKS, lambda s: FeedbackThanksJob(s.slack)),
@@ -98,6 +99,7 @@ JOBS: tuple[tuple[JobType, Callable[[Shared], JobHandler]], ...] = (
     (APPROVAL_NOTE, lambda s: ApprovalNoteJob(s.slack)),
     (BACKFILL, lambda s: BackfillJob(s.slack, s.sessions)),
     (SETTINGS, lambda s: SettingsCommandJob(s.tools, s.slack, s.sessions, s.settings, s.tools_http)),
+    (PUBLISH_HOME, lambda s: SettingsHomeJob(s.slack, s.sessions)),
 )
 JOB_TYPES: tuple[JobType, ...] = tuple(job_type for job_type, _ in JOBS)
 
@@ -139,6 +141,7 @@ def mcp_catalog(settings: Settings, sessions: sessionmaker[Session] | None) -> M
         timeout=settings.mcp_timeout_seconds,
         refresh_seconds=settings.mcp_refresh_seconds,
         on_refresh=mcp_status.recorder(sessions) if sessions is not None else None,
+        recorded=mcp_status.recorded_views(sessions) if sessions is not None else None,
     )
 
 
@@ -188,13 +191,16 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
     mcp = mcp_catalog(settings, sessions)
     if mcp:
         tools.add_source(mcp)  # MCP tools are ordinary registry entries while their server is up
+    document_limits = Limits(max_pages=settings.pdf_max_pages, max_chars=settings.document_max_chars)
     attachments = AttachmentResolver(
         sessions,
         api_url=settings.slack_api_url,
         max_file_bytes=settings.max_file_bytes,
         http=httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)),
         document_max_bytes=settings.document_max_bytes,
-        document_limits=Limits(max_pages=settings.pdf_max_pages, max_chars=settings.document_max_chars),
+        document_limits=document_limits,
+        # PDFs are parsed in child processes the OS can stop, one at a time per worker process.
+        documents=DocumentReader(Sandbox(slots=1), limits=document_limits),
     )
     stops = StopWatch(sessions, notified=settings.is_postgres)  # the Stop button (bot.agent.stops)
     shared = Shared(
@@ -202,8 +208,9 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         sessions=sessions,
         slack=slack,
         gateway=gateway,
+        turns=ModelTurns(gateway, settings, sessions),
+        reader=ThreadReader(sessions, settings, resolve_attachments=attachments),
         tools=tools,
-        attachments=attachments,
         http=attachments.http,
         tools_http=httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)),
         stops=stops,

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channel_settings import store
@@ -31,6 +32,7 @@ from bot.channel_settings.models import WORKSPACE
 from bot.channel_settings.names import NAMES, BadValue, Choices, allowed, parse_value
 from bot.channel_settings.reader import channel_of, defaults_of, resolved_in
 from bot.history.users import current_user
+from bot.mcp.status import McpServerStatus
 from bot.queue.context import JobContext
 from bot.queue.job_type import JobType
 from bot.queue.models import INTERACTIVE
@@ -44,15 +46,28 @@ log = logging.getLogger(__name__)
 SETTINGS_COMMAND_NAME = "settings"
 
 
-def choices_for(registry: ToolRegistry, settings: Any) -> Choices:
+def choices_for(registry: ToolRegistry, settings: Any, sessions: sessionmaker[Session] | None = None) -> Choices:
     """What values are checked against: every tool the registry can offer the model (built-in,
-    plugin, MCP), by name or slash command, and the attached models."""
+    plugin, MCP), by name or slash command, and the attached models. With ``sessions``, the MCP
+    tools the workers last found are known too (the web process holds no MCP connections)."""
     tools = list(registry)
+    names = {tool.name for tool in tools}
+    if sessions is not None:
+        with sessions() as session:
+            names.update(mcp_tool_names(session))
     return Choices(
-        tool_names=tuple(sorted(tool.name for tool in tools)),
+        tool_names=tuple(sorted(names)),
         tool_commands={tool.command: tool.name for tool in tools if tool.command},
         models=tuple(getattr(settings, "attached_models", ()) or ()),
     )
+
+
+def mcp_tool_names(session: Session) -> list[str]:
+    """The tool names of every MCP server as the workers last found it (bot.mcp.status)."""
+    names = []
+    for tools in session.execute(select(McpServerStatus.tools)).scalars():
+        names += [tool["name"] for tool in tools or [] if isinstance(tool, dict) and isinstance(tool.get("name"), str)]
+    return names
 
 
 def change_setting(
@@ -94,7 +109,7 @@ class SettingsCommandJob(ResponseUrlAnswers):
         except BadValue as exc:
             return self._save(ctx, str(exc))
         if request.kind == HELP:
-            choices = choices_for(self.registry, self.settings)
+            choices = choices_for(self.registry, self.settings, self.sessions)
             return self._save(ctx, HELP_TEXT + "\n" + "\n".join(allowed(name, choices) for name in NAMES))
         place = WORKSPACE if request.workspace or channel is None else channel
         if request.kind == SHOW:
@@ -115,7 +130,7 @@ class SettingsCommandJob(ResponseUrlAnswers):
                     place=place,
                     name=request.name,
                     raw=request.raw,
-                    choices=choices_for(self.registry, self.settings),
+                    choices=choices_for(self.registry, self.settings, self.sessions),
                     user_id=job.user_id,
                 )
                 ctx.save_progress_in(session, answer={"text": render_done(change, place=label), "public": False})

@@ -18,13 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.channel_settings.reader import SettingsReader
 from bot.config import Settings
 from bot.conversation.approval_gate import RefuseStateChanges
-from bot.conversation.places import PlaceNames
 from bot.conversation.tool_loop import CollectedText
-from bot.conversation.turn import run_model_turn
+from bot.conversation.turn import AnswerSurface, Conversation, ModelTurns
 from bot.failures import JobStopped, Permanent, user_sentence
 from bot.history.thread import ThreadEntry
 from bot.history.users import current_user
-from bot.inference.gateway import ModelGateway
 from bot.queue.context import JobContext
 from bot.queue.job_type import JobType
 from bot.queue.models import INTERACTIVE
@@ -45,7 +43,7 @@ NO_ANSWER = "Sorry, I have no answer to that."
 class AskJob(ResponseUrlAnswers):
     def __init__(
         self,
-        gateway: ModelGateway,
+        turns: ModelTurns,
         slack: SlackClients,
         sessions: sessionmaker[Session],
         settings: Settings,
@@ -53,12 +51,10 @@ class AskJob(ResponseUrlAnswers):
         http: httpx.Client,
     ):
         super().__init__(http, settings.slack_api_url)
-        self.gateway = gateway
+        self.turns = turns
         self.slack = slack
         self.sessions = sessions
-        self.settings = settings
         self.tools = tools
-        self.places = PlaceNames(sessions)
         self.rules = SettingsReader(sessions, settings)  # the channel's settings, kept a few seconds
 
     def run(self, ctx: JobContext) -> None:
@@ -94,30 +90,16 @@ class AskJob(ResponseUrlAnswers):
             user_id=job.user_id,
             user_name=(asker.display_name or None) if asker else None,
         )
-        sink = CollectedText()
         # In a channel its settings apply (in a DM the workspace defaults): only the tools it allows.
         rules = self.rules.applied(job.team_id, payload.channel)
+        # No thread: tools that need one say so.
+        conversation = Conversation(client, payload.channel, None, str(job.id), asker, [entry], rules=rules)
+        sink = CollectedText()
         tools = offered_tools(self.tools.snapshot(), rules.tools)  # one fixed set for the turn (MCP tools come and go)
-        turn = run_model_turn(
-            ctx,
-            gateway=self.gateway,
-            tools=without_private_tools(tools) if public else tools,
-            settings=self.settings,
-            places=self.places,
-            sessions=self.sessions,
-            slack=client,
-            entries=[entry],
-            channel=payload.channel,
-            thread_ts=None,  # no thread: tools that need one say so
-            asker=asker,
-            sink=sink,
-            turn_ts=str(job.id),
-            question=question,
-            now=datetime.now(UTC),
-            http=self.http,
-            gate=RefuseStateChanges(tools),  # no thread for an approval card: refused with a reason
-            rules=rules,
-        )
+        # No thread for an approval card either: state-changing tools are refused with a reason.
+        answer = AnswerSurface(sink, gate=RefuseStateChanges(tools))
+        offered = without_private_tools(tools) if public else tools
+        turn = self.turns.run(ctx, conversation, answer, offered, http=self.http)
         log.info("ask answered id=%d tool_rounds=%d public=%s", job.id, turn.tool_rounds, public)
         # What the model said in every round, as a thread reply would show it.
         return sink.text.strip()

@@ -18,7 +18,7 @@ from bot.channel_settings.reader import SettingsReader
 from bot.config import Settings
 from bot.conversation import summary_store
 from bot.conversation.summary import Summary, chunks, split_point, summary_request
-from bot.conversation.window import ATTRIBUTION_ALLOWANCE, ROW_COLUMNS
+from bot.conversation.window import ATTRIBUTION_ALLOWANCE, ROW_COLUMNS, thread_rows
 from bot.failures import Permanent
 from bot.history.models import MessageImage, ThreadMessage
 from bot.history.store import entry_of, user_names
@@ -96,12 +96,10 @@ SUMMARIZE = JobType("summarize_thread", SummaryPayload, SummaryJob, lane=BACKGRO
 
 
 def _rows_after(session: Session, team: str, channel: str, thread_ts: str, after: tuple[str, int] | None) -> list:
-    from bot.conversation.window import _in_thread
-
     return list(
         session.execute(
             select(*ROW_COLUMNS)
-            .where(*_in_thread(team, channel, thread_ts, after))
+            .where(*thread_rows(team, channel, thread_ts, after))
             .order_by(ThreadMessage.ts, ThreadMessage.seq)
         ).all()
     )

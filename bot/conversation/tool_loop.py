@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.conversation.budget import ThreadTooLong, fit_to_budget
-from bot.conversation.messages import thread_to_messages
 from bot.conversation.request_size import (
     MAX_REQUEST_BYTES,
     RequestTooBig,
@@ -23,6 +22,7 @@ from bot.conversation.request_size import (
     limit_after_413,
     request_bytes,
 )
+from bot.history.messages import thread_to_messages
 from bot.history.thread import ThreadEntry, ToolCall
 from bot.inference.errors import PayloadTooLargeError
 from bot.inference.gateway import CallContext, ModelGateway

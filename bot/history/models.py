@@ -48,7 +48,7 @@ class ThreadMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Token estimates kept with the row so a rebuild does not recount the thread: `tokens` is
-    # bot.conversation.budget.stored_tokens (text, file notes, documents; no attribution, no
+    # bot.history.estimates.stored_tokens (text, file notes, documents; no attribution, no
     # images), `image_tokens` the prepared images' cost and `image_count` their number. Updated whenever the row or its
     # attachments change.
     tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -77,6 +77,21 @@ class MessageImage(Base):
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     problem: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it could not be used
     text: Mapped[str | None] = mapped_column(Text, nullable=True)  # a document's extracted text
+
+    __table_args__ = (UniqueConstraint("message_id", "file_id"),)
+
+
+class AttachmentRead(Base):
+    """A claim on reading one file of one message (bot.history.attachments): while it is held,
+    another reply waits for the outcome instead of reading the same file again. Taken over
+    when older than the claim's time (its reader died); removed when the outcome is stored."""
+
+    __tablename__ = "attachment_reads"
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("thread_messages.id", ondelete="CASCADE"), primary_key=True)
+    file_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ThreadSummary(Base):

@@ -149,3 +149,12 @@ def test_a_channel_budget_verdict():
     assert channel_budget_verdict(None, spent_today=10**9) is None
     assert channel_budget_verdict(100, spent_today=99) is None
     assert "(100 tokens)" in channel_budget_verdict(100, spent_today=100)
+
+
+def test_the_manifest_turns_the_home_tab_on_and_lists_settings():
+    from bot.slack.manifest import build_manifest
+    from bot.slack_app.commands import manifest_commands
+
+    manifest = build_manifest(url="https://bot.example.com", commands=manifest_commands())
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert "/settings" in {c["command"] for c in manifest["features"]["slash_commands"]}

@@ -259,9 +259,9 @@ def test_when_the_outage_lasts_the_final_notice_replaces_the_apology(outage):
 def test_a_queue_wait_past_two_minutes_becomes_the_one_message_and_the_answer_replaces_it(
     postgres_url, fakes, monkeypatch
 ):
-    from bot.queue import worker
+    from bot.queue import waiting
 
-    monkeypatch.setattr(worker, "LONG_WAIT_SECONDS", 2.0)  # two minutes in production
+    monkeypatch.setattr(waiting, "LONG_WAIT_SECONDS", 2.0)  # two minutes in production
     slack, inference = fakes
     reset_readings(slack, inference)
     try:

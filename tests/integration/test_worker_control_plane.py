@@ -22,7 +22,8 @@ from bot.queue import store
 from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler
 from bot.queue.models import DONE, QUEUED, RUNNING, Job
-from bot.queue.worker import MAX_FEEDBACK_UPDATES, Worker
+from bot.queue.waiting import MAX_FEEDBACK_UPDATES
+from bot.queue.worker import Worker
 
 
 @pytest.fixture

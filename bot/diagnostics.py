@@ -22,6 +22,47 @@ def run_checks(settings: Settings) -> list[CheckResult]:
         results.append(_connections(settings))
     results.append(_slack(settings))
     results.append(_inference(settings, database_ok))
+    results.extend(_mcp_servers(settings, database_ok))
+    return results
+
+
+def _mcp_servers(settings: Settings, database_ok: bool) -> list[CheckResult]:
+    """Each MCP server, fetched now: reachable, authenticated, its tools, which need approval.
+    With the database up, what was found is recorded, and the workers follow it."""
+    if not settings.mcp_servers:
+        return []
+    from bot.db.engine import make_engine, make_session_factory
+    from bot.mcp import status
+    from bot.mcp.catalog import McpCatalog
+    from bot.mcp.state import UNAUTHORIZED, UP
+
+    engine = make_engine(settings.database_url) if database_ok else None
+    try:
+        catalog = McpCatalog(
+            settings.mcp_servers,
+            timeout=settings.mcp_timeout_seconds,
+            refresh_seconds=settings.mcp_refresh_seconds,
+            on_refresh=status.recorder(make_session_factory(engine)) if engine is not None else None,
+        )
+        states = catalog.refresh()
+    finally:
+        if engine is not None:
+            engine.dispose()
+    results = []
+    for state in states:
+        item = f"mcp {state.name}"
+        if state.status == UNAUTHORIZED:
+            results.append(CheckResult(item, False, f"reachable, not authenticated: {state.detail}"))
+            continue
+        if state.status != UP:
+            results.append(CheckResult(item, False, f"not reachable: {state.detail}"))
+            continue
+        names = ", ".join(tool.name for tool in state.tools) or "none"
+        approval = ", ".join(tool.name for tool in state.tools if tool.needs_approval) or "none"
+        detail = f"reachable, authenticated; {len(state.tools)} tools: {names}; need approval: {approval}"
+        results.append(CheckResult(item, True, detail))
+        for sentence in state.left_out:
+            results.append(CheckResult(item, True, sentence, warning=True))
     return results
 
 

@@ -141,6 +141,7 @@ def mcp_catalog(settings: Settings, sessions: sessionmaker[Session] | None) -> M
         timeout=settings.mcp_timeout_seconds,
         refresh_seconds=settings.mcp_refresh_seconds,
         on_refresh=mcp_status.recorder(sessions) if sessions is not None else None,
+        recorded=mcp_status.recorded_views(sessions) if sessions is not None else None,
     )
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.conversation.budget import ThreadTooLong, fit_to_budget
-from bot.conversation.messages import thread_to_messages
 from bot.conversation.request_size import RequestTooBig, fit_request_size
+from bot.history.messages import thread_to_messages
 from bot.history.thread import ThreadEntry, ToolCall
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.limits.tokens import estimate_messages_tokens, estimate_tools_tokens

@@ -32,8 +32,8 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
-from bot.conversation.messages import image_part
 from bot.failures import Permanent
+from bot.history.messages import image_part
 from bot.images.download import DownloadError, DownloadFailed, download_slack_file
 from bot.images.files import needs_file_info
 from bot.images.processing import ImageRejected, prepare_image

@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.db.connections import WEB_POOL_SIZE
 from bot.db.engine import make_engine, make_session_factory, ping
 from bot.limits.admission import GlobalRateLimiter, rate_limits
+from bot.mcp import status as mcp_status
 from bot.queue.store import queue_stats
 from bot.slack_app.bolt import create_bolt_app
 from bot.stats import queue_and_limiter
@@ -222,7 +223,10 @@ class WebApp:
         ping(self.engine)
         with self.sessions() as session:
             stats = queue_stats(session)
-        return {"status": "ok", "database": "ok", **queue_and_limiter(stats, self.limiter)}
+            # MCP servers as the workers last found them: a server down costs its tools, not the bot.
+            servers = [server.name for server in self.settings.mcp_servers]
+            mcp = {"mcp": mcp_status.summary(session, servers)} if servers else {}
+        return {"status": "ok", "database": "ok", **queue_and_limiter(stats, self.limiter), **mcp}
 
 
 def create_web_app(settings: Settings, *, warm_up: bool = True) -> WebApp:

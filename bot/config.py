@@ -137,6 +137,8 @@ class Settings:
     database_connection_limit: int = 20
     # How long a state-changing tool call the model made waits for the asker's approval.
     approval_timeout_seconds: float = 24 * 3600.0
+    # Interactive jobs one person may have waiting; beyond it a mention gets one message why (#22).
+    max_queued_per_user: int = 20
     # Remote MCP servers whose tools the model may use (MCP_SERVERS), how often their tool lists
     # are fetched again, and how long one call may take.
     mcp_servers: tuple[McpServerConfig, ...] = ()
@@ -251,6 +253,20 @@ def normalize_database_url(raw: str) -> str:
     if scheme == "sqlite":
         return "sqlite://" + rest
     raise ValueError(f"unsupported scheme {scheme!r}")
+
+
+def retention_problems(values: Mapping[str, object]) -> list[str]:
+    """RETENTION_DAYS must outlast an approval's wait: the purge would otherwise delete jobs
+    parked for a person's answer (and their approvals) before the answer may come."""
+    defaults = Settings()
+    days = int(values.get("retention_days", defaults.retention_days))  # type: ignore[call-overload]
+    wait = float(values.get("approval_timeout_seconds", defaults.approval_timeout_seconds))  # type: ignore[arg-type]
+    if days > 0 and days * 86400 <= wait:
+        return [
+            f"RETENTION_DAYS is {days}, not longer than an approval may wait (BOT_APPROVAL_TIMEOUT_SECONDS="
+            f"{wait:g}): pending approvals would be purged. Raise RETENTION_DAYS or lower the timeout."
+        ]
+    return []
 
 
 def output_limit_problems(values: Mapping[str, object]) -> list[str]:
@@ -462,6 +478,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("WEB_CONCURRENCY", int, 1)
     number("DATABASE_CONNECTION_LIMIT", int, 1)
     number("BOT_APPROVAL_TIMEOUT_SECONDS", float, 1.0, "approval_timeout_seconds")
+    number("BOT_MAX_QUEUED_PER_USER", int, 1, "max_queued_per_user")
     number("MCP_REFRESH_SECONDS", float, 1.0, "mcp_refresh_seconds")
     number("MCP_TIMEOUT_SECONDS", float, 1.0, "mcp_timeout_seconds")
     if text("MCP_SERVERS"):
@@ -485,6 +502,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("BOT_DOCUMENT_MAX_CHARS", int, 100, "document_max_chars")
     number("INFERENCE_THINKING_BUDGET_TOKENS", int, MIN_THINKING_BUDGET_TOKENS, "thinking_budget_tokens")
     problems.extend(output_limit_problems(values))
+    problems.extend(retention_problems(values))
     for name, attr in (
         ("BOT_ANSWER_THREAD_FOLLOWUPS", "answer_thread_followups"),
         ("BOT_ANSWER_OTHER_BOTS", "answer_other_bots"),

@@ -1,8 +1,9 @@
 """`moderation` (`/moderation`, workspace admins only): image moderation's state and switch.
 
 `/moderation` shows whether the current channel is watched, the counts of the last 7 days
-and the latest decisions; `/moderation on` and `/moderation off` switch the current channel
-(stored; this overrides MODERATION_CHANNELS for that channel). The workspace's own settings,
+and the latest decisions (answered to the admin alone; asked through the model, whose answer the
+thread reads, only this channel's decisions are listed); `/moderation on` and `/moderation off`
+switch the current channel (stored; this overrides MODERATION_CHANNELS for that channel). The workspace's own settings,
 typed as a slash command only (never set by the model): `/moderation report #channel` (or
 `report none`) and `/moderation token xoxp-…` (or `token none`), checked with auth.test to
 belong to this workspace. In OAuth mode they are the only ones used (bot.moderation.workspace).
@@ -14,6 +15,7 @@ from bot.moderation import store
 from bot.moderation.report import UNUSABLE_REPORT_CHANNEL, invite_hint, status_text
 from bot.moderation.trigger import is_watched
 from bot.moderation.workspace import CLEAR_WORDS, effective, parse_channel
+from bot.tools.audience import private_results
 from bot.tools.errors import ArgumentError, ToolFailed
 from bot.tools.registry import Permission, ToolContext, ToolRegistry
 
@@ -34,6 +36,7 @@ def register(registry: ToolRegistry) -> None:
     )
 
 
+@private_results  # the status lists decisions from every channel, private ones included
 def moderation(ctx: ToolContext, action: str = "status") -> str:
     """Image moderation in this channel: show its state and recent decisions, or switch it on or off.
 
@@ -68,7 +71,15 @@ def moderation(ctx: ToolContext, action: str = "status") -> str:
             )
     with ctx.db() as session:
         switch = store.channel_switch(session, ctx.team_id, ctx.channel_id)
-        summary = store.summary(session, ctx.team_id, days=SUMMARY_DAYS, recent=RECENT_DECISIONS)
+        # Typed by an admin, the answer is theirs alone (private results): every channel's decisions.
+        # Asked through the model, the answer is posted in the thread: this channel's only.
+        summary = store.summary(
+            session,
+            ctx.team_id,
+            days=SUMMARY_DAYS,
+            recent=RECENT_DECISIONS,
+            only_channel=None if ctx.typed_by_person else ctx.channel_id,
+        )
         problem = store.report_problem(session, ctx.team_id)
     text = status_text(
         channel_id=ctx.channel_id,

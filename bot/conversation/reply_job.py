@@ -179,7 +179,7 @@ class ReplyJob(JobHandler):
         posted = writer.finish(trace=self._trace(ctx, gateway, writer))
         ctx.checkpoint()
         with self.sessions.begin() as session:
-            history.record_turn(
+            stored = history.record_turn(
                 session,
                 team_id=job.team_id,
                 channel_id=payload.channel,
@@ -187,6 +187,8 @@ class ReplyJob(JobHandler):
                 answers_ts=payload.ts,
                 entries=[*turn.stored, {"role": "assistant", "text": turn.text, "reply_ts": posted}],
             )
+            if not stored:  # forgotten while this was answered: the thread stays forgotten
+                log.info("reply turn_not_stored job_id=%d reason=thread_forgotten", job.id)
             history.touch_thread(session, job.team_id, payload.channel, payload.thread_ts)
             ctx.save_progress_in(session, done=True, reply_ts=posted)
 

@@ -188,7 +188,11 @@ class Summary:
     recent: list[DecisionView]
 
 
-def summary(session: Session, team_id: str, *, days: int = 7, recent: int = 10) -> Summary:
+def summary(
+    session: Session, team_id: str, *, days: int = 7, recent: int = 10, only_channel: str | None = None
+) -> Summary:
+    """Counts of the last `days` and the `recent` latest decisions (of `only_channel` alone, when
+    given: an answer others may read never lists decisions from other, maybe private, channels)."""
     since: datetime = db_now(session) - timedelta(days=days)
     in_window = (ModerationDecision.team_id == team_id, ModerationDecision.created_at >= since)
     counts = dict(
@@ -202,7 +206,10 @@ def summary(session: Session, team_id: str, *, days: int = 7, recent: int = 10) 
     rows = (
         session.execute(
             select(ModerationDecision)
-            .where(ModerationDecision.team_id == team_id)
+            .where(
+                ModerationDecision.team_id == team_id,
+                *([ModerationDecision.channel_id == only_channel] if only_channel else []),
+            )
             .order_by(ModerationDecision.id.desc())
             .limit(recent)
         )

@@ -2,7 +2,7 @@
 channel Slack refuses to post in, flagged once (#21)
 
 Revision ID: 0021_refusals_reports
-Revises: 0022b_attachment_reads
+Revises: 0022c_fair_rounds
 Create Date: 2026-12-07 07:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0021_refusals_reports"
-down_revision: str | None = "0022b_attachment_reads"
+down_revision: str | None = "0022c_fair_rounds"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,4 +1,4 @@
-"""Slack's agent surface end to end (real web under gunicorn and worker processes, fake Slack):
+"""Slack's agent surface end to end (web app and worker in one process, fake Slack):
 tool calls as task steps, 👍/👎 on every answer and clicks kept, the native Stop button."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import json
 import time
 import uuid
 
-from tests.e2e.conftest import new_channel, wait_idle
-from tests.e2e.test_conversations import bot_messages, finished_replies
 from tests.e2e.test_operations import run_cli
+from tests.scenario.test_conversations import bot_messages, finished_replies
 from tests.support import slack_requests as sr
 from tests.support.processes import wait_for
+from tests.support.stacks import new_channel, wait_idle
 
 
 def _tool_then_answer(name: str, arguments: dict, answer: str):

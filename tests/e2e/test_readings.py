@@ -17,12 +17,12 @@ import pytest
 from PIL import Image
 
 from tests.e2e.conftest import build_stack, new_channel, wait_idle
-from tests.e2e.test_agent import _tool_then_answer
-from tests.e2e.test_conversations import bot_messages, finished_replies, requests_mentioning
-from tests.e2e.test_moderation import decided, new_file, post_image, prepare, verdict_model
 from tests.e2e.test_operations import run_cli
 from tests.fakes.inference import BEDROCK_MAX_BODY_BYTES, echo_responder
 from tests.fakes.slack import next_ts
+from tests.scenario.test_agent import _tool_then_answer
+from tests.scenario.test_conversations import bot_messages, finished_replies, requests_mentioning
+from tests.scenario.test_moderation import decided, new_file, post_image, prepare, verdict_model
 from tests.support import slack_requests as sr
 from tests.support.processes import start_worker
 

@@ -139,7 +139,7 @@ def members_only(postgres_url, fakes) -> Iterator[Scenario]:
 
 
 def _flag_image(scenario: Scenario) -> str:
-    from tests.e2e.test_moderation import png, verdict_model
+    from tests.scenario.test_moderation import png, verdict_model
 
     scenario.inference.responder = verdict_model("flag", categories=["scam"], reason="Looks like a fake offer.")
     file_id = "F" + str(time.time_ns())[-10:]

@@ -3,7 +3,8 @@
 Like the message listeners these run before Bolt acknowledges (process_before_response), so
 they only write to the database: the tool or the model runs in the worker (`slash_command`
 and `ask` jobs), which answers through the command's `response_url`. Commands are accepted
-in channels and DMs alike. What people typed is stored in the job, never logged.
+in channels and DMs alike. What people typed is stored in the job, never logged, except
+`/moderation token xoxp-…`, which is checked and stored here (bot.slack_app.listeners.admin_token).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bot.conversation.ask_job import ASK
 from bot.idempotency.store import claim_once
 from bot.queue.job_type import JobType
 from bot.slack_app.commands import ASK_COMMAND, SETTINGS_COMMAND
+from bot.slack_app.listeners.admin_token import is_token_command, set_admin_token
 from bot.tools.registry import ToolRegistry
 from bot.tools.slash_job import SLASH_COMMAND, CommandPayload
 
@@ -56,6 +58,18 @@ def register(app: App, sessions: sessionmaker[Session], settings: Settings, regi
     def handle_command(ack, command: dict, context) -> None:
         name = command.get("command", "")
         team_id = command.get("team_id") or context.team_id or ""
+        if is_token_command(name, command.get("text") or ""):  # a secret: never a job payload
+            answer = set_admin_token(
+                sessions,
+                settings,
+                context.client,
+                team_id=team_id,
+                user_id=command.get("user_id") or "",
+                text=command.get("text") or "",
+                enterprise_id=context.enterprise_id,
+            )
+            ack(text=answer, response_type="ephemeral")
+            return
         try:
             job_id = record_command(sessions, settings, team_id=team_id, command=command)
         except SQLAlchemyError as exc:

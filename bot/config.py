@@ -87,6 +87,9 @@ class Settings:
     # Absorbs the delay between our admission and the server counting the request.
     inference_rate_margin_seconds: float = 0.25
     inference_timeout_seconds: float = 60.0
+    # The largest request body sent: Heroku serves Claude from Amazon Bedrock, whose documented
+    # payload limit is 20 MB (DESIGN-NOTES, "Request size"); Anthropic's own 32 MB does not apply.
+    inference_max_request_bytes: int = 20_000_000
     # The largest max_tokens of any call (the model's own cap: 4096 for Haiku, 8192 for Sonnet).
     inference_max_output_tokens: int = 4096
     # max_tokens of one chat answer call (what the limiter reserves for it), and how many
@@ -464,6 +467,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("INFERENCE_RATE_MARGIN_SECONDS", float, 0.0)
     number("INFERENCE_TIMEOUT_SECONDS", float, 1.0)
     number("INFERENCE_MAX_OUTPUT_TOKENS", int, 16)
+    number("INFERENCE_MAX_REQUEST_BYTES", int, 1_000_000)
     number("JOB_LEASE_SECONDS", float, 1.0)
     number("JOB_MAX_ATTEMPTS", int, 1)
     number("WORKER_CONCURRENCY", int, 1)

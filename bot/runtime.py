@@ -30,6 +30,7 @@ from bot.db.listen import NotificationListener
 from bot.documents.extract import Limits
 from bot.documents.reader import DocumentReader
 from bot.history.attachments import AttachmentResolver
+from bot.history.backfill_job import BACKFILL, BackfillJob
 from bot.images.processing import set_decode_concurrency
 from bot.inference.client import InferenceClient
 from bot.inference.gateway import ModelGateway
@@ -97,6 +98,7 @@ JOBS: tuple[tuple[JobType, Callable[[Shared], JobHandler]], ...] = (
     ),
     (SUMMARIZE, lambda s: SummaryJob(s.gateway, s.sessions, s.settings)),
     (APPROVAL_NOTE, lambda s: ApprovalNoteJob(s.slack)),
+    (BACKFILL, lambda s: BackfillJob(s.slack, s.sessions)),
     (QUEUE_FULL, lambda s: QueueFullJob(s.slack)),
     (SETTINGS, lambda s: SettingsCommandJob(s.tools, s.slack, s.sessions, s.settings, s.tools_http)),
     (PUBLISH_HOME, lambda s: SettingsHomeJob(s.slack, s.sessions)),

@@ -9,11 +9,20 @@ RateLimitedError that reaches the queue (text already shown, or MAX_RATE_LIMITED
 refusals in a row) reschedules the job without counting an attempt either (bot.failures):
 rate limits never burn the retry budget. The x-ratelimit-* headers of every response, success
 or 429, go to the limiter as the server's view of the window.
+
+A 400 naming an argument the server does not recognize (Heroku refused ``stream_options`` that
+way, DESIGN-NOTES) drops the argument and sends again at once, without a job attempt; the
+refusal is remembered for the process and in the database, where other dynos read it
+(every REFUSALS_REFRESH_SECONDS). A response without ``usage`` is counted with an estimate
+(bot.inference.usage) marked ``estimated``: budgets, /usage, bot stats and the limiter all
+see it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,7 +32,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.failures import Permanent
 from bot.inference.client import Completion, InferenceClient
-from bot.inference.errors import RateLimitedError
+from bot.inference.errors import RateLimitedError, UnknownArgumentError
+from bot.inference.refusals import refused_arguments, remember_refusal
+from bot.inference.sse import Usage
+from bot.inference.usage import estimated_usage
 from bot.limits.admission import GlobalRateLimiter, Ticket, record_usage
 from bot.limits.budgets import BudgetPolicy, channel_over_budget, over_budget, record_channel_usage
 from bot.limits.server_view import capped_pause, server_view
@@ -34,6 +46,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAUSE_SECONDS = 5.0
 MAX_RATE_LIMITED_TRIES = 5
+REFUSALS_REFRESH_SECONDS = 30.0
 
 
 class OverBudget(Permanent):
@@ -85,6 +98,8 @@ class ModelGateway:
         self.budgets = budgets or BudgetPolicy()
         self.max_output_tokens = max_output_tokens
         self.models = dict(models or {})
+        self._refusals_read_at: dict[str, float] = {}  # completions URL -> when its refusals were read
+        self._refusals_lock = threading.Lock()
 
     def _attachment(self, model: str | None) -> tuple[InferenceClient, GlobalRateLimiter]:
         if model is None or model == self.client.model:
@@ -117,6 +132,7 @@ class ModelGateway:
         estimate = request.total
         shown = False
         client, limiter = self._attachment(ctx.model)
+        self._learn_refusals(client)
 
         def show(text: str) -> None:
             nonlocal shown
@@ -154,12 +170,48 @@ class ModelGateway:
                     sent_at=sent_at,
                 )
                 continue
+            except UnknownArgumentError as exc:
+                if not self._refuse(client, exc.argument):
+                    raise
+                # Refused before any answer: no tokens spent (the request slot stays counted);
+                # send again at once without it.
+                limiter.reconcile(ticket.reservation_id, 0, admitted_at=ticket.admitted_at, sent_at=sent_at)
+                continue
             except Exception:
                 # Unknown whether the server counted it: keep the estimate reserved.
                 raise
-            self._account(limiter, ticket, estimate, completion, ctx, time.monotonic() - started, sent_at)
-            return completion
+            return self._account(
+                limiter, ticket, request.prompt, estimate, completion, ctx, time.monotonic() - started, sent_at
+            )
         raise RateLimitedError("the model kept answering 429", retry_after=DEFAULT_PAUSE_SECONDS)
+
+    def _learn_refusals(self, client: InferenceClient) -> None:
+        """Arguments another dyno found refused, read at most every REFUSALS_REFRESH_SECONDS."""
+        now = time.monotonic()
+        with self._refusals_lock:
+            if now - self._refusals_read_at.get(client.url, float("-inf")) < REFUSALS_REFRESH_SECONDS:
+                return
+            self._refusals_read_at[client.url] = now
+        try:
+            with self.sessions() as session:
+                known = refused_arguments(session, client.url)
+        except Exception as exc:  # the call goes on; a refusal would teach it again
+            log.warning("inference refusals_read_failed error=%s", type(exc).__name__)
+            return
+        for argument in known:
+            client.refuse_argument(argument)
+
+    def _refuse(self, client: InferenceClient, argument: str) -> bool:
+        """Leave ``argument`` out from now on, here and (through the database) on every dyno."""
+        if not client.refuse_argument(argument):
+            return False
+        log.warning("inference argument_refused argument=%s (left out from now on)", argument)
+        try:
+            with self.sessions.begin() as session:
+                remember_refusal(session, client.url, argument)
+        except Exception as exc:
+            log.warning("inference refusal_not_shared error=%s", type(exc).__name__)
+        return True
 
     def _check_budget(self, ctx: CallContext) -> None:
         channel_budget = ctx.channel_daily_tokens if ctx.channel_id else None
@@ -178,14 +230,18 @@ class ModelGateway:
         self,
         limiter: GlobalRateLimiter,
         ticket: Ticket,
+        prompt_estimate: int,
         estimate: int,
         completion: Completion,
         ctx: CallContext,
         seconds: float,
         sent_at: float,
-    ) -> None:
-        usage = completion.usage
-        actual = usage.total_tokens if usage else estimate
+    ) -> Completion:
+        usage: Usage | None = completion.usage
+        if usage is None:
+            usage = estimated_usage(prompt_estimate, completion.content, completion.tool_calls, completion.reasoning)
+            completion = dataclasses.replace(completion, usage=usage)
+        actual = usage.total_tokens
 
         def record(session: Session) -> None:
             if usage:
@@ -205,14 +261,17 @@ class ModelGateway:
             also=record,
             view=server_view(completion.rate_limit_headers, time.time()),
             admitted_at=ticket.admitted_at,
-            prompt_tokens=usage.prompt_tokens if usage else None,
+            # Only the server's own count calibrates the prompt estimates, never our estimate of it.
+            prompt_tokens=None if usage.estimated else usage.prompt_tokens,
             sent_at=sent_at,
         )
         log.info(
-            "inference done team=%s estimated_tokens=%d prompt_tokens=%s completion_tokens=%s duration_ms=%d",
+            "inference done team=%s estimated_tokens=%d prompt_tokens=%s completion_tokens=%s usage=%s duration_ms=%d",
             ctx.team_id,
             estimate,
-            usage.prompt_tokens if usage else "-",
-            usage.completion_tokens if usage else "-",
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            "estimated" if usage.estimated else "reported",
             seconds * 1000,
         )
+        return completion

@@ -220,6 +220,22 @@ def save_progress(session: Session, job_id: int, lease_token: str, progress: dic
     return result.rowcount == 1
 
 
+def hold_queued(session: Session, job_id: int) -> dict | None:
+    """The progress of a job still queued, its row locked until the caller's transaction ends
+    (a worker's claim skips it meanwhile: SKIP LOCKED); None when it started or is locked."""
+    query = select(Job.progress).where(Job.id == job_id, IS_QUEUED)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    row = session.execute(query).first()
+    return None if row is None else dict(row[0] or {})
+
+
+def set_queued_progress(session: Session, job_id: int, progress: dict) -> bool:
+    """Store ``progress`` for a job that is still queued (see :func:`hold_queued`)."""
+    result = session.execute(update(Job).where(Job.id == job_id, IS_QUEUED).values(progress=progress))
+    return result.rowcount == 1
+
+
 def retry_later(
     session: Session,
     job_id: int,

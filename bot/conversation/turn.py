@@ -78,7 +78,6 @@ def run_model_turn(
         should_stop=ctx.should_stop,
         on_wait=on_wait,
         on_line=on_line,
-        lane=job.lane,
         model=settings.model_for("thinking") if thinking else None,  # BOT_THINKING_MODEL
     )
     return converse(

@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-MIN_SAMPLES = 3
+MIN_SAMPLES = 1
 # Above the largest ratio seen: a prompt unlike the recent ones may be counted a little higher.
-MARGIN = 1.05
+MARGIN = 1.02
 MIN_SCALE = 0.25
 MAX_SCALE = 2.0
 

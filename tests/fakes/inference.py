@@ -98,6 +98,8 @@ from typing import Any, NamedTuple
 from tests.fakes.rate_limit import DEFAULT_MAX_TOKENS, WindowLimit
 
 COMPLETIONS_PATH = "/v1/chat/completions"
+# Which answers carry x-ratelimit-* headers: Heroku documents them but not that every answer has them.
+HEADER_MODES = ("always", "none", "only_429")
 STATS_PATH = "/_stats"
 EXTERNAL_PATH = "/_external"
 CHARS_PER_TOKEN = 4
@@ -415,7 +417,11 @@ class FakeInference:
         port: int = 0,
         strict: bool = True,
         accounting: str = "actual",
+        reset: str = "oldest",
+        headers: str = "always",
     ) -> None:
+        if headers not in HEADER_MODES:
+            raise ValueError(f"headers must be one of {HEADER_MODES}, got {headers!r}")
         if latency_max < latency_min:
             raise ValueError("latency_max must be at least latency_min")
         self.api_key = api_key
@@ -430,7 +436,13 @@ class FakeInference:
         self.rejections: list[Rejection] = []  # requests refused for validity (400/413), in order
         self.usage_split = False  # True: prompt_tokens in the first chunk, the rest in the last
         self.retry_after_header = True  # False: the fake's own 429s carry only x-ratelimit-* headers
-        self.limit = WindowLimit(max_requests=max_requests, max_tokens=max_tokens, window=window, accounting=accounting)
+        self.limit = WindowLimit(
+            max_requests=max_requests, max_tokens=max_tokens, window=window, accounting=accounting, reset=reset
+        )
+        # Which answers carry x-ratelimit-* headers (HEADER_MODES); headers_stop_at: a time.monotonic()
+        # from which none does (headers that stop coming mid-run).
+        self.headers_mode = headers
+        self.headers_stop_at: float | None = None
         self._port = port
         self._lock = threading.RLock()  # re-entrant: wait_for predicates may call stats()
         self._changed = threading.Condition(self._lock)
@@ -651,10 +663,11 @@ class FakeInference:
         reserved = usage["prompt_tokens"] + (cap if isinstance(cap, int) else DEFAULT_MAX_TOKENS)
         with self._changed:
             refusal, limit_headers, charge = self._admit(arrival, usage["total_tokens"], reserved)
+            limit_headers = self._shown(limit_headers, refused=refusal is not None, now=arrival)
             hang = self._hangs.popleft() if refusal is None and self._hangs else None
             self._changed.notify_all()
         if refusal is not None:
-            headers = dict(refusal.headers)
+            headers = dict(limit_headers)
             if self.retry_after_header:
                 headers["Retry-After"] = str(refusal.retry_after)
             self._send_error(handler, 429, "rate limit exceeded", "rate_limit_error", headers=headers)
@@ -677,6 +690,14 @@ class FakeInference:
                 return
             self._send_json(handler, 200, self._completion(body, answer, usage), limit_headers)
         self.limit.settle(charge, usage["total_tokens"])  # "corrected" accounting: the real usage from now on
+
+    def _shown(self, headers: dict[str, str], *, refused: bool, now: float) -> dict[str, str]:
+        """The x-ratelimit-* headers this answer carries, as ``headers_mode`` says."""
+        if self.headers_stop_at is not None and now >= self.headers_stop_at:
+            return {}
+        if self.headers_mode == "none" or (self.headers_mode == "only_429" and not refused):
+            return {}
+        return headers
 
     @staticmethod
     def _lenient_problem(body: Any) -> Problem | None:

@@ -136,9 +136,8 @@ class ModelGateway:
 
         def show(text: str) -> None:
             nonlocal shown
-            if text:
-                shown = True
             if on_text is not None:
+                shown = shown or bool(text)
                 on_text(text)
 
         for _ in range(MAX_RATE_LIMITED_TRIES * len(pool)):

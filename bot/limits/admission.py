@@ -185,26 +185,19 @@ class RateLimiter:
         return _Option(name, slot, counted, False)
 
     def _lock(self, session: Session, names: list[str]) -> dict[str, float | None]:
-        rows = dict(
-            session.execute(
-                select(RateLimiterState.name, RateLimiterState.paused_until)
-                .where(RateLimiterState.name.in_(names))
-                .order_by(RateLimiterState.name)
-                .with_for_update()
-            ).all()
+        """Lock the attachments' state rows (in name order: no deadlock), creating missing ones."""
+        query = (
+            select(RateLimiterState.name, RateLimiterState.paused_until)
+            .where(RateLimiterState.name.in_(names))
+            .order_by(RateLimiterState.name)
+            .with_for_update()
         )
+        rows = dict(session.execute(query).all())
         missing = [n for n in names if n not in rows]
-        if missing:
-            for name in missing:
-                session.add(RateLimiterState(name=name, paused_until=None))
-            session.flush()
-            rows.update(
-                session.execute(
-                    select(RateLimiterState.name, RateLimiterState.paused_until)
-                    .where(RateLimiterState.name.in_(missing))
-                    .with_for_update()
-                ).all()
-            )
+        if missing:  # two processes may create one at once: the second does nothing
+            statement = dialect_insert(session)(RateLimiterState).values([{"name": n} for n in missing])
+            session.execute(statement.on_conflict_do_nothing(index_elements=[RateLimiterState.name]))
+            rows = dict(session.execute(query).all())
         return rows
 
     def _calls(self, session: Session, name: str, now: float) -> list[_Row]:

@@ -215,6 +215,14 @@ def _staircase(others: Iterable[Others]) -> list[tuple[float, int, int]]:
     return out
 
 
+def _refund_at(call: Call, refunds: bool, limits: RateLimits) -> float | None:
+    """When a refunded call starts counting what it used: a margin after its answer (the provider
+    corrects the charge when the answer ends, which we see at about the same moment)."""
+    if not refunds or call.used is None or call.answered_at is None or call.refused:
+        return None
+    return call.answered_at + limits.margin_seconds
+
+
 def usage_at(
     calls: Sequence[Call], limits: RateLimits, now: float, refunds: bool, others: Sequence[Others] = ()
 ) -> tuple[int, int]:
@@ -223,8 +231,11 @@ def usage_at(
     for call in calls:
         start = call.start(now, limits.window_seconds)
         if start <= now < start + limits.span and not call.refused:
+            refund_at = _refund_at(call, refunds, limits)
             requests += 1
-            tokens += charge(call, refunds)
+            tokens += (
+                call.ceiling if refund_at is not None and now < refund_at and call.ceiling else charge(call, refunds)
+            )
     held = [o for o in others if o.until > now]
     return (
         requests + max((o.requests for o in held), default=0),
@@ -255,7 +266,13 @@ def next_slot(
         if start + limits.span <= now:
             continue
         amount = charge(call, refunds)
-        events.append((start, 1, amount))
+        refund_at = _refund_at(call, refunds, limits)
+        if refund_at is not None and call.ceiling is not None and refund_at < start + limits.span:
+            # Charged its ceiling until the provider corrects it, about when the answer ends.
+            events.append((start, 1, call.ceiling))
+            events.append((max(start, refund_at), 0, amount - call.ceiling))
+        else:
+            events.append((start, 1, amount))
         events.append((start + limits.span, -1, -amount))
     steps = _staircase(o for o in others if o.until > now)
     if steps:  # before the first until, the most any held view says; then each step down

@@ -70,6 +70,12 @@ Rules enforced (:func:`request_problem`), each with the passage it comes from:
 * The whole body at most 32 MB, else 413. Anthropic, vision: "there is a 32MB request size limit
   for standard endpoints".
 
+Rate-limit headers, where Heroku's documentation is silent, one switch per reading: ``reset=``
+"oldest" (when the oldest entry expires, Heroku's words), "replenished" or "zero" (0 while there is
+room) (tests/fakes/rate_limit.py); ``headers=`` "always", "none" or "only_429" (which answers carry
+x-ratelimit-* headers), and :attr:`FakeInference.headers_stop_at` (none from that moment: headers
+that stop mid-run).
+
 What the real API may send and the fake can too: usage split across two chunks
 (:attr:`FakeInference.usage_split`) or only in the last one (the default), 429s with only
 x-ratelimit-* headers and no Retry-After (:attr:`FakeInference.retry_after_header` False, or

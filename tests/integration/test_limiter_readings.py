@@ -183,3 +183,41 @@ def test_an_attachment_that_goes_down_mid_burst_loses_nothing(pg_sessions):
     assert set(seen) == {f"question {n}" for n in range(30)}
     # A question sent twice only if the attachment it first went to never answered it.
     assert sum(seen.values()) - 30 <= failing.limit.admitted
+
+
+def test_bot_check_calls_each_attachment_once_and_stats_report_each_window(postgres_url, capsys):
+    from bot.cli import run_check
+    from bot.config import load_settings
+    from bot.stats import collect
+
+    first, second = FakeInference(api_key=KEY).start(), FakeInference(api_key=KEY).start()  # no limits of their own
+    try:
+        settings = load_settings(
+            {
+                "DATABASE_URL": postgres_url,
+                "INFERENCE_URL": first.url,
+                "INFERENCE_KEY": KEY,
+                "INFERENCE_2_URL": second.url,
+                "INFERENCE_2_KEY": KEY,
+                "INFERENCE_2_MODEL_ID": "claude-4-5-sonnet",
+            }
+        )
+        run_check(settings)
+    finally:
+        first.stop()
+        second.stop()
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("OK   inference: claude-4-5-haiku answered") for line in out), out
+    assert any(line.startswith("OK   inference (INFERENCE_2): claude-4-5-sonnet answered") for line in out), out
+    assert (len(first.requests), len(second.requests)) == (1, 1)
+    engine = make_engine(postgres_url)
+    try:
+        from bot.limits.admission import attachment_limits
+
+        stats = collect(
+            make_session_factory(engine), RateLimiter(make_session_factory(engine), attachment_limits(settings))
+        )
+    finally:
+        engine.dispose()
+    windows = {a["name"]: (a["requests"], a["max_requests"]) for a in stats["attachments"]}
+    assert windows == {"inference": (1, 200), "inference_2": (1, 150)}  # each model's published limit

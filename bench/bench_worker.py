@@ -1,4 +1,4 @@
-"""One benchmark worker process: the real Worker, GlobalRateLimiter, ModelGateway and
+"""One benchmark worker process: the real Worker, RateLimiter, ModelGateway and
 NotificationListener, composed as bot/runtime.py composes them, with one handler for the
 job kind ``bench_call``.
 

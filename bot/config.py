@@ -8,9 +8,11 @@ plain sentence saying what to do.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from bot.attachments import DEFAULT_MODEL, MAIN_ALIAS, ROUTES, Attachment, discover, published_limits, route_problem
@@ -33,6 +35,29 @@ def model_max_output_tokens(model: str) -> int:
         if family in model.lower():
             return cap
     return DEFAULT_MODEL_MAX_OUTPUT_TOKENS
+
+
+# MCP server names become part of the model's function names (OpenAI: ^[a-zA-Z0-9_-]{1,64}$),
+# so they keep to the same characters, short enough to leave room for the tool's name.
+MCP_SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class McpServerConfig:
+    """One entry of MCP_SERVERS. `headers` hold secrets (filled from the environment): they are
+    left out of repr so no log line or traceback can carry them."""
+
+    name: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # The server's tools offered to the model (None: all of them).
+    tools: tuple[str, ...] | None = None
+    # Tools that run without the asker's approval: a list, True (all), or None (the server's
+    # readOnlyHint annotation decides).
+    read_only: tuple[str, ...] | bool | None = None
+    # "streamable_http", or "sse" for the older HTTP+SSE transport (a URL ending in /sse).
+    transport: str = "streamable_http"
 
 
 class ConfigError(Exception):
@@ -109,6 +134,11 @@ class Settings:
     database_connection_limit: int = 20
     # How long a state-changing tool call the model made waits for the asker's approval.
     approval_timeout_seconds: float = 24 * 3600.0
+    # Remote MCP servers whose tools the model may use (MCP_SERVERS), how often their tool lists
+    # are fetched again, and how long one call may take.
+    mcp_servers: tuple[McpServerConfig, ...] = ()
+    mcp_refresh_seconds: float = 300.0
+    mcp_timeout_seconds: float = 30.0
     # Attachments besides INFERENCE (INFERENCE_2, ...: bot.attachments), and the model each routed
     # job kind runs on (None: the INFERENCE attachment's model).
     extra_attachments: tuple[Attachment, ...] = ()
@@ -250,6 +280,80 @@ def output_limit_problems(values: Mapping[str, object]) -> list[str]:
     return problems
 
 
+def parse_mcp_servers(raw: str, env: Mapping[str, str]) -> tuple[tuple[McpServerConfig, ...], list[str]]:
+    """MCP_SERVERS (a JSON object: name → {"url", "headers", "tools", "read_only", "transport"}) → the
+    servers and one sentence per problem. `${VAR}` in a header value is filled from `env`; the
+    sentences name variables and headers, never a header's value."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        return (), [f"MCP_SERVERS is not valid JSON ({exc.msg} at character {exc.pos}): see docs/mcp.md."]
+    if not isinstance(data, dict):
+        return (), ['MCP_SERVERS must be a JSON object of server name → {"url": …, "headers": {…}}.']
+    servers, problems = [], []
+    for name, entry in data.items():
+        where = f"MCP_SERVERS server {name!r}"
+        if not MCP_SERVER_NAME.match(name):
+            problems.append(f"{where}: a server name is 1-24 letters, digits, '_' or '-'.")
+            continue
+        if not isinstance(entry, dict):
+            problems.append(f'{where} must be an object with "url" and optional "headers", "tools", "read_only".')
+            continue
+        unknown = sorted(set(entry) - {"url", "headers", "tools", "read_only", "transport"})
+        if unknown:
+            problems.append(f"{where} has unknown keys {unknown}: use url, headers, tools, read_only and transport.")
+            continue
+        url = entry.get("url")
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append(f"{where} needs a url of http(s), like https://example.com/mcp.")
+            continue
+        transport = entry.get("transport") or ("sse" if parts.path.rstrip("/").endswith("/sse") else "streamable_http")
+        if transport not in ("streamable_http", "sse"):
+            problems.append(f'{where}: "transport" is "streamable_http" or "sse".')
+            continue
+        headers, header_problems = _mcp_headers(where, entry.get("headers", {}), env)
+        problems.extend(header_problems)
+        tools = entry.get("tools")
+        if tools is not None and not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
+            problems.append(f'{where}: "tools" must be a list of tool names.')
+            continue
+        read_only = entry.get("read_only")
+        if read_only is not None and not isinstance(read_only, bool):
+            if not (isinstance(read_only, list) and all(isinstance(t, str) for t in read_only)):
+                problems.append(f'{where}: "read_only" must be a list of tool names, or true for all of them.')
+                continue
+            read_only = tuple(read_only)
+        if not header_problems:
+            servers.append(
+                McpServerConfig(
+                    name=name,
+                    url=url,
+                    headers=headers,
+                    tools=tuple(tools) if tools is not None else None,
+                    read_only=read_only,
+                    transport=transport,
+                )
+            )
+    return tuple(servers), problems
+
+
+def _mcp_headers(where: str, headers: object, env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        return {}, [f'{where}: "headers" must be an object of header name → text.']
+    filled, problems = {}, []
+    for header, value in headers.items():
+        missing = [var for var in _ENV_REFERENCE.findall(value) if not env.get(var)]
+        if missing:
+            problems.append(
+                f"{where} header {header} needs the environment variable {missing[0]}, which is not set: "
+                f"set it (heroku config:set {missing[0]}=…) or remove it from MCP_SERVERS."
+            )
+            continue
+        filled[header] = _ENV_REFERENCE.sub(lambda m: env[m.group(1)], value)
+    return filled, problems
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the environment; raise ConfigError listing every problem."""
     env = os.environ if env is None else env
@@ -354,6 +458,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("WEB_CONCURRENCY", int, 1)
     number("DATABASE_CONNECTION_LIMIT", int, 1)
     number("BOT_APPROVAL_TIMEOUT_SECONDS", float, 1.0, "approval_timeout_seconds")
+    number("MCP_REFRESH_SECONDS", float, 1.0, "mcp_refresh_seconds")
+    number("MCP_TIMEOUT_SECONDS", float, 1.0, "mcp_timeout_seconds")
+    if text("MCP_SERVERS"):
+        servers, mcp_problems = parse_mcp_servers(text("MCP_SERVERS"), env)
+        values["mcp_servers"] = servers
+        problems.extend(mcp_problems)
     if text("BOT_SYSTEM_PROMPT"):
         values["system_prompt"] = env["BOT_SYSTEM_PROMPT"]
 

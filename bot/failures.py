@@ -64,11 +64,16 @@ class Cancelled(JobFailure):
 
 
 class AwaitingPerson(JobFailure):
-    """The job waits for a person (an approval card) until ``until`` (an aware datetime)."""
+    """The job waits for a person (an approval card) until ``until`` (an aware datetime).
 
-    def __init__(self, message: str = "", *, until):
+    ``answered(session)``, when given, tells whether the person has answered already; the queue
+    asks it in the transaction that parks the job, so an answer that came before the job was
+    parked queues it again at once instead of leaving it parked until ``until``."""
+
+    def __init__(self, message: str = "", *, until, answered=None):
         super().__init__(message)
         self.until = until
+        self.answered = answered
 
 
 class LeaseLost(JobFailure):

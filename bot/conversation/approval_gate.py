@@ -5,11 +5,15 @@ a state-changing one looks up its approval (bot.tools.approvals) — approved: i
 or expired: the model is told it was refused; new or pending: the card is posted in the thread
 (once) and the job parks (bot.queue.parking.JobParked) until the asker answers or time is up.
 The job then runs again from the thread and finds the decision when the model repeats the call.
+An approval covers one call (the n-th identical call of a run has the n-th approval), and an
+approved call runs at most once over every attempt of the job (`ApprovedCall`); parking asks
+whether the answer came already, in the parking transaction, so an early click is never lost.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import UTC, datetime
 
 from slack_sdk import WebClient
@@ -22,6 +26,7 @@ from bot.tools.approval_logic import (
     APPROVED,
     EXPIRED,
     PENDING,
+    STARTED_BEFORE_RESULT,
     approval_card,
     arguments_key,
     card_text,
@@ -70,7 +75,35 @@ class RefuseStateChanges:
         return ToolResult(ok=False, content=NO_CARD_HERE)
 
 
+class ApprovedCall:
+    """One approved call: runs at most once over every attempt of the job (bot.tools.runner.RunsOnce)."""
+
+    def __init__(self, sessions: sessionmaker[Session], approval_id: int):
+        self.sessions = sessions
+        self.approval_id = approval_id
+
+    def run(self, execute) -> ToolResult:
+        with self.sessions.begin() as session:
+            ours = approvals.use(session, self.approval_id)
+        if not ours:  # another run of the job started it: never twice
+            return _earlier_result(self.sessions, self.approval_id)
+        result = execute()
+        with self.sessions.begin() as session:
+            approvals.record_result(session, self.approval_id, ok=result.ok, content=result.content)
+        return result
+
+
+def _earlier_result(sessions: sessionmaker[Session], approval_id: int) -> ToolResult:
+    with sessions() as session:
+        approval = session.get(approvals.ToolApproval, approval_id)
+        if approval is None or approval.result is None:
+            return ToolResult(ok=False, content=STARTED_BEFORE_RESULT)
+        return ToolResult(ok=bool(approval.result_ok), content=approval.result)
+
+
 class ApprovalGate:
+    """Per run of a job: counts identical calls, so the n-th one has the n-th approval."""
+
     def __init__(
         self,
         tools: ToolRegistry,
@@ -90,16 +123,15 @@ class ApprovalGate:
         self.team_id, self.job_id = team_id, job_id
         self.channel, self.thread_ts, self.asker = channel, thread_ts, asker
         self.timeout_seconds = timeout_seconds
+        self._seen: Counter[tuple[str, str]] = Counter()
 
-    def check(self, name: str, arguments_json: str) -> ToolResult | None:
-        tool = self.tools.get(name)
-        arguments = parse_arguments(arguments_json)
-        if (
-            tool is None
-            or arguments is None
-            or not needs_approval(tool.changes_state, arguments, typed_by_person=False)
-        ):
+    def check(self, name: str, arguments_json: str) -> ToolResult | ApprovedCall | None:
+        tool, arguments = _state_changing(self.tools, name, arguments_json)
+        if tool is None:
             return None  # reading tools run; unknown tools and bad JSON are the runner's to refuse
+        key = arguments_key(arguments)
+        self._seen[(name, key)] += 1
+        occurrence = self._seen[(name, key)]
         what = describe_call(tool.label, tool.spec.description, arguments)
         with self.sessions.begin() as session:
             approval = approvals.request(
@@ -110,9 +142,10 @@ class ApprovalGate:
                 thread_ts=self.thread_ts,
                 user_id=self.asker,
                 tool=name,
-                arguments=arguments_key(arguments),
+                arguments=key,
                 what=what,
                 timeout_seconds=self.timeout_seconds,
+                occurrence=occurrence,
             )
             status = effective_status(approval.state(), datetime.now(UTC))
             if status == EXPIRED and approval.status == PENDING:
@@ -123,15 +156,24 @@ class ApprovalGate:
                 approval.expires_at,
                 approval.decided_by,
             )
+            used = approval.used_at is not None
         if status == PENDING:
             if card_ts is None:
                 self._post_card(approval_id, what)
             log.info("tool awaiting_approval job_id=%d tool=%s approval_id=%d", self.job_id, name, approval_id)
-            raise JobParked(f"{name} awaits approval", until=expires_at)
-        if card_ts:
+            raise JobParked(
+                f"{name} awaits approval",
+                until=expires_at,
+                answered=lambda session: approvals.answered(session, approval_id),
+            )
+        if card_ts and not used:
             self._settle_card(card_ts, what, status, decided_by)
-        log.info("tool approval job_id=%d tool=%s status=%s", self.job_id, name, status)
-        return None if status == APPROVED else ToolResult(ok=False, content=refused_result(status))
+        log.info("tool approval job_id=%d tool=%s status=%s used=%s", self.job_id, name, status, used)
+        if status != APPROVED:
+            return ToolResult(ok=False, content=refused_result(status))
+        if used:
+            return _earlier_result(self.sessions, approval_id)
+        return ApprovedCall(self.sessions, approval_id)
 
     def _post_card(self, approval_id: int, what: str) -> None:
         hours = self.timeout_seconds / 3600

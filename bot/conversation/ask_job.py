@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channel_settings.reader import SettingsReader
 from bot.config import Settings
 from bot.conversation.approval_gate import RefuseStateChanges
-from bot.conversation.places import PlaceNames
 from bot.conversation.tool_loop import CollectedText
-from bot.conversation.turn import run_model_turn
+from bot.conversation.turn import AnswerSurface, Conversation, ModelTurns
 from bot.failures import JobStopped, Permanent, user_sentence
 from bot.history.thread import ThreadEntry
 from bot.history.users import current_user
-from bot.inference.gateway import ModelGateway
 from bot.queue.context import JobContext
 from bot.queue.job_type import JobType
 from bot.queue.models import INTERACTIVE
@@ -32,11 +30,9 @@ from bot.slack.clients import SlackClients
 from bot.slack.response_url import ResponseUrlAnswers
 from bot.tools.audience import without_private_tools
 from bot.tools.registry import ToolRegistry
+from bot.tools.selection import offered_tools
 from bot.tools.slash_args import split_public_flag
 from bot.tools.slash_job import CommandPayload
-
-if TYPE_CHECKING:
-    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +43,7 @@ NO_ANSWER = "Sorry, I have no answer to that."
 class AskJob(ResponseUrlAnswers):
     def __init__(
         self,
-        gateway: ModelGateway,
+        turns: ModelTurns,
         slack: SlackClients,
         sessions: sessionmaker[Session],
         settings: Settings,
@@ -55,17 +51,11 @@ class AskJob(ResponseUrlAnswers):
         http: httpx.Client,
     ):
         super().__init__(http, settings.slack_api_url)
-        self.gateway = gateway
+        self.turns = turns
         self.slack = slack
         self.sessions = sessions
-        self.settings = settings
         self.tools = tools
-        self.public_tools = without_private_tools(tools)
-        self.places = PlaceNames(sessions)
-
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> AskJob:
-        return cls(parts.gateway, parts.slack, parts.sessions, parts.settings, parts.tools, parts.tools_http)
+        self.rules = SettingsReader(sessions, settings)  # the channel's settings, kept a few seconds
 
     def run(self, ctx: JobContext) -> None:
         if ctx.progress.get("done"):
@@ -73,7 +63,8 @@ class AskJob(ResponseUrlAnswers):
         if "answer" in ctx.progress:
             self.post_saved(ctx)
             return
-        question, public = split_public_flag(ctx.job.payload.get("text", ""))
+        payload: CommandPayload = ctx.payload
+        question, public = split_public_flag(payload.text)
         if not question:
             self.answer(ctx, ASK_USAGE, False)
             return
@@ -89,7 +80,7 @@ class AskJob(ResponseUrlAnswers):
         self.answer(ctx, text, public)
 
     def ask(self, ctx: JobContext, question: str, public: bool) -> str:
-        job, payload = ctx.job, ctx.job.payload
+        job, payload = ctx.job, ctx.payload
         client = self.slack.for_team(job.team_id)
         asker = current_user(client, self.sessions, job.team_id, job.user_id, datetime.now(UTC))
         entry = ThreadEntry(
@@ -99,26 +90,16 @@ class AskJob(ResponseUrlAnswers):
             user_id=job.user_id,
             user_name=(asker.display_name or None) if asker else None,
         )
+        # In a channel its settings apply (in a DM the workspace defaults): only the tools it allows.
+        rules = self.rules.applied(job.team_id, payload.channel)
+        # No thread: tools that need one say so.
+        conversation = Conversation(client, payload.channel, None, str(job.id), asker, [entry], rules=rules)
         sink = CollectedText()
-        turn = run_model_turn(
-            ctx,
-            gateway=self.gateway,
-            tools=self.public_tools if public else self.tools,
-            settings=self.settings,
-            places=self.places,
-            sessions=self.sessions,
-            slack=client,
-            entries=[entry],
-            channel=payload.get("channel") or "",
-            thread_ts=None,  # no thread: tools that need one say so
-            asker=asker,
-            sink=sink,
-            turn_ts=str(job.id),
-            question=question,
-            now=datetime.now(UTC),
-            http=self.http,
-            gate=RefuseStateChanges(self.tools),  # no thread for an approval card: refused with a reason
-        )
+        tools = offered_tools(self.tools.snapshot(), rules.tools)  # one fixed set for the turn (MCP tools come and go)
+        # No thread for an approval card either: state-changing tools are refused with a reason.
+        answer = AnswerSurface(sink, gate=RefuseStateChanges(tools))
+        offered = without_private_tools(tools) if public else tools
+        turn = self.turns.run(ctx, conversation, answer, offered, http=self.http)
         log.info("ask answered id=%d tool_rounds=%d public=%s", job.id, turn.tool_rounds, public)
         # What the model said in every round, as a thread reply would show it.
         return sink.text.strip()

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE
 from bot.slack.clients import SlackClients
-
-if TYPE_CHECKING:
-    from bot.runtime import WorkerParts
 
 THANKS = {"positive": "Thanks for the feedback! 👍", "negative": "Thanks: noted, I'll try to do better. 👎"}
 
@@ -28,18 +24,14 @@ class FeedbackThanksJob(JobHandler):
     def __init__(self, slack: SlackClients):
         self.slack = slack
 
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> FeedbackThanksJob:
-        return cls(parts.slack)
-
     def run(self, ctx: JobContext) -> None:
-        payload = ctx.job.payload
+        payload: FeedbackThanksPayload = ctx.payload
         ctx.checkpoint()
         self.slack.for_team(ctx.job.team_id).chat_postEphemeral(
-            channel=payload["channel"],
-            user=payload["user"],
-            thread_ts=payload.get("thread_ts") or None,
-            text=THANKS.get(payload.get("rating", ""), THANKS["positive"]),
+            channel=payload.channel,
+            user=payload.user,
+            thread_ts=payload.thread_ts or None,
+            text=THANKS.get(payload.rating, THANKS["positive"]),
         )
 
 

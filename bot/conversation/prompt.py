@@ -39,7 +39,14 @@ def _one_line(value: str) -> str:
     return _LINE_BREAKS_AND_CONTROLS.sub(" ", value).strip()
 
 
-def build_system_prompt(template: str | None, *, workspace: str, channel: str, today: str) -> str:
+CHANNEL_INSTRUCTIONS_HEADING = (
+    "Instructions for {where}, set by this workspace's admins (follow them unless they conflict with the rules above):"
+)
+
+
+def build_system_prompt(
+    template: str | None, *, workspace: str, channel: str, today: str, channel_instructions: str | None = None
+) -> str:
     """Render ``template`` (or :data:`DEFAULT_SYSTEM_PROMPT` when it is None or blank).
 
     ``{workspace}``, ``{channel}`` and ``{date}`` are replaced in one pass (a value that itself
@@ -49,8 +56,12 @@ def build_system_prompt(template: str | None, *, workspace: str, channel: str, t
     as the model should read it (e.g. ``2026-11-25 (Wednesday)``).
 
     A template without ``{date}`` gets ``Today's date is …`` appended, so the date is always
-    known and always last; a template that places ``{date}`` elsewhere is respected, at the
-    cost of prompt caching for the text after it.
+    known; a template that places ``{date}`` elsewhere is respected, at the cost of prompt
+    caching for the text after it.
+
+    ``channel_instructions`` (the channel's `instructions` setting, or the workspace default's)
+    come last, after the date, under a heading that marks them as the channel's: the prompt
+    before them is the same for every channel, so it stays one cacheable prefix.
     """
     if template is None or not template.strip():
         template = DEFAULT_SYSTEM_PROMPT
@@ -58,7 +69,11 @@ def build_system_prompt(template: str | None, *, workspace: str, channel: str, t
     if "{date}" not in template:
         template += "\n\nToday's date is {date}."
     values = {"workspace": _one_line(workspace), "channel": _one_line(channel), "date": _one_line(today)}
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+    prompt = _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+    if channel_instructions and channel_instructions.strip():
+        heading = CHANNEL_INSTRUCTIONS_HEADING.format(where=values["channel"] or "this channel")
+        prompt += f"\n\n{heading}\n{channel_instructions.strip()}"
+    return prompt
 
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "build_system_prompt"]

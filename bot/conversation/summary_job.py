@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channel_settings.reader import SettingsReader
 from bot.config import Settings
 from bot.conversation import summary_store
 from bot.conversation.summary import Summary, chunks, split_point, summary_request
-from bot.conversation.window import ATTRIBUTION_ALLOWANCE, ROW_COLUMNS
+from bot.conversation.window import ATTRIBUTION_ALLOWANCE, ROW_COLUMNS, thread_rows
 from bot.failures import Permanent
 from bot.history.models import MessageImage, ThreadMessage
 from bot.history.store import entry_of, user_names
@@ -26,9 +26,6 @@ from bot.inference.gateway import CallContext, ModelGateway
 from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler, JobType, Payload
 from bot.queue.models import BACKGROUND
-
-if TYPE_CHECKING:
-    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +43,11 @@ class SummaryJob(JobHandler):
         self.gateway = gateway
         self.sessions = sessions
         self.settings = settings
-
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> SummaryJob:
-        return cls(parts.gateway, parts.sessions, parts.settings)
+        self.rules = SettingsReader(sessions, settings)  # the channel's `model` setting
 
     def run(self, ctx: JobContext) -> None:
         job = ctx.job
-        payload = SUMMARIZE.payload_of(job)
+        payload: SummaryPayload = ctx.payload
         team, channel, thread_ts = job.team_id, payload.channel, payload.thread_ts
         with self.sessions() as session:
             current = summary_store.get_summary(session, team, channel, thread_ts)
@@ -68,6 +62,8 @@ class SummaryJob(JobHandler):
             return
         older = rows[:point]
         ranges = chunks([row.tokens + ATTRIBUTION_ALLOWANCE for row in older])
+        # The channel's model summarizes its threads; else BOT_SUMMARY_MODEL's route, or the default.
+        model = self.rules.applied(team, channel).model or self.settings.model_for("summary")
         for number, (start, end) in enumerate(ranges, start=1):
             part = older[start:end]
             with self.sessions() as session:
@@ -77,7 +73,7 @@ class SummaryJob(JobHandler):
                 team_id=team,
                 user_id=job.user_id,
                 should_stop=ctx.should_stop,
-                model=self.settings.model_for("summary"),  # BOT_SUMMARY_MODEL
+                model=model,
             )
             try:
                 completion = self.gateway.call(body, call)
@@ -100,12 +96,10 @@ SUMMARIZE = JobType("summarize_thread", SummaryPayload, SummaryJob, lane=BACKGRO
 
 
 def _rows_after(session: Session, team: str, channel: str, thread_ts: str, after: tuple[str, int] | None) -> list:
-    from bot.conversation.window import _in_thread
-
     return list(
         session.execute(
             select(*ROW_COLUMNS)
-            .where(*_in_thread(team, channel, thread_ts, after))
+            .where(*thread_rows(team, channel, thread_ts, after))
             .order_by(ThreadMessage.ts, ThreadMessage.seq)
         ).all()
     )

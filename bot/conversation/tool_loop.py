@@ -20,7 +20,7 @@ from bot.history.thread import ThreadEntry, ToolCall
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.limits.tokens import estimate_messages_tokens, estimate_tools_tokens
 from bot.tools.registry import ToolContext, ToolRegistry
-from bot.tools.runner import ToolResult, run_tool_calls
+from bot.tools.runner import RunsOnce, ToolResult, run_tool_calls
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,10 @@ class TextSink(Protocol):
 
 
 class ToolGate(Protocol):
-    """Sees a tool call before it runs: None lets it run; a ToolResult answers in its place."""
+    """Sees a tool call before it runs: None lets it run; a ToolResult answers in its place; a
+    `RunsOnce` guard lets it run through the guard (an approved call runs at most once)."""
 
-    def check(self, name: str, arguments_json: str) -> ToolResult | None: ...
+    def check(self, name: str, arguments_json: str) -> ToolResult | RunsOnce | None: ...
 
 
 class CollectedText:
@@ -177,17 +178,20 @@ def converse(
             )
         if completion.tool_calls and may_use_tools:
             calls = [(c.id, c.name, c.arguments) for c in completion.tool_calls]
-            answered = {}
+            answered: dict[str, ToolResult] = {}
+            once: dict[str, RunsOnce] = {}
             for call_id, name, arguments in calls:  # before any runs: one waiting call parks them all
                 verdict = gate.check(name, arguments) if gate is not None else None
-                if verdict is not None:
+                if isinstance(verdict, ToolResult):
                     answered[call_id] = verdict
+                elif verdict is not None:
+                    once[call_id] = verdict
             step_started = getattr(sink, "tool_started", None)  # sinks that show steps (Slack replies)
             step_finished = getattr(sink, "tool_finished", None)
             for call_id, name, arguments in calls:
                 if step_started:
                     step_started(call_id, name, arguments)
-            ran = dict(run_tool_calls(tools, [c for c in calls if c[0] not in answered], tool_ctx))
+            ran = dict(run_tool_calls(tools, [c for c in calls if c[0] not in answered], tool_ctx, once=once))
             results = [(call_id, answered.get(call_id) or ran[call_id]) for call_id, _, _ in calls]
             for call_id, result in results:
                 if step_finished:

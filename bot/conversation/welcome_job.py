@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE
 from bot.slack.clients import SlackClients
 from bot.slack.manifest import SUGGESTED_PROMPTS
-
-if TYPE_CHECKING:
-    from bot.runtime import WorkerParts
 
 GREETING = "Hi! Ask me anything here, mention me in a channel, or attach a screenshot. For example:"
 
@@ -35,23 +31,19 @@ class WelcomeJob(JobHandler):
     def __init__(self, slack: SlackClients):
         self.slack = slack
 
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> WelcomeJob:
-        return cls(parts.slack)
-
     def run(self, ctx: JobContext) -> None:
-        payload = ctx.job.payload
+        payload: WelcomePayload = ctx.payload
         client = self.slack.for_team(ctx.job.team_id)
         ctx.checkpoint()
-        if payload["kind"] == "assistant_thread":
+        if payload.kind == "assistant_thread":
             client.assistant_threads_setSuggestedPrompts(
-                channel_id=payload["channel"],
-                thread_ts=payload["thread_ts"],
+                channel_id=payload.channel,
+                thread_ts=payload.thread_ts,
                 title="Try asking",
                 prompts=[dict(prompt) for prompt in SUGGESTED_PROMPTS],
             )
         else:
-            client.chat_postMessage(channel=payload["channel"], text=greeting_text())
+            client.chat_postMessage(channel=payload.channel, text=greeting_text())
 
 
 WELCOME = JobType("welcome", WelcomePayload, WelcomeJob, lane=INTERACTIVE, max_attempts=3)

@@ -84,7 +84,8 @@ class Window:
         return self.total_rows - len(self.rows)
 
 
-def _in_thread(team_id: str, channel_id: str, thread_ts: str, after: tuple[str, int] | None):
+def thread_rows(team_id: str, channel_id: str, thread_ts: str, after: tuple[str, int] | None):
+    """The conditions for a thread's live rows (after the position ``after``, when given)."""
     conditions = [
         ThreadMessage.team_id == team_id,
         ThreadMessage.channel_id == channel_id,
@@ -109,7 +110,7 @@ def newest_rows(
     and the oldest row; `after`: only rows after this (ts, seq), the part a summary covers."""
     cost = ThreadMessage.tokens + ThreadMessage.image_tokens + ATTRIBUTION_ALLOWANCE
     newest_first = (ThreadMessage.ts.desc(), ThreadMessage.seq.desc())
-    in_thread = _in_thread(team_id, channel_id, thread_ts, after)
+    in_thread = thread_rows(team_id, channel_id, thread_ts, after)
     # One pass over the thread's index from the newest row: running sums only (one window, no
     # second pass for totals: at the oldest row, which is always kept, they are the totals).
     windowed = (

@@ -9,22 +9,36 @@ note (name, type, size).
 
 Only what a reply can send is prepared: the newest images up to the per-request image cap,
 and the newest documents while their text fits the budget (bot.documents.plan).
+
+Each file is read once, whoever asks: a reply claims the (message, file) before reading it
+(`attachment_reads`), and another reply that needs the same file meanwhile waits for the stored
+outcome instead of reading it again; the outcome has a unique (message, file) row. A claim
+older than CLAIM_STALE_SECONDS (its reader died) is taken over. PDFs are read in a sandboxed
+child process (bot.documents.reader): a document that costs too much to read is stored as
+such ("too costly to read (stopped after N pages)") and never read again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
+from datetime import timedelta
 
 import httpx
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select
+from sqlalchemy import delete, exists, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.documents.extract import DEFAULT_LIMITS, Extracted, Limits, extract
+from bot.db.clock import db_now
+from bot.documents.extract import DEFAULT_LIMITS, Extracted, Limits
 from bot.documents.kinds import kind_from_content, kind_from_metadata
 from bot.documents.plan import Candidate, plan_preparation
-from bot.history.models import MessageImage, ThreadMessage
+from bot.documents.reader import DocumentReader
+from bot.history.models import AttachmentRead, MessageImage, ThreadMessage
 from bot.history.store import refresh_tokens
 from bot.images.download import DownloadError, describe_download_problem, download_slack_file
 from bot.images.files import needs_file_info
@@ -32,6 +46,33 @@ from bot.images.processing import ImageRejected, prepare_image
 from bot.limits.tokens import estimate_text_tokens
 
 log = logging.getLogger(__name__)
+
+# A claim this old belongs to a reader that died (a download takes at most ~30 s and a document's
+# sandbox 25 s): another reply takes it over. Waiting for someone else's read is polled this often.
+CLAIM_STALE_SECONDS = 90.0
+CLAIM_POLL_SECONDS = 0.25
+MINE, DONE = "mine", "done"
+
+
+def claim(session: Session, message_id: int, file_id: str, token: str) -> bool:
+    """Claim reading this file (new, or a stale claim taken over); False if someone else holds it."""
+    now = db_now(session)
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(AttachmentRead).values(message_id=message_id, file_id=file_id, token=token, claimed_at=now)
+    holder = session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[AttachmentRead.message_id, AttachmentRead.file_id],
+            set_={"token": token, "claimed_at": now},
+            where=AttachmentRead.claimed_at < now - timedelta(seconds=CLAIM_STALE_SECONDS),
+        ).returning(AttachmentRead.token)
+    ).scalar_one_or_none()
+    return holder == token
+
+
+def is_stored(session: Session, message_id: int, file_id: str) -> bool:
+    return session.execute(
+        select(exists().where(MessageImage.message_id == message_id, MessageImage.file_id == file_id))
+    ).scalar_one()
 
 
 def is_image(meta: dict) -> bool:
@@ -48,13 +89,18 @@ class AttachmentResolver:
         http: httpx.Client,
         document_max_bytes: int | None = None,
         document_limits: Limits = DEFAULT_LIMITS,
+        documents: DocumentReader,
+        clock=time.monotonic,
+        sleep=time.sleep,
     ):
         self.sessions = sessions
         self.api_url = api_url
         self.max_file_bytes = max_file_bytes
         self.document_max_bytes = document_max_bytes or max_file_bytes
         self.document_limits = document_limits
+        self.documents = documents
         self.http = http
+        self.clock, self.sleep = clock, sleep
 
     def __call__(
         self,
@@ -104,19 +150,41 @@ class AttachmentResolver:
         )
         told = []
         for _, (row, meta) in newest_first:
-            if (row.id, meta["id"]) not in chosen:
+            if (row.id, meta["id"]) not in chosen or (prepared := done.get((row.id, meta["id"]))) is not None:
                 continue
+            token = uuid.uuid4().hex
+            if self._claim_or_wait(row.id, meta["id"], token) == DONE:
+                continue  # another reply read it meanwhile: its outcome is stored
             if needs_file_info(meta):
                 meta = self._file_info(client, meta) or meta
             kind = kind_from_metadata(meta)
             if kind == "image":
-                self._store(row.id, meta["id"], *self._prepare(client, meta))
+                self._store(row.id, meta["id"], token, *self._prepare(client, meta))
             elif kind in ("pdf", "text", "sniff"):
                 extracted = self._read_document(client, meta, kind)
-                self._store_document(row.id, meta["id"], extracted)
+                self._store_document(row.id, meta["id"], token, extracted)
                 if extracted.text is None and extracted.note:
                     told.append(extracted.note)
+            else:
+                self._release(row.id, meta["id"], token)
         return told
+
+    def _claim_or_wait(self, message_id: int, file_id: str, token: str) -> str:
+        """MINE: read it now; DONE: its outcome is stored (by whoever held the claim)."""
+        deadline = self.clock() + CLAIM_STALE_SECONDS + 5
+        while True:
+            with self.sessions.begin() as session:
+                if is_stored(session, message_id, file_id):
+                    return DONE
+                if claim(session, message_id, file_id, token):
+                    return MINE
+            if self.clock() >= deadline:
+                return DONE  # still held: leave the file unprepared this time rather than wait on
+            self.sleep(CLAIM_POLL_SECONDS)  # another reply is reading it: wait for its outcome
+
+    def _release(self, message_id: int, file_id: str, token: str) -> None:
+        with self.sessions.begin() as session:
+            _drop_claim(session, message_id, file_id, token)
 
     def _read_document(self, client: WebClient, meta: dict, kind: str) -> Extracted:
         name = str(meta.get("name") or meta.get("title") or meta.get("id"))
@@ -134,20 +202,18 @@ class AttachmentResolver:
             kind = kind_from_content(data)
             if kind == "other":
                 return Extracted(None, f"{name} is not a text file or PDF, so it was not read")
-        return extract(kind, data, name, self.document_limits)
+        return self.documents.read(kind, data, name)
 
-    def _store_document(self, message_id: int, file_id: str, extracted: Extracted) -> None:
+    def _store_document(self, message_id: int, file_id: str, token: str, extracted: Extracted) -> None:
         with self.sessions.begin() as session:
-            session.add(
-                MessageImage(
-                    message_id=message_id,
-                    file_id=file_id,
-                    text=extracted.text,
-                    problem=None if extracted.text is not None else (extracted.note or "could not be read"),
-                )
+            _store_once(
+                session,
+                token,
+                message_id=message_id,
+                file_id=file_id,
+                text=extracted.text,
+                problem=None if extracted.text is not None else (extracted.note or "could not be read"),
             )
-            session.flush()
-            refresh_tokens(session, [message_id])
 
     def _file_info(self, client: WebClient, meta: dict) -> dict | None:
         try:
@@ -169,18 +235,36 @@ class AttachmentResolver:
             log.info("attachment unusable file=%s reason=%s", meta.get("id"), type(exc).__name__)
             return None, describe_download_problem(exc)
 
-    def _store(self, message_id: int, file_id: str, image, problem: str | None) -> None:
+    def _store(self, message_id: int, file_id: str, token: str, image, problem: str | None) -> None:
         with self.sessions.begin() as session:
-            session.add(
-                MessageImage(
-                    message_id=message_id,
-                    file_id=file_id,
-                    media_type=image.media_type if image else None,
-                    data=image.data if image else None,
-                    width=image.width if image else None,
-                    height=image.height if image else None,
-                    problem=problem,
-                )
+            _store_once(
+                session,
+                token,
+                message_id=message_id,
+                file_id=file_id,
+                media_type=image.media_type if image else None,
+                data=image.data if image else None,
+                width=image.width if image else None,
+                height=image.height if image else None,
+                problem=problem,
             )
-            session.flush()
-            refresh_tokens(session, [message_id])
+
+
+def _drop_claim(session: Session, message_id: int, file_id: str, token: str) -> None:
+    session.execute(
+        delete(AttachmentRead).where(
+            AttachmentRead.message_id == message_id, AttachmentRead.file_id == file_id, AttachmentRead.token == token
+        )
+    )
+
+
+def _store_once(session: Session, token: str, **values) -> None:
+    """The outcome, stored once per (message, file) whoever else got there, and the claim let go."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(MessageImage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[MessageImage.message_id, MessageImage.file_id])
+    )
+    _drop_claim(session, values["message_id"], values["file_id"], token)
+    refresh_tokens(session, [values["message_id"]])

@@ -78,6 +78,21 @@ class MessageImage(Base):
     problem: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it could not be used
     text: Mapped[str | None] = mapped_column(Text, nullable=True)  # a document's extracted text
 
+    __table_args__ = (UniqueConstraint("message_id", "file_id"),)
+
+
+class AttachmentRead(Base):
+    """A claim on reading one file of one message (bot.history.attachments): while it is held,
+    another reply waits for the outcome instead of reading the same file again. Taken over
+    when older than the claim's time (its reader died); removed when the outcome is stored."""
+
+    __tablename__ = "attachment_reads"
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("thread_messages.id", ondelete="CASCADE"), primary_key=True)
+    file_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
 
 class ThreadSummary(Base):
     """A long thread's running summary (bot.conversation.summary): the messages up to

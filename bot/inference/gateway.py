@@ -28,7 +28,7 @@ from bot.failures import Permanent
 from bot.inference.client import Completion, InferenceClient
 from bot.inference.errors import RateLimitedError, RetryableError
 from bot.limits.admission import Booking, RateLimiter, attachment_limits, record_usage
-from bot.limits.budgets import BudgetPolicy, over_budget
+from bot.limits.budgets import BudgetPolicy, channel_over_budget, over_budget, record_channel_usage
 from bot.limits.headers import remaining
 from bot.limits.slots import View
 from bot.limits.tokens import estimate_request
@@ -64,6 +64,9 @@ class CallContext:
     # The attached model to call (Settings.attached_models; Settings.model_for(kind) routes job
     # kinds; channel settings pass a channel's chosen model). None: the INFERENCE attachment's.
     model: str | None = None
+    # Where the answer goes, for the channel's daily budget (its `budget` setting); "" for none.
+    channel_id: str = ""
+    channel_daily_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -179,10 +182,15 @@ class ModelGateway:
         raise RateLimitedError("the model kept answering 429", retry_after=DEFAULT_PAUSE_SECONDS)
 
     def _check_budget(self, ctx: CallContext) -> None:
-        if not self.budgets.enabled:
+        channel_budget = ctx.channel_daily_tokens if ctx.channel_id else None
+        if not self.budgets.enabled and channel_budget is None:
             return
         with self.sessions() as session:
-            reason = over_budget(session, self.budgets, team_id=ctx.team_id, user_id=ctx.user_id)
+            reason = channel_over_budget(
+                session, team_id=ctx.team_id, channel_id=ctx.channel_id, daily_tokens=channel_budget
+            )
+            if self.budgets.enabled:
+                reason = over_budget(session, self.budgets, team_id=ctx.team_id, user_id=ctx.user_id) or reason
         if reason:
             raise OverBudget(reason)
 
@@ -202,6 +210,9 @@ class ModelGateway:
                     prompt_tokens=usage.prompt_tokens,
                     completion_tokens=usage.completion_tokens,
                 )
+            if ctx.channel_id:  # what the channel's budget counts (the estimate when no usage came)
+                actual = usage.total_tokens if usage else booking.estimate
+                record_channel_usage(session, team_id=ctx.team_id, channel_id=ctx.channel_id, tokens=actual)
 
         self.limiter.settle(
             booking,

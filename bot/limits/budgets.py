@@ -1,4 +1,5 @@
-"""Optional daily token budgets per user and per workspace (UTC days)."""
+"""Optional daily token budgets per user and per workspace, and per channel (its `budget` setting,
+bot.channel_settings), all in UTC days."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.limits.models import TokenUsage
+from bot.db.dialect import insert as dialect_insert
+from bot.limits.models import ChannelTokenUsage, TokenUsage
 
 
 @dataclass(frozen=True)
@@ -48,3 +50,39 @@ def over_budget(session: Session, policy: BudgetPolicy, *, team_id: str, user_id
         )
     ).scalar_one()
     return budget_verdict(policy, user_tokens_today=int(user_total), team_tokens_today=int(team_total))
+
+
+def channel_budget_verdict(daily_tokens: int | None, *, spent_today: int) -> str | None:
+    """A polite sentence when a channel's daily budget is spent, else None (pure)."""
+    if daily_tokens is None or spent_today < daily_tokens:
+        return None
+    return (
+        f"This channel has used its daily allowance of the model ({daily_tokens:,} tokens). "
+        "It resets at midnight UTC; a workspace admin can change it with /settings budget."
+    )
+
+
+def channel_over_budget(session: Session, *, team_id: str, channel_id: str, daily_tokens: int | None) -> str | None:
+    if daily_tokens is None or not channel_id:
+        return None
+    spent = session.execute(
+        select(func.coalesce(func.sum(ChannelTokenUsage.tokens), 0)).where(
+            ChannelTokenUsage.team_id == team_id,
+            ChannelTokenUsage.channel_id == channel_id,
+            ChannelTokenUsage.day == datetime.now(UTC).date(),
+        )
+    ).scalar_one()
+    return channel_budget_verdict(daily_tokens, spent_today=int(spent))
+
+
+def record_channel_usage(session: Session, *, team_id: str, channel_id: str, tokens: int) -> None:
+    """Add one call's tokens to the channel's total for today (caller commits)."""
+    statement = dialect_insert(session)(ChannelTokenUsage).values(
+        team_id=team_id, channel_id=channel_id, day=datetime.now(UTC).date(), tokens=tokens
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ChannelTokenUsage.team_id, ChannelTokenUsage.channel_id, ChannelTokenUsage.day],
+            set_={"tokens": ChannelTokenUsage.tokens + statement.excluded.tokens},
+        )
+    )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from slack_sdk import WebClient
@@ -56,9 +56,6 @@ from bot.queue.context import JobContext
 from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
 from bot.queue.models import BACKGROUND, INTERACTIVE
 from bot.slack.clients import SlackClients, web_client
-
-if TYPE_CHECKING:
-    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -149,29 +146,18 @@ class ModerateJob(JobHandler):
         self.workspaces = workspaces
         self.policy = parse_policy(settings.moderation_policy)
 
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> ModerateJob:
-        return cls(
-            parts.gateway,
-            parts.slack,
-            parts.sessions,
-            parts.settings,
-            http=parts.http,
-            workspaces=WorkspaceModeration(parts.sessions, parts.settings),
-        )
-
     # -- the job --------------------------------------------------------------------------
 
     def run(self, ctx: JobContext) -> None:
-        job = ctx.job
+        job, payload = ctx.job, ctx.payload
         client = self.slack.for_team(job.team_id)
         with self.sessions() as session:
-            existing = store.find_decision(session, job.team_id, job.payload["file"]["id"])
+            existing = store.find_decision(session, job.team_id, payload.file["id"])
             decision_id = existing.id if existing else None
             if existing is not None and existing.action != PENDING:
                 return  # acted on already (a re-run after the last step)
         if decision_id is None:
-            meta = self._resolve(client, job.payload["file"])
+            meta = self._resolve(client, payload.file)
             if meta is None:
                 return
             verdict, audit = self._judge(ctx, client, meta)
@@ -188,12 +174,12 @@ class ModerateJob(JobHandler):
         self._act(ctx, client, decision_id, remember=lambda **done: ctx.save_progress(**done))
 
     def _subject(self, ctx: JobContext, meta: dict) -> store.Subject:
-        payload = ctx.job.payload
+        payload: ModeratePayload = ctx.payload
         return store.Subject(
             team_id=ctx.job.team_id,
-            channel_id=payload["channel"],
-            message_ts=payload["ts"],
-            user_id=payload.get("user") or meta.get("user") or "",
+            channel_id=payload.channel,
+            message_ts=payload.ts,
+            user_id=payload.user or meta.get("user") or "",
             file_id=meta["id"],
             file_name=meta.get("name") or meta.get("title") or "",
             permalink=meta.get("permalink"),
@@ -287,7 +273,7 @@ class ModerateJob(JobHandler):
         detail = AUTOMATIC_REMOVAL_OFF if view.verdict == "remove" and admin is None else None
         if plan.react and not done.get("reacted"):
             ctx.checkpoint()
-            self._react(client, view.channel_id, ctx.job.payload["ts"], plan.react)
+            self._react(client, view.channel_id, ctx.payload.ts, plan.react)
             remember(reacted=True)
         if plan.delete:
             if done.get("delete_failed"):
@@ -340,7 +326,7 @@ class ModerateJob(JobHandler):
         """Out of attempts or rejected: store a flag and report it, so a person checks the image."""
         job, exc = ctx.job, event.error
         client = self.slack.for_team(job.team_id)
-        meta = job.payload["file"]
+        meta = ctx.payload.file
         with self.sessions.begin() as session:
             decision = store.find_decision(session, job.team_id, meta["id"])
             if decision is None:
@@ -380,14 +366,10 @@ class ModerationActionJob(JobHandler):
         self.sessions = sessions
         self.workspaces = workspaces
 
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> ModerationActionJob:
-        return cls(parts.slack, parts.sessions, workspaces=WorkspaceModeration(parts.sessions, parts.settings))
-
     def run(self, ctx: JobContext) -> None:
-        job, payload = ctx.job, ctx.job.payload
+        job, payload = ctx.job, ctx.payload
         client = self.slack.for_team(job.team_id)
-        decision_id, action, moderator = payload["decision_id"], payload["action"], payload["user"]
+        decision_id, action, moderator = payload.decision_id, payload.action, payload.user
         with self.sessions() as session:
             decision = store.get_decision(session, decision_id)
             if decision is None:
@@ -411,14 +393,14 @@ class ModerationActionJob(JobHandler):
                 ctx.save_progress(told=True)
             elif problem is not None:
                 missing = REMOVE_NEEDS_ADMIN if admin is None else f"I couldn't remove the file: {problem}."
-                self._ephemeral(client, payload["report_channel"], moderator, missing)
+                self._ephemeral(client, payload.report_channel, moderator, missing)
         elif action == DISMISS:
             log.info("moderation dismissed id=%d", decision_id)
         ctx.checkpoint()
         try:
             client.chat_update(
-                channel=payload["report_channel"],
-                ts=payload["report_ts"],
+                channel=payload.report_channel,
+                ts=payload.report_ts,
                 text=report_text(view),
                 blocks=report_blocks(view, buttons=True),
             )

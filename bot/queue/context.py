@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,6 +36,9 @@ class JobContext:
     lease_seconds: float = 60.0
     # time.monotonic() when the last successful claim or renewal began (the lease runs from then)
     renewed_at: float = field(default_factory=time.monotonic)
+    # The job's payload as its kind's dataclass (JobType.payload_of); the stored dict for a kind
+    # the worker was given no declaration of.
+    payload: Any = None
 
     def should_stop(self) -> bool:
         return self.stopping.is_set() or self.lease_lost.is_set()

@@ -1,7 +1,7 @@
 """A job type is one declared object: its kind, lane, attempts policy, typed payload, handler
 and a way to enqueue it (after procrastinate's tasks: name, queue, retry and defer together).
 
-Declare one next to its handler and add it to ``bot.runtime.JOB_TYPES``::
+Declare one next to its handler::
 
     @dataclass(frozen=True)
     class GreetPayload(Payload):
@@ -9,19 +9,18 @@ Declare one next to its handler and add it to ``bot.runtime.JOB_TYPES``::
 
     class GreetJob(JobHandler):
         def __init__(self, slack):
-            self.slack = slack
-
-        @classmethod
-        def from_parts(cls, parts):
-            return cls(parts.slack)
+            self.slack = slack  # what it uses, passed by the composition root
 
         def run(self, ctx):
-            payload = GREET.payload_of(ctx.job)
+            payload: GreetPayload = ctx.payload  # typed: the worker loads it with GREET.payload
             self.slack.for_team(ctx.job.team_id).chat_postMessage(channel=payload.channel, text="hi")
 
     GREET = JobType("greet", GreetPayload, GreetJob, lane=INTERACTIVE, max_attempts=3)
 
-and enqueue it where the event arrives: ``GREET.enqueue(session, GreetPayload(channel), team_id=team)``.
+build its handler in the list of job types of ``bot.runtime`` (one line:
+``(GREET, lambda deps: GreetJob(deps.slack))``), and enqueue it where the event arrives:
+``GREET.enqueue(session, GreetPayload(channel), team_id=team)``. Nothing here or in the job's
+module imports the composition root: it builds the handlers, they do not reach back for parts.
 
 The worker calls the handler's ``run`` and, around it, the hooks below, all with one
 signature ``(ctx, event)`` and no-ops unless a handler overrides them. What a failure means
@@ -30,11 +29,13 @@ is declared by its exception (bot.failures) and decided by bot.queue.retry.decid
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
+from bot.failures import Permanent
 from bot.queue import store
 from bot.queue.models import BACKGROUND, INTERACTIVE
 from bot.queue.store import ClaimedJob
@@ -70,14 +71,9 @@ class JobEvent:
 
 
 class JobHandler:
-    """Runs one kind of job. Subclasses implement ``run`` (and ``from_parts`` to be built by
-    bot.runtime); the hooks are no-ops unless overridden. A hook must not raise to matter:
-    the worker logs and ignores hook failures."""
-
-    @classmethod
-    def from_parts(cls, parts: Any) -> JobHandler:
-        """Build the handler from the worker's shared parts (bot.runtime.WorkerParts)."""
-        raise NotImplementedError(f"{cls.__name__} does not say how to build it from the worker's parts")
+    """Runs one kind of job. Subclasses take what they use in their constructor and implement
+    ``run``; ``ctx.payload`` is the job's typed payload. The hooks are no-ops unless overridden.
+    A hook must not raise to matter: the worker logs and ignores hook failures."""
 
     def run(self, ctx: JobContext) -> None:
         raise NotImplementedError
@@ -146,10 +142,28 @@ class JobType(Generic[P]):
         )
 
     def payload_of(self, job: ClaimedJob) -> P:
-        return self.payload.from_dict(job.payload)
+        """The job's payload as this kind's dataclass; BadPayload when the stored dict cannot be one."""
+        try:
+            return self.payload.from_dict(job.payload)
+        except (TypeError, ValueError) as exc:
+            raise BadPayload(f"job kind {self.kind!r}: the payload is not a {self.payload.__name__}") from exc
 
-    def build(self, parts: Any) -> JobHandler:
-        return self.handler.from_parts(parts)
+
+class BadPayload(Permanent):
+    """A stored payload that its kind's dataclass cannot load (a required key is missing):
+    retrying cannot help."""
 
 
-__all__ = ["JobEvent", "JobHandler", "JobType", "Payload"]
+def handler_table(handlers: Iterable[tuple[JobType, JobHandler]]) -> dict[str, JobHandler]:
+    """The worker's table {kind: handler}; each kind once, with a handler of its declared class."""
+    table: dict[str, JobHandler] = {}
+    for job_type, handler in handlers:
+        if job_type.kind in table:
+            raise ValueError(f"job kind {job_type.kind!r} is declared twice")
+        if not isinstance(handler, job_type.handler):
+            raise TypeError(f"job kind {job_type.kind!r} is run by a {job_type.handler.__name__}")
+        table[job_type.kind] = handler
+    return table
+
+
+__all__ = ["BadPayload", "JobEvent", "JobHandler", "JobType", "Payload", "handler_table"]

@@ -8,6 +8,7 @@ indexed statement). Parking does not use up an attempt: waiting is not failing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import func, literal_column, select, text, update
@@ -26,19 +27,33 @@ IS_PARKED = literal_column("jobs.status") == literal_column(f"'{AWAITING_APPROVA
 JobParked = AwaitingPerson
 
 
-def park(session: Session, job_id: int, lease_token: str, *, until: datetime) -> bool:
+def park(
+    session: Session,
+    job_id: int,
+    lease_token: str,
+    *,
+    until: datetime,
+    answered: Callable[[Session], bool] | None = None,
+) -> bool:
+    """Park the job until `until`, fenced by its lease. `answered(session)` (an approval's
+    `bot.tools.approvals.answered`, which locks its row) is asked in this same transaction: when
+    the person answered before the job got here, it goes back to the queue at once instead,
+    since the click's `wake` found nothing parked to wake."""
     floor = func.greatest if session.get_bind().dialect.name == "postgresql" else func.max
+    already = answered is not None and answered(session)
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.lease_token == lease_token, Job.status == RUNNING)
         .values(
-            status=AWAITING_APPROVAL,
-            run_at=until,
+            status=QUEUED if already else AWAITING_APPROVAL,
+            run_at=db_now(session) if already else until,
             lease_token=None,
             lease_expires_at=None,
             attempts=floor(Job.attempts - 1, 0),
         )
     )
+    if already and result.rowcount:
+        _notify(session)
     return result.rowcount == 1
 
 

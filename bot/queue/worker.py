@@ -20,7 +20,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.failures import Permanent
 from bot.queue import store
 from bot.queue.context import JobContext
-from bot.queue.job_type import JobEvent, JobHandler
+from bot.queue.job_type import BadPayload, JobEvent, JobHandler, JobType
 from bot.queue.retry import BURY, DROP, FINISH, PARK, RELEASE, decide
 from bot.queue.store import ClaimedJob
 
@@ -45,7 +45,7 @@ MAX_PENDING_HOOKS = 64  # beyond this, queue feedback waits for the next round (
 
 
 class UnknownJobKind(Permanent):
-    """No handler is registered for the job's kind (bot.runtime.JOB_TYPES)."""
+    """No handler is registered for the job's kind (the handler table bot.runtime builds)."""
 
 
 class Worker:
@@ -54,6 +54,7 @@ class Worker:
         sessions: sessionmaker[Session],
         handlers: dict[str, JobHandler],
         *,
+        job_types: Iterable[JobType] = (),
         concurrency: int = 16,
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
@@ -63,10 +64,12 @@ class Worker:
         on_settled: Callable[[ClaimedJob], None] | None = None,
         line_length: Callable[[], int] = lambda: 0,
     ):
-        """``on_settled(job)`` is told when a job is done or dead (`bot chat` waits on it).
+        """``job_types``: the declarations whose payloads handlers get typed (``ctx.payload``).
+        ``on_settled(job)`` is told when a job is done or dead (`bot chat` waits on it).
         ``line_length()``: calls waiting in the rate limiter's line, ahead of every queued job."""
         self.sessions = sessions
         self.handlers = handlers
+        self.job_types = {job_type.kind: job_type for job_type in job_types}
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
@@ -165,6 +168,7 @@ class Worker:
             handler = self.handlers.get(job.kind)
             if handler is None:
                 raise UnknownJobKind(f"no handler for job kind {job.kind!r}")
+            ctx.payload = self._payload(job)
             handler.run(ctx)
             self._finish(ctx, lambda s: store.complete(s, job.id, job.lease_token))
             log.info(
@@ -209,7 +213,9 @@ class Worker:
         if decision.action == PARK:
             from bot.queue import parking
 
-            self._finish(ctx, lambda s: parking.park(s, job.id, job.lease_token, until=exc.until))
+            self._finish(
+                ctx, lambda s: parking.park(s, job.id, job.lease_token, until=exc.until, answered=exc.answered)
+            )
             log.info("job parked id=%d kind=%s until=%s", job.id, job.kind, exc.until.isoformat())
             return
         if decision.action == BURY:
@@ -422,7 +428,16 @@ class Worker:
 
     def _context(self, job: ClaimedJob) -> JobContext:
         """A context for a hook on a job this worker does not hold a lease on."""
-        return JobContext(job, self.sessions, self.stopping, dict(job.progress))
+        try:
+            payload = self._payload(job)
+        except BadPayload:
+            payload = None  # the hook fails on it alone, logged; the job's fate is already decided
+        return JobContext(job, self.sessions, self.stopping, dict(job.progress), payload=payload)
+
+    def _payload(self, job: ClaimedJob):
+        """The job's typed payload (BadPayload if its dict cannot load), or the dict of an undeclared kind."""
+        job_type = self.job_types.get(job.kind)
+        return job_type.payload_of(job) if job_type is not None else job.payload
 
     def _drain(self) -> None:
         """Stop claiming; jobs still waiting for admission give up at once (the limiter sees

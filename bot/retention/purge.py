@@ -13,9 +13,11 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from bot.agent.models import AnswerFeedback, StopRequest
+from bot.channel_settings.models import ChannelSetting, ChannelSettingChange
 from bot.history.models import MessageImage, SlackUser, Thread, ThreadMessage, ThreadSummary
 from bot.idempotency.models import IdempotencyKey
 from bot.idempotency.store import GREETING_KEY_PREFIX
+from bot.limits.models import ChannelTokenUsage
 from bot.moderation.models import ModerationChannel, ModerationDecision, ModerationSettings
 from bot.queue.models import DEAD, DONE, Job
 from bot.retention.policy import Cutoffs
@@ -92,6 +94,21 @@ def purge_expired(session: Session, cutoffs: Cutoffs, *, batch_size: int) -> dic
     deleted["moderation_decisions"] = _delete_by_key(
         session, ModerationDecision, [ModerationDecision.id], [ModerationDecision.created_at < cutoff], batch_size
     )
+    # Who changed a setting, and the old text: history like the rest (the values themselves stay).
+    deleted["setting_changes"] = _delete_by_key(
+        session,
+        ChannelSettingChange,
+        [ChannelSettingChange.id],
+        [ChannelSettingChange.changed_at < cutoff],
+        batch_size,
+    )
+    deleted["channel_usage"] = _delete_by_key(
+        session,
+        ChannelTokenUsage,
+        [ChannelTokenUsage.team_id, ChannelTokenUsage.channel_id, ChannelTokenUsage.day],
+        [ChannelTokenUsage.day < cutoff.date()],
+        batch_size,
+    )
     return deleted
 
 
@@ -103,7 +120,7 @@ def _purge_expired_oauth_states(session: Session, batch_size: int) -> int:
 
 def forget_workspace(session: Session, team_id: str, *, batch_size: int, keep_job_id: int | None = None) -> int:
     """One batch of everything stored for `team_id` (history, images, users, idempotency keys,
-    jobs other than `keep_job_id`). Returns rows deleted; 0 means nothing is left."""
+    settings and their changes, jobs other than `keep_job_id`). Returns rows deleted; 0 means nothing is left."""
     deleted = _delete_messages(session, [ThreadMessage.team_id == team_id], batch_size)
     deleted += _delete_by_key(
         session,
@@ -150,6 +167,23 @@ def forget_workspace(session: Session, team_id: str, *, batch_size: int, keep_jo
         session, OrgWorkspace, [OrgWorkspace.team_id], [OrgWorkspace.team_id == team_id], batch_size
     )
     deleted += _delete_by_key(session, ToolApproval, [ToolApproval.id], [ToolApproval.team_id == team_id], batch_size)
+    deleted += _delete_by_key(
+        session,
+        ChannelSetting,
+        [ChannelSetting.team_id, ChannelSetting.channel_id, ChannelSetting.name],
+        [ChannelSetting.team_id == team_id],
+        batch_size,
+    )
+    deleted += _delete_by_key(
+        session, ChannelSettingChange, [ChannelSettingChange.id], [ChannelSettingChange.team_id == team_id], batch_size
+    )
+    deleted += _delete_by_key(
+        session,
+        ChannelTokenUsage,
+        [ChannelTokenUsage.team_id, ChannelTokenUsage.channel_id, ChannelTokenUsage.day],
+        [ChannelTokenUsage.team_id == team_id],
+        batch_size,
+    )
     job_filter = [Job.team_id == team_id] + ([Job.id != keep_job_id] if keep_job_id is not None else [])
     deleted += _delete_by_key(session, Job, [Job.id], job_filter, batch_size)
     return deleted

@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,9 +18,6 @@ from bot.queue.job_type import JobHandler, JobType, Payload
 from bot.queue.models import BACKGROUND
 from bot.retention.policy import BATCH_SIZE, MAX_BATCHES_PER_RUN, PURGE_INTERVAL_SECONDS, cutoffs, next_run_in
 from bot.retention.purge import forget_workspace, purge_expired
-
-if TYPE_CHECKING:
-    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +82,6 @@ class ForgetWorkspaceJob(JobHandler):
     def __init__(self, sessions: sessionmaker[Session], *, batch_size: int = BATCH_SIZE):
         self.sessions = sessions
         self.batch_size = batch_size
-
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> ForgetWorkspaceJob:
-        return cls(parts.sessions)
 
     def run(self, ctx: JobContext) -> None:
         team_id, total = ctx.job.team_id, 0

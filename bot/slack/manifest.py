@@ -60,7 +60,7 @@ def build_manifest(
     base = (url or "https://YOUR-APP.herokuapp.com").rstrip("/")
     events_url = f"{base}/slack/events"
     features: dict = {
-        "app_home": {"home_tab_enabled": False, "messages_tab_enabled": True, "messages_tab_read_only_enabled": False},
+        "app_home": {"home_tab_enabled": True, "messages_tab_enabled": True, "messages_tab_read_only_enabled": False},
         "bot_user": {"display_name": name, "always_online": True},
         "agent_view": {
             "agent_description": "Answers questions in threads and DMs, reads screenshots, and runs tools.",

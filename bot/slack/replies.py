@@ -72,15 +72,17 @@ class UpdatingReply:
         *,
         channel: str,
         thread_ts: str,
-        existing_ts: str | None = None,
+        existing_ts: str | Sequence[str] | None = None,
         on_posted: Callable[[list[str]], None] = lambda ts: None,
         clock: Callable[[], float] = time.monotonic,
     ):
+        """`existing_ts`: the messages an earlier attempt posted for this answer, every part of
+        it: they are updated in place, never posted again (and parts no longer needed go)."""
         self.client = client
         self.channel = channel
         self.thread_ts = thread_ts
         self.text = ""
-        self.ts_list: list[str] = [existing_ts] if existing_ts else []
+        self.ts_list: list[str] = [existing_ts] if isinstance(existing_ts, str) else list(existing_ts or ())
         self.on_posted = on_posted
         self.clock = clock
         self._last_update = float("-inf")
@@ -127,9 +129,9 @@ class UpdatingReply:
         last = len(parts) - 1
         for index, part in enumerate(parts):
             blocks = [*(lead_blocks if index == 0 else ()), *to_blocks(part), *(tail_blocks if index == last else ())]
-            if index == 0 and self.ts_list:
+            if index < len(self.ts_list):  # posted by this run or an earlier attempt: updated in place
                 self.client.chat_update(
-                    channel=self.channel, ts=self.ts_list[0], text=fallback_text(part), blocks=blocks
+                    channel=self.channel, ts=self.ts_list[index], text=fallback_text(part), blocks=blocks
                 )
                 continue
             response = self.client.chat_postMessage(
@@ -137,7 +139,18 @@ class UpdatingReply:
             )
             self.ts_list.append(response["ts"])
             self.on_posted(list(self.ts_list))
+        if len(self.ts_list) > len(parts):  # an earlier attempt's answer was longer
+            self._remove(self.ts_list[len(parts) :])
+            del self.ts_list[len(parts) :]
+            self.on_posted(list(self.ts_list))
         return list(self.ts_list)
+
+    def _remove(self, surplus: Sequence[str]) -> None:
+        for ts in surplus:
+            try:
+                self.client.chat_delete(channel=self.channel, ts=ts)  # our own message: chat:write allows it
+            except SlackApiError as error:
+                log.warning("reply surplus_part_not_deleted error=%s", error.response.get("error"))
 
     def stop_early(self, note: str) -> list[str]:
         """Stopped: what people already see stays, `note` is added, nothing else is posted."""
@@ -309,7 +322,7 @@ class ReplyWriter:
         thread_ts: str,
         team_id: str,
         user_id: str,
-        existing_ts: str | None,
+        existing_ts: str | Sequence[str] | None,
         streaming: bool,
         on_posted: Callable[[list[str]], None],
         checkpoint: Callable[[], None],

@@ -88,7 +88,7 @@ class ResponseUrlAnswers(JobHandler):
         saved = ctx.progress["answer"]
         ctx.checkpoint()
         try:
-            self._post(ctx.job.payload.get("response_url", ""), saved["text"], saved["public"])
+            self._post(ctx.payload.response_url, saved["text"], saved["public"])
         except ResponseUrlRefused as exc:
             log.warning("command answer_refused id=%d reason=%s", ctx.job.id, exc)
         ctx.save_progress(done=True)
@@ -96,12 +96,12 @@ class ResponseUrlAnswers(JobHandler):
     def on_waiting(self, ctx: JobContext, event: JobEvent) -> None:
         if event.update:  # told once; a new position is not worth another ephemeral note
             return
-        self._post(ctx.job.payload.get("response_url", ""), QUEUED_NOTE, False)
+        self._post(ctx.payload.response_url, QUEUED_NOTE, False)
 
     def on_dead(self, ctx: JobContext, event: JobEvent) -> None:
         if ctx.progress.get("done"):
             return
         try:
-            self._post(ctx.job.payload.get("response_url", ""), user_sentence(event.error, FAILED_NOTE), False)
+            self._post(ctx.payload.response_url, user_sentence(event.error, FAILED_NOTE), False)
         except (httpx.HTTPError, ResponseUrlRefused) as error:
             log.warning("command dead_notice_failed id=%d error=%s", ctx.job.id, type(error).__name__)

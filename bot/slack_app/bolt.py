@@ -12,7 +12,16 @@ from bot.builtin_tools import configured_registry
 from bot.config import Settings
 from bot.slack.authorization import SingleWorkspaceAuthorization
 from bot.slack.clients import web_client
-from bot.slack_app.listeners import agent, approvals, commands, home, messages, moderation, workspace
+from bot.slack_app.listeners import (
+    agent,
+    approvals,
+    commands,
+    home,
+    messages,
+    moderation,
+    settings_home,
+    workspace,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +90,9 @@ def _register_listeners(app: App, sessions: sessionmaker[Session], settings: Set
     workspace.register(app, sessions, settings, installation_store)
     messages.register(app, sessions, settings)
     home.register(app, sessions)
-    commands.register(app, sessions, settings, configured_registry(settings))
+    registry = configured_registry(settings)
+    commands.register(app, sessions, settings, registry)
+    settings_home.register(app, sessions, settings, registry)  # the App Home's settings modal
     moderation.register(app, sessions, settings)
     agent.register(app, sessions, settings)
     approvals.register(app, sessions, settings)  # Approve / Deny on state-changing tool calls

@@ -21,15 +21,25 @@ ASK_COMMAND = SlashCommand(
 )
 
 
+# Not a tool either: the model is never offered it (bot.channel_settings.command_job).
+SETTINGS_COMMAND = SlashCommand(
+    "settings",
+    "See this channel's settings; workspace admins change them.",
+    "[workspace] [instructions|tools|answer|budget|model] [value]",
+)
+# Commands of the app itself, which no tool can take over.
+APP_COMMANDS = (ASK_COMMAND, SETTINGS_COMMAND)
+
+
 def manifest_commands(tool_modules: Sequence[str] = ()) -> list[SlashCommand]:
-    """`/ask` and every registry tool's command, sorted by name."""
+    """`/ask`, `/settings` and every registry tool's command, sorted by name."""
     from bot.builtin_tools import default_registry
     from bot.tools.plugins import load_plugins
 
     registry = default_registry(None)
     for problem in load_plugins(registry, tool_modules):
         log.warning("plugin problem=%r", problem)
-    commands = {ASK_COMMAND.command: ASK_COMMAND}
+    commands = {command.command: command for command in APP_COMMANDS}
     for spec in registry.slash_commands():
         name = spec.command.lstrip("/")
         commands.setdefault(name, SlashCommand(name, spec.description, spec.usage_hint))

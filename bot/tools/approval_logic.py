@@ -7,8 +7,14 @@ and no lease, until they answer or the approval expires. A slash command the per
 runs at once: they asked for it themselves. Only the asker can approve; an admin-only tool
 still needs them to be an admin when it finally runs (the runner checks its permission then).
 
-A decision is keyed by the job, the tool and its arguments (canonical JSON), so the job,
-re-run from the thread after the answer, finds it when the model makes the same call again.
+A decision is keyed by the job, the tool, its arguments (canonical JSON) and the occurrence
+(the n-th identical call in one run of the job), so the job, re-run from the thread after the
+answer, finds it when the model makes the same call again, and an approval covers that one
+call: an identical later call asks again. Once an approved call has run, its result is kept
+with the approval; a retry of the job gets that result instead of running the call twice.
+
+The card shows the arguments escaped (Slack's `&`, `<`, `>`), so a link reads as its target
+(`<https://…/C0PRIVATE/p…|this thread>` is shown as written, never as "this thread").
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from bot.tools import bounded_json
 
 PENDING = "pending"
 APPROVED = "approved"
@@ -32,6 +40,12 @@ REFUSED_RESULT = (
     "do not try it again unless they ask."
 )
 ONLY_ASKER = "Only <@{user}>, who asked, can approve or deny this."
+# The approved call was started by an earlier attempt of the job, which stopped before saying how
+# it ended: it is never run a second time.
+STARTED_BEFORE_RESULT = (
+    "This action was already started once after the person approved it, and its outcome was not "
+    "recorded, so it was not run again. Tell them it may or may not have been done, and to check."
+)
 MAX_ARGUMENTS_SHOWN = 600
 
 
@@ -56,8 +70,8 @@ def arguments_key(arguments: dict) -> str:
 
 def parse_arguments(arguments_json: str) -> dict | None:
     try:
-        value = json.loads(arguments_json or "{}")
-    except ValueError:
+        value = bounded_json.loads(arguments_json or "{}")
+    except ValueError:  # TooDeep too: the runner refuses such a call with a sentence
         return None
     return value if isinstance(value, dict) else None
 
@@ -84,13 +98,21 @@ def may_decide(*, clicker: str, asker: str) -> bool:
     return bool(clicker) and clicker == asker
 
 
+def escape_mrkdwn(text: str) -> str:
+    """Text shown as written in a mrkdwn field: Slack reads `<…>` as links, mentions and
+    `<!here>`, and `&` starts an entity (https://docs.slack.dev/messaging/formatting-message-text)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def describe_call(tool_label: str, description: str, arguments: dict) -> str:
-    """One line saying what will happen: the tool, its purpose, its arguments."""
+    """One line saying what will happen: the tool, its purpose, its arguments (as mrkdwn, every
+    part that came from the model or a tool's author escaped)."""
     shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(arguments.items()))
     if len(shown) > MAX_ARGUMENTS_SHOWN:
         shown = shown[: MAX_ARGUMENTS_SHOWN - 1] + "…"
     first = description.strip().split("\n", 1)[0].split(". ", 1)[0].rstrip(".")
-    return f"*{tool_label}*" + (f" ({shown})" if shown else "") + (f": {first}." if first else ".")
+    label, shown, first = escape_mrkdwn(tool_label), escape_mrkdwn(shown), escape_mrkdwn(first)
+    return f"*{label}*" + (f" ({shown})" if shown else "") + (f": {first}." if first else ".")
 
 
 def approval_card(approval_id: int, *, asker: str, what: str, timeout_hours: float) -> list[dict]:

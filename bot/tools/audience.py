@@ -28,18 +28,5 @@ def has_private_results(tool: Tool) -> bool:
 
 
 def without_private_tools(registry: ToolRegistry) -> ToolRegistry:
-    """A registry holding every tool of `registry` except those marked `@private_results`."""
-    shared = registry.empty_like()
-    for tool in registry:
-        if has_private_results(tool):
-            continue
-        shared.add(
-            tool.func,
-            name=tool.name,
-            command=tool.command,
-            usage=tool.usage,
-            permission=tool.permission,
-            timeout=tool.timeout,
-            max_result_chars=tool.max_result_chars,
-        )
-    return shared
+    """A registry holding every tool `registry` offers now except those marked `@private_results`."""
+    return registry.filtered(lambda tool: not has_private_results(tool))

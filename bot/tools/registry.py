@@ -14,6 +14,11 @@ A tool is a typed function with a docstring whose first parameter is the `ToolCo
 
 The other parameters become the JSON-schema parameters (see `bot.tools.schema`). Permissions are
 checked here, in `check_permission`, against the person who triggered the work.
+
+Tools that come and go (an MCP server's, bot.mcp) join through a *source*: an object whose
+`tools()` returns the entries it offers now. They are ordinary entries otherwise: listed,
+looked up, filtered and run like the rest. A job takes one `snapshot()` so every round, the
+approval gate and the runner agree on the same tools while sources change underneath.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 from bot.tools.errors import PermissionDenied, ToolDefinitionError
 from bot.tools.schema import FunctionSpec, describe_function
@@ -136,8 +141,15 @@ class SlashCommandSpec(NamedTuple):
     usage_hint: str
 
 
+class ToolSource(Protocol):
+    """Tools that can change while the bot runs (bot.mcp.catalog.McpCatalog)."""
+
+    def tools(self) -> Iterable[Tool]: ...
+
+
 class ToolRegistry:
-    """Tools by name. Filled at start-up, then only read (safe to share between threads)."""
+    """Tools by name. Filled at start-up, then only read (safe to share between threads);
+    sources' tools are read each time, so take a `snapshot()` for one unit of work."""
 
     def __init__(
         self,
@@ -148,6 +160,7 @@ class ToolRegistry:
         self.default_timeout = default_timeout
         self.default_max_result_chars = default_max_result_chars
         self._tools: dict[str, Tool] = {}
+        self._sources: list[ToolSource] = []
 
     def __repr__(self) -> str:
         return f"ToolRegistry({self.names()})"
@@ -237,6 +250,29 @@ class ToolRegistry:
         self._check_conflicts(tools)
         self._tools.update((tool.name, tool) for tool in tools)
 
+    def add_source(self, source: ToolSource) -> None:
+        """Offer `source`'s tools too; a name a tool already has here keeps the tool here."""
+        self._sources.append(source)
+
+    def _current(self) -> dict[str, Tool]:
+        if not self._sources:
+            return self._tools
+        tools = dict(self._tools)
+        for source in self._sources:
+            for tool in source.tools():
+                tools.setdefault(tool.name, tool)
+        return tools
+
+    def filtered(self, keep: Callable[[Tool], bool]) -> ToolRegistry:
+        """A fixed registry holding the tools offered now for which `keep` is true."""
+        chosen = self.empty_like()
+        chosen._tools = {name: tool for name, tool in self._current().items() if keep(tool)}
+        return chosen
+
+    def snapshot(self) -> ToolRegistry:
+        """Every tool offered now, fixed: sources changing later do not change it."""
+        return self.filtered(lambda tool: True)
+
     def empty_like(self) -> ToolRegistry:
         """A registry with the same defaults and no tools (plugins register into one first)."""
         return ToolRegistry(
@@ -244,20 +280,20 @@ class ToolRegistry:
         )
 
     def get(self, name: str) -> Tool | None:
-        return self._tools.get(name)
+        return self._current().get(name)
 
     def for_command(self, command: str) -> Tool | None:
         wanted = command.lstrip("/").lower()
         return next((tool for tool in self._tools.values() if tool.command == wanted), None)
 
     def __iter__(self) -> Iterator[Tool]:
-        return iter(sorted(self._tools.values(), key=lambda tool: tool.name))
+        return iter(sorted(self._current().values(), key=lambda tool: tool.name))
 
     def __len__(self) -> int:
-        return len(self._tools)
+        return len(self._current())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._tools
+        return name in self._current()
 
     def names(self) -> list[str]:
         return [tool.name for tool in self]

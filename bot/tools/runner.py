@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from bot.tools import bounded_json
 from bot.tools.errors import ArgumentError, PermissionDenied, ToolFailed
 from bot.tools.registry import Tool, ToolContext, ToolRegistry
 from bot.tools.schema import validate_arguments
@@ -68,7 +69,9 @@ def run_tool(registry: ToolRegistry, name: str, arguments_json: str, ctx: ToolCo
         known = ", ".join(registry.names()) or "none"
         return ToolResult(False, f"There is no tool named {name!r}. Available tools: {known}.")
     try:
-        arguments = json.loads(arguments_json) if arguments_json.strip() else {}
+        arguments = bounded_json.loads(arguments_json) if arguments_json.strip() else {}
+    except bounded_json.TooDeep as exc:
+        return ToolResult(False, f"The arguments for {name} are refused: {exc}. Send a flatter JSON object.")
     except ValueError as exc:
         return ToolResult(False, f"The arguments for {name} are not valid JSON ({exc}). Send a JSON object.")
     if arguments is None:
@@ -78,19 +81,32 @@ def run_tool(registry: ToolRegistry, name: str, arguments_json: str, ctx: ToolCo
     return invoke(registry, tool, arguments, ctx)
 
 
+class RunsOnce(Protocol):
+    """An approved call (bot.conversation.approval_gate): `run(execute)` calls `execute` at most
+    once across every attempt of the job, and otherwise returns what the first run returned."""
+
+    def run(self, execute: Callable[[], ToolResult]) -> ToolResult: ...
+
+
 def run_tool_calls(
     registry: ToolRegistry,
     calls: Sequence[tuple[str, str, str]],
     ctx: ToolContext,
     *,
     max_workers: int = 8,
+    once: Mapping[str, RunsOnce] | None = None,
 ) -> list[tuple[str, ToolResult]]:
-    """Run (call id, tool name, arguments JSON) calls concurrently; results in the calls' order."""
+    """Run (call id, tool name, arguments JSON) calls concurrently; results in the calls' order.
+    `once`: the calls (by id) that must run at most once, through their guard."""
     if not calls:
         return []
+    guards = once or {}
 
     def run(call: tuple[str, str, str]) -> tuple[str, ToolResult]:
         call_id, name, arguments_json = call
+        guard = guards.get(call_id)
+        if guard is not None:
+            return call_id, guard.run(lambda: run_tool(registry, name, arguments_json, ctx))
         return call_id, run_tool(registry, name, arguments_json, ctx)
 
     if len(calls) == 1:

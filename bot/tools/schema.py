@@ -9,6 +9,7 @@ these `| None`. A parameter is required unless it has a default or accepts None.
 from __future__ import annotations
 
 import collections.abc
+import copy
 import enum
 import inspect
 import json
@@ -20,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.tools import bounded_json
 from bot.tools.errors import ArgumentError, ToolDefinitionError
 
 # OpenAI's rule for function names.
@@ -142,7 +144,9 @@ class ValueType:
             value = [item_type.from_text(part, f"{where} item {i + 1}") for i, part in enumerate(parts)]
         else:
             try:
-                value = json.loads(text)
+                value = bounded_json.loads(text)
+            except bounded_json.TooDeep as exc:
+                raise ValueError(f"{where} is refused: {exc}") from None
             except ValueError:
                 raise ValueError(f"{where} must be {self.noun()}, written as JSON") from None
         return self.check(value, where)
@@ -182,11 +186,16 @@ class FunctionSpec:
     name: str
     description: str
     params: tuple[ParamSpec, ...] = field(default=())
+    # A JSON schema given as is (an MCP server's tool): used instead of `params`, and arguments
+    # are only checked for its required and unknown keys (the server checks the rest).
+    json_schema: Mapping[str, Any] | None = None
 
     def param(self, name: str) -> ParamSpec | None:
         return next((p for p in self.params if p.name == name), None)
 
     def parameters_schema(self) -> dict[str, Any]:
+        if self.json_schema is not None:
+            return copy.deepcopy(dict(self.json_schema))
         schema: dict[str, Any] = {
             "type": "object",
             "properties": {p.name: p.json_schema() for p in self.params},
@@ -350,6 +359,8 @@ def validate_arguments(spec: FunctionSpec, arguments: Mapping[str, Any], usage: 
     A missing or null optional argument is left out so the function's default applies; a
     nullable parameter without a default receives None.
     """
+    if spec.json_schema is not None:
+        return _validate_against_json_schema(spec, arguments, usage)
     problems = [f"unknown argument {key!r}" for key in arguments if spec.param(key) is None]
     values: dict[str, Any] = {}
     for param in spec.params:
@@ -368,3 +379,19 @@ def validate_arguments(spec: FunctionSpec, arguments: Mapping[str, Any], usage: 
         accepted = ", ".join(p.name for p in spec.params) or "no arguments"
         raise ArgumentError(f"Invalid arguments for {spec.name}: {'; '.join(problems)}. It takes: {accepted}.", usage)
     return values
+
+
+def _validate_against_json_schema(spec: FunctionSpec, arguments: Mapping[str, Any], usage: str) -> dict[str, Any]:
+    schema = spec.json_schema or {}
+    properties = schema.get("properties") or {}
+    problems = [
+        f"missing required argument {name!r}"
+        for name in schema.get("required") or []
+        if isinstance(name, str) and arguments.get(name) is None
+    ]
+    if schema.get("additionalProperties") is False:
+        problems += [f"unknown argument {key!r}" for key in arguments if key not in properties]
+    if problems:
+        accepted = ", ".join(properties) or "no arguments"
+        raise ArgumentError(f"Invalid arguments for {spec.name}: {'; '.join(problems)}. It takes: {accepted}.", usage)
+    return dict(arguments)

@@ -16,11 +16,11 @@ Bad input raises ArgumentError carrying the usage line.
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from bot.tools import bounded_json
 from bot.tools.errors import ArgumentError
 from bot.tools.schema import FunctionSpec, validate_arguments
 
@@ -89,7 +89,9 @@ def _drop_quotes(text: str) -> str:
 
 def _json_object(body: str, usage: str) -> dict[str, Any]:
     try:
-        value = json.loads(body)
+        value = bounded_json.loads(body)
+    except bounded_json.TooDeep as exc:
+        raise ArgumentError(f"That JSON is refused: {exc}.", usage) from None
     except ValueError:
         raise ArgumentError("That looks like JSON but is not valid JSON.", usage) from None
     if not isinstance(value, dict):

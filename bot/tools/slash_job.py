@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,9 +29,6 @@ from bot.tools.audience import has_private_results
 from bot.tools.job_context import job_tool_context
 from bot.tools.registry import ToolRegistry
 from bot.tools.runner import run_slash_command
-
-if TYPE_CHECKING:
-    from bot.runtime import WorkerParts
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +62,6 @@ class SlashCommandJob(ResponseUrlAnswers):
         self.sessions = sessions
         self.settings = settings
 
-    @classmethod
-    def from_parts(cls, parts: WorkerParts) -> SlashCommandJob:
-        # Slash commands answer through response_url, and tools use this client for their HTTP.
-        return cls(parts.tools, parts.slack, parts.sessions, parts.settings, parts.tools_http)
-
     def run(self, ctx: JobContext) -> None:
         if ctx.progress.get("done"):
             return
@@ -81,12 +72,12 @@ class SlashCommandJob(ResponseUrlAnswers):
         self.answer(ctx, text, public)
 
     def run_command(self, ctx: JobContext) -> tuple[str, bool]:
-        job, payload = ctx.job, ctx.job.payload
+        job, payload = ctx.job, ctx.payload
         client = self.slack.for_team(job.team_id)
         asker = current_user(client, self.sessions, job.team_id, job.user_id, datetime.now(UTC))
         tool_ctx = job_tool_context(
             job,
-            channel=payload.get("channel"),
+            channel=payload.channel,
             thread_ts=None,  # slash commands never run inside a thread
             asker=asker,
             slack=client,
@@ -95,8 +86,8 @@ class SlashCommandJob(ResponseUrlAnswers):
             http=self.http,
             typed_by_person=True,
         )
-        command = payload["command"]
-        outcome = run_slash_command(self.registry, command, payload.get("text", ""), tool_ctx)
+        command = payload.command
+        outcome = run_slash_command(self.registry, command, payload.text, tool_ctx)
         tool = self.registry.for_command(command)
         log.info("command ran id=%d command=%s ok=%s", job.id, command, outcome.result.ok)
         text, public = outcome.result.content, outcome.public and outcome.result.ok

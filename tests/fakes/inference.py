@@ -55,6 +55,10 @@ Rules enforced (:func:`request_problem`), each with the passage it comes from:
   configuration per assistant turn". Heroku documents no field that carries a thinking block
   (with its signature) back in an assistant message, so a request with thinking enabled whose
   messages end in tool results cannot be valid: the follow-up must run with thinking off.
+* Tools: function names match ``^[a-zA-Z0-9_-]{1,64}$`` (OpenAI's rule for function names), and
+  parameters are an object schema without a root ``oneOf``/``allOf``/``anyOf``. Anthropic:
+  "input_schema does not support oneOf, allOf, or anyOf at the top level" (its API's error for
+  such tools) and the tool-use docs' object root.
 * Roles are system, user, assistant, tool. Heroku: "Supported roles: system, user, assistant, tool".
 * Content is never empty. Heroku: "Each message must have a role and content"; Anthropic rejects
   empty text blocks and assistant turns with tool calls but no text through gateways.
@@ -90,6 +94,7 @@ import argparse
 import json
 import math
 import random
+import re
 import signal
 import socket
 import socketserver
@@ -268,6 +273,33 @@ def _messages_problem(messages: list[Any]) -> str | None:
     return None
 
 
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def _tools_problem(tools: Any) -> str | None:
+    """Function tools: a name within OpenAI's rule and parameters Anthropic takes as input_schema."""
+    if tools is None:
+        return None
+    if not isinstance(tools, list):
+        return "tools must be an array"
+    for index, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or tool.get("type") != "function":
+            return f"tools.{index}: must be a function tool"
+        name = function.get("name")
+        if not isinstance(name, str) or not TOOL_NAME.match(name):
+            return f"tools.{index}.function.name: must match ^[a-zA-Z0-9_-]{{1,64}}$"
+        parameters = function.get("parameters", {"type": "object"})
+        if not isinstance(parameters, dict) or parameters.get("type") != "object":
+            return f"tools.{index}.custom.input_schema.type: Input should be 'object'"
+        if any(keyword in parameters for keyword in ("oneOf", "allOf", "anyOf")):
+            return (
+                f"tools.{index}.custom.input_schema: input_schema does not support oneOf, allOf, "
+                "or anyOf at the top level"
+            )
+    return None
+
+
 def request_problem(body: Any) -> Problem | None:
     """The first rule ``body`` breaks (see the module docstring), or None when it is valid."""
     if not isinstance(body, dict):
@@ -319,7 +351,7 @@ def request_problem(body: Any) -> Problem | None:
                     "thinking is enabled but the assistant message with the tool calls carries no thinking block: "
                     "send the thinking back unmodified, or disable thinking for this request",
                 )
-    problem = _messages_problem(messages)
+    problem = _tools_problem(body.get("tools")) or _messages_problem(messages)
     if problem:
         return Problem(400, problem)
     last = messages[-1]

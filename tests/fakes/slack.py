@@ -21,6 +21,12 @@ answers 429 with ``Retry-After``), injected fault
 ``invalid_auth``), then the method. Like Slack, API errors are HTTP 200 with ``{"ok": false, "error": ...}``;
 only rate limits (429 + ``Retry-After``) and injected 5xx use other statuses.
 
+Views: ``views.open`` takes a trigger_id from :meth:`FakeSlack.new_trigger_id` once, within 3 seconds
+(``invalid_trigger_id`` / ``exchanged_trigger_id`` / ``expired_trigger_id``); ``views.update`` takes exactly
+one of ``view_id``/``external_id`` and refuses a stale ``hash`` (``hash_conflict``); ``views.publish`` keeps
+each person's Home tab (:meth:`FakeSlack.home_of`); every view is checked against the view and Block Kit
+limits (:func:`check_view`, ``invalid_arguments`` with a json-pointer).
+
 Streaming chunks are checked as Slack documents them (``markdown_text`` with ``text``;
 ``task_update`` with ``id``, ``title`` and a ``status`` of pending|in_progress|complete|error, optional
 ``details``/``output`` strings and ``sources`` of ``{"type": "url", "url", "text"}``; ``plan_update`` with
@@ -50,6 +56,7 @@ import math
 import re
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -80,6 +87,38 @@ MAX_CONTEXT_ACTIONS_ELEMENTS = 5
 MAX_FEEDBACK_TEXT_CHARS = 75
 MAX_BUTTON_VALUE_CHARS = 2000
 DEFAULT_REPLIES_LIMIT = 1000
+# Views (docs.slack.dev/reference/views, /reference/methods/views.open): a trigger_id is good for
+# 3 seconds and one use; a view holds at most 100 blocks; a modal's title, submit and close texts
+# at most 24 characters; private_metadata 3000, callback_id and external_id 255; Block Kit's own
+# limits below (section text 3000, input label 2000, plain_text_input 3000, an option's text 75 and
+# value 150, at most 100 options, a button's text 75 and value 2000, an action_id or block_id 255).
+TRIGGER_SECONDS = 3.0
+MAX_VIEW_BLOCKS = 100
+MAX_VIEW_TITLE_CHARS = 24
+MAX_PRIVATE_METADATA_CHARS = 3000
+MAX_ID_CHARS = 255
+MAX_INPUT_LABEL_CHARS = 2000
+MAX_PLAIN_TEXT_INPUT_CHARS = 3000
+MAX_OPTION_TEXT_CHARS = 75
+MAX_OPTION_VALUE_CHARS = 150
+MAX_OPTIONS = 100
+MAX_BUTTON_TEXT_CHARS = 75
+BLOCK_TYPES = frozenset(
+    {"section", "divider", "header", "context", "actions", "input", "image", "rich_text", "markdown"}
+)
+INPUT_ELEMENTS = frozenset(
+    {
+        "plain_text_input",
+        "static_select",
+        "multi_static_select",
+        "conversations_select",
+        "channels_select",
+        "users_select",
+        "checkboxes",
+        "radio_buttons",
+        "number_input",
+    }
+)
 
 LOGIN_PAGE = (
     b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Slack</title></head>'
@@ -398,13 +437,115 @@ def check_message_limits(text: Any, blocks: Any) -> None:
 # --- the fake --------------------------------------------------------------------------------------
 
 
+def _view_error(message: str, pointer: str) -> SlackError:
+    return _bad("invalid_arguments", f"{message} [json-pointer:/view{pointer}]")
+
+
+def _check_plain(value: Any, limit: int, pointer: str, *, required: bool = True) -> None:
+    if value is None and not required:
+        return
+    if not _plain_text(value, limit):
+        raise _view_error(f"must be a plain_text object of 1 to {limit} characters", pointer)
+
+
+def _check_element(element: Any, pointer: str) -> None:
+    if not isinstance(element, dict) or not isinstance(element.get("type"), str):
+        raise _view_error("an element must be an object with a type", pointer)
+    kind = element["type"]
+    if len(str(element.get("action_id", ""))) > MAX_ID_CHARS:
+        raise _view_error("action_id is too long", f"{pointer}/action_id")
+    if kind == "button":
+        _check_plain(element.get("text"), MAX_BUTTON_TEXT_CHARS, f"{pointer}/text")
+        if len(str(element.get("value", ""))) > MAX_BUTTON_VALUE_CHARS:
+            raise _view_error("value is too long", f"{pointer}/value")
+    elif kind == "plain_text_input":
+        limit = element.get("max_length", MAX_PLAIN_TEXT_INPUT_CHARS)
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PLAIN_TEXT_INPUT_CHARS:
+            raise _view_error(f"max_length must be 1 to {MAX_PLAIN_TEXT_INPUT_CHARS}", f"{pointer}/max_length")
+        if len(str(element.get("initial_value", ""))) > limit:
+            raise _view_error("initial_value is longer than max_length", f"{pointer}/initial_value")
+        _check_plain(element.get("placeholder"), 150, f"{pointer}/placeholder", required=False)
+    elif kind in ("static_select", "multi_static_select"):
+        options = element.get("options")
+        if not isinstance(options, list) or not 1 <= len(options) <= MAX_OPTIONS:
+            raise _view_error(f"options must hold 1 to {MAX_OPTIONS} options", f"{pointer}/options")
+        for index, option in enumerate(options):
+            where = f"{pointer}/options/{index}"
+            if not isinstance(option, dict):
+                raise _view_error("an option must be an object", where)
+            _check_plain(option.get("text"), MAX_OPTION_TEXT_CHARS, f"{where}/text")
+            if not isinstance(option.get("value"), str) or not 0 < len(option["value"]) <= MAX_OPTION_VALUE_CHARS:
+                raise _view_error("an option's value is 1 to 150 characters", f"{where}/value")
+        if "initial_option" in element and element["initial_option"] not in options:
+            raise _view_error("initial_option must be one of options", f"{pointer}/initial_option")
+    elif kind not in INPUT_ELEMENTS and kind not in ("image", "overflow", "datepicker"):
+        raise _view_error(f"unknown element type {kind!r}", f"{pointer}/type")
+
+
+def check_view(view: Any, kind: str) -> None:
+    """A view object as Slack's reference describes a modal or a Home tab (raises SlackError)."""
+    if not isinstance(view, dict):
+        raise _bad("invalid_arguments", "view must be a JSON object")
+    if view.get("type") != kind:
+        raise _view_error(f"type must be {kind}", "/type")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or len(blocks) > MAX_VIEW_BLOCKS:
+        raise _view_error(f"blocks must be an array of at most {MAX_VIEW_BLOCKS}", "/blocks")
+    if len(str(view.get("private_metadata", ""))) > MAX_PRIVATE_METADATA_CHARS:
+        raise _view_error("private_metadata is too long", "/private_metadata")
+    for name in ("callback_id", "external_id"):
+        if len(str(view.get(name, ""))) > MAX_ID_CHARS:
+            raise _view_error(f"{name} is too long", f"/{name}")
+    has_input = any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
+    if kind == "modal":
+        _check_plain(view.get("title"), MAX_VIEW_TITLE_CHARS, "/title")
+        _check_plain(view.get("submit"), MAX_VIEW_TITLE_CHARS, "/submit", required=has_input)
+        _check_plain(view.get("close"), MAX_VIEW_TITLE_CHARS, "/close", required=False)
+    block_ids: set[str] = set()
+    for index, block in enumerate(blocks):
+        where = f"/blocks/{index}"
+        if not isinstance(block, dict) or block.get("type") not in BLOCK_TYPES:
+            raise _view_error("unknown block type", where)
+        block_id = block.get("block_id")
+        if block_id is not None:
+            if not isinstance(block_id, str) or not 0 < len(block_id) <= MAX_ID_CHARS or block_id in block_ids:
+                raise _view_error("block_id must be unique and at most 255 characters", f"{where}/block_id")
+            block_ids.add(block_id)
+        kind_of = block["type"]
+        if kind_of == "section":
+            text = block.get("text")
+            if not isinstance(text, dict) or not 0 < len(str(text.get("text", ""))) <= MAX_SECTION_TEXT_CHARS:
+                raise _view_error("a section's text is 1 to 3000 characters", f"{where}/text")
+            if "accessory" in block:
+                _check_element(block["accessory"], f"{where}/accessory")
+        elif kind_of == "header":
+            _check_plain(block.get("text"), 150, f"{where}/text")
+        elif kind_of == "input":
+            _check_plain(block.get("label"), MAX_INPUT_LABEL_CHARS, f"{where}/label")
+            _check_plain(block.get("hint"), MAX_INPUT_LABEL_CHARS, f"{where}/hint", required=False)
+            element = block.get("element")
+            if not isinstance(element, dict) or element.get("type") not in INPUT_ELEMENTS:
+                raise _view_error("an input block needs an input element", f"{where}/element")
+            _check_element(element, f"{where}/element")
+        elif kind_of == "actions":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
+                raise _view_error("actions take 1 to 25 elements", f"{where}/elements")
+            for position, element in enumerate(elements):
+                _check_element(element, f"{where}/elements/{position}")
+        elif kind_of == "context":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_CONTEXT_ELEMENTS:
+                raise _view_error("context takes 1 to 10 elements", f"{where}/elements")
+
+
 class FakeSlack:
     """Slack's Web API, file host and response_url endpoints on 127.0.0.1 (see the module docstring).
 
     State you read: ``calls``, ``messages`` (channel -> ts -> message dict), ``downloads``, ``responses``,
-    ``reactions``. State you fill: ``users`` (id -> partial user dict), ``add_thread``, ``add_file``,
-    ``add_channel``, ``add_token``, ``add_oauth_code``. All of it is guarded by one lock; read through
-    the accessor methods (which copy) when the bot may be writing at the same time.
+    ``reactions``, ``homes`` (views.publish). State you fill: ``users`` (id -> partial user dict),
+    ``add_thread``, ``add_file``, ``add_channel``, ``add_token``, ``add_oauth_code``. All of it is
+    guarded by one lock; read through the accessor methods (which copy) when the bot may be writing at the same time.
     """
 
     def __init__(
@@ -462,6 +603,10 @@ class FakeSlack:
         self._used_oauth_codes: set[str] = set()
         self._faults: dict[str, deque[_Fault]] = {}
         self._delays: dict[str, deque[float]] = {}
+        self._triggers: dict[str, tuple[float, bool]] = {}  # trigger_id -> (issued, used)
+        self._views: dict[str, dict[str, Any]] = {}  # view id -> the view as Slack keeps it
+        self.homes: dict[str, dict[str, Any]] = {}  # user id -> their published Home tab
+        self._view_serial = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -697,15 +842,23 @@ class FakeSlack:
     # --- fault injection ---
 
     def fail_next(
-        self, method: str, status: int = 429, retry_after: int | None = 1, times: int = 1, error: str | None = None
+        self,
+        method: str,
+        status: int = 429,
+        retry_after: int | None = 1,
+        times: int = 1,
+        error: str | None = None,
+        after: int = 0,
     ) -> None:
-        """The next `times` calls to `method` ("*": any method) fail.
+        """The next `times` calls to `method` ("*": any method) fail, once `after` more calls
+        to it have succeeded.
 
         With `error`: HTTP 200 ``{"ok": false, "error": error}``. Otherwise HTTP `status` (429 carries
         ``Retry-After: retry_after`` and error "ratelimited", as Slack sends).
         """
         with self._lock:
             queue = self._faults.setdefault(method, deque())
+            queue.extend([None] * after)  # calls let through before the faults
             queue.extend(_Fault(status, retry_after, error) for _ in range(times))
 
     def delay_next(self, method: str, seconds: float, times: int = 1) -> None:
@@ -815,6 +968,24 @@ class FakeSlack:
 
         return self.wait_for(find, timeout)
 
+    def new_trigger_id(self) -> str:
+        """A trigger_id as an interaction payload carries it (good for TRIGGER_SECONDS, once)."""
+        trigger = f"{int(time.time())}.{len(self._triggers) + 1}.{uuid.uuid4().hex[:12]}"
+        with self._lock:
+            self._triggers[trigger] = (time.monotonic(), False)
+        return trigger
+
+    def view(self, view_id: str) -> dict[str, Any] | None:
+        """A view opened with views.open (as last updated), as Slack would send it back."""
+        with self._lock:
+            found = self._views.get(view_id)
+            return json.loads(json.dumps(found)) if found else None
+
+    def home_of(self, user_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self.homes.get(user_id)
+            return json.loads(json.dumps(found)) if found else None
+
     def reset(self) -> None:
         """Forget what happened (calls, messages, streams, reactions, downloads, responses, pending faults).
 
@@ -831,10 +1002,13 @@ class FakeSlack:
             self._sessions.clear()
             self._faults.clear()
             self._delays.clear()
+            self._views.clear()
+            self.homes.clear()
 
     # --- the Web API ---
 
     def _take(self, queues: dict[str, deque], method: str) -> Any:
+        """The next queued fault or delay for `method` (None: a call let through)."""
         with self._lock:
             for key in (method, "*"):
                 queue = queues.get(key)
@@ -936,6 +1110,9 @@ class FakeSlack:
             "conversations.members": self._conversations_members,
             "files.info": self._files_info,
             "files.delete": self._files_delete,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
+            "views.publish": self._views_publish,
         }
 
     @staticmethod
@@ -1286,6 +1463,69 @@ class FakeSlack:
             bot_id=grant["bot_id"],
         )
         return {key: value for key, value in answer.items() if key != "ok"}
+
+    # --- views ---
+
+    def _stored_view(self, view: dict[str, Any], identity: Identity, *, view_id: str | None = None) -> dict[str, Any]:
+        self._view_serial += 1
+        stored = {
+            "id": view_id or f"V{self._view_serial:08d}",
+            "team_id": identity.team_id,
+            "app_id": self.app_id,
+            "bot_id": identity.bot_id,
+            "hash": f"{int(time.time())}.{self._view_serial}",
+            "state": {"values": {}},
+            "private_metadata": "",
+            "callback_id": "",
+            "external_id": "",
+            **json.loads(json.dumps(view)),
+        }
+        stored["root_view_id"] = stored["id"]
+        return stored
+
+    def _views_open(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "view")
+        trigger = params.get("trigger_id")
+        if bool(trigger) == bool(params.get("interactivity_pointer")):
+            raise SlackError("invalid_arguments")
+        issued = self._triggers.get(str(trigger))
+        if issued is None:
+            raise SlackError("invalid_trigger_id")
+        if issued[1]:
+            raise SlackError("exchanged_trigger_id")
+        if time.monotonic() - issued[0] > TRIGGER_SECONDS:
+            raise SlackError("expired_trigger_id")
+        check_view(params["view"], "modal")
+        self._triggers[str(trigger)] = (issued[0], True)
+        stored = self._stored_view(params["view"], identity)
+        self._views[stored["id"]] = stored
+        return {"view": stored}
+
+    def _views_update(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "view")
+        view_id, external_id = params.get("view_id"), params.get("external_id")
+        if bool(view_id) == bool(external_id):
+            raise SlackError("invalid_arguments")  # exactly one of them
+        current = (
+            self._views.get(str(view_id))
+            if view_id
+            else next((v for v in self._views.values() if v.get("external_id") == external_id), None)
+        )
+        if current is None:
+            raise SlackError("not_found")
+        if params.get("hash") and params["hash"] != current["hash"]:
+            raise SlackError("hash_conflict")
+        check_view(params["view"], "modal")
+        stored = self._stored_view(params["view"], identity, view_id=current["id"])
+        self._views[stored["id"]] = stored
+        return {"view": stored}
+
+    def _views_publish(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "user_id", "view")
+        check_view(params["view"], "home")
+        stored = self._stored_view(params["view"], identity)
+        self.homes[str(params["user_id"])] = stored
+        return {"view": stored}
 
     # --- file host and response_url ---
 

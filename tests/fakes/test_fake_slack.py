@@ -580,3 +580,56 @@ def test_feedback_blocks_are_checked(slack: FakeSlack, client: WebClient) -> Non
     wrong = {"type": "context_actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "x"}}]}
     for blocks in ([bad_value], [empty], [wrong]):
         assert _error(lambda b=blocks: client.chat_postMessage(channel="C1", text="x", blocks=b)) == "invalid_blocks"
+
+
+def _modal(**changes) -> dict:
+    view = {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Settings"},
+        "submit": {"type": "plain_text", "text": "Save"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "b1",
+                "label": {"type": "plain_text", "text": "Tools"},
+                "element": {"type": "plain_text_input", "action_id": "tools"},
+            }
+        ],
+    }
+    view.update(changes)
+    return view
+
+
+def test_views_open_takes_a_fresh_trigger_once_and_checks_the_view(slack: FakeSlack, client: WebClient) -> None:
+    def refused(call, **kwargs) -> str:
+        with pytest.raises(SlackApiError) as raised:
+            call(**kwargs)
+        return raised.value.response["error"]
+
+    assert refused(client.views_open, trigger_id="1.2.unknown", view=_modal()) == "invalid_trigger_id"
+    trigger = slack.new_trigger_id()
+    too_long = _modal(title={"type": "plain_text", "text": "x" * 25})
+    assert refused(client.views_open, trigger_id=trigger, view=too_long) == "invalid_arguments"
+    no_submit = {key: value for key, value in _modal().items() if key != "submit"}
+    assert refused(client.views_open, trigger_id=trigger, view=no_submit) == "invalid_arguments"
+    opened = client.views_open(trigger_id=trigger, view=_modal())["view"]
+    assert refused(client.views_open, trigger_id=trigger, view=_modal()) == "exchanged_trigger_id"
+    stale = slack.new_trigger_id()
+    with slack._lock:
+        issued, used = slack._triggers[stale]
+        slack._triggers[stale] = (issued - 3.5, used)  # issued 3.5 s ago
+    assert refused(client.views_open, trigger_id=stale, view=_modal()) == "expired_trigger_id"
+
+    assert refused(client.views_update, view_id=opened["id"], hash="0.0", view=_modal()) == "hash_conflict"
+    assert refused(client.views_update, view_id="VNOPE", view=_modal()) == "not_found"
+    updated = client.views_update(view_id=opened["id"], hash=opened["hash"], view=_modal(callback_id="x"))["view"]
+    assert updated["id"] == opened["id"] and updated["hash"] != opened["hash"]
+    assert slack.view(opened["id"])["callback_id"] == "x"
+
+    home = {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}]}
+    assert refused(client.views_publish, user_id="U1", view=_modal()) == "invalid_arguments"  # not a home view
+    assert refused(client.views_publish, user_id="U1", view={**home, "blocks": home["blocks"] * 101}) == (
+        "invalid_arguments"
+    )
+    client.views_publish(user_id="U1", view=home)
+    assert slack.home_of("U1")["blocks"] == home["blocks"]

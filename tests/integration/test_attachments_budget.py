@@ -15,8 +15,10 @@ from bot.conversation.budget import fit_to_budget
 from bot.conversation.messages import thread_to_messages
 from bot.conversation.window import load_window, newest_rows
 from bot.documents.extract import Limits
+from bot.documents.reader import DocumentReader
 from bot.history import store as history
 from bot.history.attachments import AttachmentResolver
+from bot.sandbox import Sandbox
 from tests.fakes.slack import FakeSlack
 
 
@@ -42,6 +44,7 @@ def resolver(sessions, slack):
             http=http,
             document_max_bytes=200_000,
             document_limits=Limits(max_pages=5, max_chars=5_000),
+            documents=DocumentReader(Sandbox(slots=1), limits=Limits(max_pages=5, max_chars=5_000)),
         )
 
 

@@ -24,10 +24,6 @@ class GreetJob(JobHandler):
     def __init__(self, greeting: str):
         self.greeting = greeting
 
-    @classmethod
-    def from_parts(cls, parts):
-        return cls(parts.greeting)
-
     def run(self, ctx) -> None:  # pragma: no cover - not run here
         pass
 
@@ -81,10 +77,11 @@ def test_payloads_load_from_older_or_newer_dicts():
 
 
 def test_the_handler_table_is_built_from_the_declarations():
-    handlers = build_handlers(SimpleNamespace(greeting="hi"), (GREET,))
+    greet = (GREET, lambda shared: GreetJob(shared.greeting))
+    handlers = build_handlers(SimpleNamespace(greeting="hi"), (greet,))
     assert isinstance(handlers["greet"], GreetJob) and handlers["greet"].greeting == "hi"
     with pytest.raises(ValueError):
-        build_handlers(SimpleNamespace(greeting="hi"), (GREET, GREET))
+        build_handlers(SimpleNamespace(greeting="hi"), (greet, greet))
 
 
 def test_hooks_are_no_ops_by_default():

@@ -72,7 +72,7 @@ def context(sessions) -> JobContext:
         created_at=datetime.now(UTC),
         notified_at=None,
     )
-    return JobContext(job=job, sessions=sessions, stopping=threading.Event())
+    return JobContext(job=job, sessions=sessions, stopping=threading.Event(), payload=SUMMARIZE.payload_of(job))
 
 
 def test_a_summary_is_requested_once_at_a_time(sessions):

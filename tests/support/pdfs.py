@@ -51,3 +51,48 @@ def make_pdf(
     buffer = BytesIO()
     writer.write(buffer)
     return buffer.getvalue()
+
+
+def make_pdf_bomb(pages: int = 40, inflated_bytes: int = 30_000_000, *, variety: float = 0.0008) -> bytes:
+    """The PDF of issue 22: `pages` pages sharing one Flate content stream that inflates to
+    `inflated_bytes` of text operators drawing nothing (about 85 KB for 40 pages and 30 MB).
+    pypdf parses the whole stream again for every page: ~3.5 s of CPU and ~180 MB a page.
+    `variety`: the share of operator lines that differ (what keeps zlib from doing better)."""
+    import random
+    import zlib
+
+    from pypdf.generic import EncodedStreamObject
+
+    rnd = random.Random(22)
+    same = b"BT /F1 9 Tf 0 0 Td ET\n"
+    lines, size = [], 0
+    while size < inflated_bytes:
+        if rnd.random() < variety:
+            line = f"BT /F1 {rnd.randint(1, 9)} Tf {rnd.randint(0, 99)} 0 Td ET\n".encode()
+        else:
+            line = same
+        lines.append(line)
+        size += len(line)
+    writer = PdfWriter()
+    font = writer._add_object(
+        DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Font"),
+                NameObject("/Subtype"): NameObject("/Type1"),
+                NameObject("/BaseFont"): NameObject("/Helvetica"),
+            }
+        )
+    )
+    stream = EncodedStreamObject()
+    stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+    stream._data = zlib.compress(b"".join(lines), 9)
+    shared = writer._add_object(stream)
+    for _ in range(pages):
+        page = writer.add_blank_page(612, 792)
+        page[NameObject("/Resources")] = DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
+        )
+        page[NameObject("/Contents")] = shared
+    buffer = BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()

@@ -94,3 +94,36 @@ def test_the_card_says_what_will_happen_and_whom_it_waits_for():
 def test_a_waiting_job_is_parked_without_using_an_attempt():
     decision = decide(AwaitingPerson("waits", until=NOW), attempts=8, max_attempts=8, stopping=False, jitter=0.5)
     assert decision.action == PARK and decision.counts_attempt is False
+
+
+def test_the_card_shows_arguments_escaped_and_links_as_their_targets():
+    link = "<https://acme.slack.com/archives/C0PRIVATE/p1700000000000100|this thread>"
+    what = describe_call("forget_thread", "Forget <a> thread & all.", {"thread": link, "who": "<!here>"})
+    assert "&lt;https://acme.slack.com/archives/C0PRIVATE/p1700000000000100|this thread&gt;" in what
+    assert "&lt;!here&gt;" in what and "Forget &lt;a&gt; thread &amp; all." in what
+    assert "<" not in what and ">" not in what  # nothing Slack would turn into a link or a ping
+
+
+def test_a_copy_of_the_tools_keeps_every_flag():
+    from bot.tools.audience import private_results, without_private_tools
+    from bot.tools.registry import Permission, ToolRegistry
+
+    def wipe(ctx, what: str) -> str:
+        """Wipe something.
+
+        Args:
+            what: What.
+        """
+        return what
+
+    @private_results
+    def peek(ctx) -> str:
+        """Peek."""
+        return ""
+
+    tools = ToolRegistry()
+    tools.add(wipe, changes_state=True, permission=Permission.ADMINS, timeout=3.0, command="wipe")
+    tools.add(peek)
+    shared = without_private_tools(tools)
+    assert shared.names() == ["wipe"] and shared.get("wipe") == tools.get("wipe")
+    assert shared.get("wipe").changes_state is True

@@ -5,19 +5,20 @@ import subprocess
 import sys
 
 from bot.builtin_tools import default_registry
+from bot.channel_settings.command_job import SETTINGS
 from bot.conversation.ask_job import ASK
 from bot.slack.manifest import build_manifest
 from bot.slack.response_url import CUT_NOTE, MAX_ANSWER_CHARS, fit_answer, response_payload, response_url_allowed
-from bot.slack_app.commands import ASK_COMMAND, manifest_commands
+from bot.slack_app.commands import ASK_COMMAND, SETTINGS_COMMAND, manifest_commands
 from bot.slack_app.listeners.commands import command_names, job_type
 from bot.tools.registry import ToolRegistry
 from bot.tools.slash_job import SLASH_COMMAND
 
 
-def test_manifest_lists_ask_and_every_tool_command():
+def test_manifest_lists_ask_settings_and_every_tool_command():
     registry_commands = {spec.command.lstrip("/") for spec in default_registry().slash_commands()}
     listed = manifest_commands()
-    assert [c.command for c in listed] == sorted(registry_commands | {"ask"})
+    assert [c.command for c in listed] == sorted(registry_commands | {"ask", "settings"})
     assert {"calc", "time", "weather", "search", "usage", "forget"} <= registry_commands
     manifest = build_manifest(url="https://bot.example.com", commands=listed)
     assert {c["command"] for c in manifest["features"]["slash_commands"]} == {f"/{c.command}" for c in listed}
@@ -48,16 +49,22 @@ def test_every_command_gets_a_listener_and_ask_its_own_job():
     assert names[0] == "/ask" and len(names) == len(set(names))
     assert set(names) == {f"/{c.command}" for c in manifest_commands()}
     assert job_type("/ask") is ASK and job_type("/calc") is SLASH_COMMAND
+    assert job_type("/settings") is SETTINGS
 
 
-def test_a_tool_cannot_take_over_ask():
+def test_a_tool_cannot_take_over_ask_or_settings():
     def ask(ctx, question: str) -> str:
         """Not the real one."""
         return question
 
+    def settings(ctx, text: str) -> str:
+        """Not the real one either."""
+        return text
+
     registry = ToolRegistry()
     registry.add(ask, command=ASK_COMMAND.command)
-    assert command_names(registry) == ["/ask"]
+    registry.add(settings, command=SETTINGS_COMMAND.command)
+    assert command_names(registry) == ["/ask", "/settings"]
 
 
 def test_answers_are_ephemeral_unless_public_and_fit_a_markdown_block():

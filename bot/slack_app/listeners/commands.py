@@ -1,4 +1,4 @@
-"""Slash commands: every tool with a command, and `/ask`. Record, enqueue, acknowledge.
+"""Slash commands: every tool with a command, `/ask` and `/settings`. Record, enqueue, acknowledge.
 
 Like the message listeners these run before Bolt acknowledges (process_before_response), so
 they only write to the database: the tool or the model runs in the worker (`slash_command`
@@ -14,11 +14,12 @@ from slack_bolt import App
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channel_settings.command_job import SETTINGS
 from bot.config import Settings
 from bot.conversation.ask_job import ASK
 from bot.idempotency.store import claim_once
 from bot.queue.job_type import JobType
-from bot.slack_app.commands import ASK_COMMAND
+from bot.slack_app.commands import APP_COMMANDS, ASK_COMMAND, SETTINGS_COMMAND
 from bot.tools.registry import ToolRegistry
 from bot.tools.slash_job import SLASH_COMMAND, CommandPayload
 
@@ -29,19 +30,22 @@ UNAVAILABLE = "Sorry, I can't take commands right now. Please try again in a min
 
 
 def command_names(registry: ToolRegistry) -> list[str]:
-    """`/ask` and the registry's commands, each once (a tool cannot take over `/ask`)."""
-    ask = f"/{ASK_COMMAND.command}"
-    names = [ask]
+    """`/ask`, `/settings` and the registry's commands, each once (a tool cannot take them over)."""
+    names = [f"/{command.command}" for command in APP_COMMANDS]
     for spec in registry.slash_commands():
-        if spec.command == ask:
-            log.warning("command /%s of a tool is shadowed by the built-in /ask", ASK_COMMAND.command)
+        if spec.command in names:
+            log.warning("command %s of a tool is shadowed by the app's own", spec.command)
             continue
         names.append(spec.command)
     return names
 
 
 def job_type(command_name: str) -> JobType:
-    return ASK if command_name == f"/{ASK_COMMAND.command}" else SLASH_COMMAND
+    if command_name == f"/{ASK_COMMAND.command}":
+        return ASK
+    if command_name == f"/{SETTINGS_COMMAND.command}":
+        return SETTINGS
+    return SLASH_COMMAND
 
 
 def register(app: App, sessions: sessionmaker[Session], settings: Settings, registry: ToolRegistry) -> None:

@@ -1,4 +1,5 @@
-"""The agent messages tab: suggested prompts when someone opens it or starts an assistant thread.
+"""The agent messages tab: suggested prompts when someone opens it or starts an assistant thread;
+the Home tab: the settings (published by a `settings_home` job).
 
 Recorded and enqueued here (before the ack); the welcome job makes the Slack calls."""
 
@@ -7,15 +8,19 @@ from __future__ import annotations
 from slack_bolt import App
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channel_settings.home_job import PUBLISH_HOME, HomePayload
 from bot.conversation.welcome_job import WELCOME, WelcomePayload
-from bot.idempotency.store import claim_once, greeting_key
+from bot.idempotency.store import claim_once, event_key, greeting_key
 
 
 def register(app: App, sessions: sessionmaker[Session]) -> None:
     def handle_app_home_opened(body: dict, event: dict, context) -> None:
+        team_id = context.team_id or body.get("team_id") or ""
+        if event.get("tab") == "home" and event.get("user"):
+            publish_home(sessions, team_id, event["user"], body.get("event_id"))
+            return
         if event.get("tab") != "messages" or not event.get("channel"):
             return
-        team_id = context.team_id or body.get("team_id") or ""
         # Greet once per person, not on every visit.
         welcome(
             sessions,
@@ -42,6 +47,14 @@ def register(app: App, sessions: sessionmaker[Session]) -> None:
 
     app.event("app_home_opened")(handle_app_home_opened)
     app.event("assistant_thread_started")(handle_assistant_thread_started)
+
+
+def publish_home(sessions: sessionmaker[Session], team_id: str, user_id: str, event_id: str | None) -> None:
+    """The Home tab shows the settings (bot.channel_settings.home_job), on every visit: they change."""
+    with sessions.begin() as session:
+        if event_id and not claim_once(session, team_id, event_key(event_id)):
+            return
+        PUBLISH_HOME.enqueue(session, HomePayload(user=user_id), team_id=team_id, user_id=user_id)
 
 
 def welcome(sessions: sessionmaker[Session], team_id: str, key: str, payload: WelcomePayload, user_id: str) -> None:

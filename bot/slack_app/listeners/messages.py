@@ -13,6 +13,7 @@ import logging
 from slack_bolt import App
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channel_settings.reader import applied_in, channel_of, defaults_of
 from bot.config import Settings
 from bot.conversation.engagement import Inbound, classify, decide
 from bot.conversation.reply_job import REPLY, ReplyPayload
@@ -41,6 +42,17 @@ def register(app: App, sessions: sessionmaker[Session], settings: Settings) -> N
     app.event("message")(handle_message_event)
 
 
+def answers_followups(session: Session, settings: Settings, team_id: str, inbound: Inbound, *, engaged: bool) -> bool:
+    """Whether a follow-up without a mention is answered here: the channel's `answer` setting
+    (bot.channel_settings), read only for a message it decides (in a thread the bot is in, no
+    mention, not a DM)."""
+    if not engaged or inbound.mentions_bot or inbound.is_dm or not inbound.in_thread:
+        return settings.answer_thread_followups  # not a follow-up: the setting cannot change the decision
+    return applied_in(
+        session, team_id, channel_of(inbound.channel, is_dm=False), defaults_of(settings)
+    ).answers_followups
+
+
 def record(
     sessions: sessionmaker[Session], settings: Settings, *, team_id: str, event_id: str | None, inbound: Inbound
 ) -> int | None:
@@ -64,7 +76,11 @@ def record(
             history.delete_message(session, team_id=team_id, channel_id=inbound.channel, ts=inbound.ts)
             return None
         engaged = history.get_thread(session, team_id, inbound.channel, inbound.thread_ts) is not None
-        decision = decide(inbound, thread_engaged=engaged, answer_followups=settings.answer_thread_followups)
+        decision = decide(
+            inbound,
+            thread_engaged=engaged,
+            answer_followups=answers_followups(session, settings, team_id, inbound, engaged=engaged),
+        )
         if decision.engage:
             history.engage_thread(session, team_id, inbound.channel, inbound.thread_ts, mid_thread=decision.mid_thread)
         if decision.store:

@@ -2,7 +2,7 @@
 
 Before the ack: its tokens are deleted from the installation store (OAuth mode), so no
 further event authorizes, and a background `forget_workspace` job is enqueued in the same
-durable way as replies. The worker then deletes the workspace's history, images, cached
+durable way as replies. The worker then deletes the workspace's history, settings, images, cached
 users, idempotency keys and jobs in small batches (bot/retention). Token usage counts stay.
 
 Revoking only users' tokens (the bot never asks for any) deletes those users' installations

@@ -1,8 +1,8 @@
 """Limiter: the next free slot per attachment (#24): calls keep their slot and the provider's view
 of their answer; the waiting line and the correction columns go
 
-Revision ID: 0018_limiter_slots
-Revises: 0017_calibration
+Revision ID: 0027_limiter_slots
+Revises: 0022b_attachment_reads
 Create Date: 2026-12-07 07:20:00.000000
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018_limiter_slots"
-down_revision: str | None = "0017_calibration"
+revision: str = "0027_limiter_slots"
+down_revision: str | None = "0022b_attachment_reads"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -37,8 +37,9 @@ NOTIFY_CHANNEL = "bot_limiter"  # an attachment was paused: calls booked on it m
 MAX_PAUSE_SECONDS = 120.0
 # While no answer came back in the last window (a cold start, or after an idle spell), one call
 # goes first: its answer brings the provider's view (another app may be using the attachment).
-# The others look again this often.
+# The others look again this often, for at most PROBE_WAIT_SECONDS (its process may have died).
 PROBE_RECHECK_SECONDS = 0.25
+PROBE_WAIT_SECONDS = 5.0
 # How often a sleeping call checks whether its caller wants it to stop.
 STOP_CHECK_SECONDS = 0.25
 
@@ -179,7 +180,12 @@ class RateLimiter:
         not_before = paused_until if paused_until is not None and paused_until > now else None
         slot = next_slot(calls, limits, now, counted, refunds=refunds, others=others, not_before=not_before)
         recent = [c for c in calls if c.start(now, limits.window_seconds) > now - limits.span]
-        if recent and not any(c.answered_at is not None for c in recent) and any(c.answered_at is None for c in recent):
+        probes = [
+            c
+            for c in recent
+            if c.answered_at is None and c.start(now, limits.window_seconds) > now - PROBE_WAIT_SECONDS
+        ]
+        if probes and not any(c.answered_at is not None for c in recent):
             # A first call of the window is out: its answer tells whether another app is busy here.
             return _Option(name, max(slot, now + PROBE_RECHECK_SECONDS), counted, True)
         return _Option(name, slot, counted, False)

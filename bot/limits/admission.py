@@ -180,7 +180,7 @@ class RateLimiter:
         not_before = paused_until if paused_until is not None and paused_until > now else None
         slot = next_slot(calls, limits, now, counted, refunds=refunds, others=others, not_before=not_before)
         probes = [
-            c for c in calls if c.answered_at is None and c.start(now, limits.window_seconds) > now - PROBE_WAIT_SECONDS
+            c for c in calls if c.answered_at is None and c.sent_at is not None and c.sent_at > now - PROBE_WAIT_SECONDS
         ]
         if probes and not any(c.answered_at is not None and c.answered_at > now - limits.span for c in calls):
             # A first call of the window is out: its answer tells whether another app is busy here.

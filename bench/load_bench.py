@@ -1,7 +1,10 @@
 """Load benchmark through Slack: a burst of mentions, two worker processes, the fakes' limits.
 
     python -m bench.load_bench burst [--accounting corrected|reserved] [--mentions 240]
+    python -m bench.load_bench burst --reset oldest|replenished|zero --headers always|none|only_429
+    python -m bench.load_bench burst --headers-stop-after 12        # headers stop 12 s into the burst
     python -m bench.load_bench burst --external 0.2 [--external-lead 7]
+    python -m bench.load_bench burst --attachments 2 [--down-after 8]   # INFERENCE + INFERENCE_2
     python -m bench.load_bench slow-slack [--mentions 36]
     python -m bench.load_bench sigterm [--mentions 120]
 
@@ -10,7 +13,10 @@ call, chat.postMessage limited to one a second per channel, 429 with Retry-After
 fake model in its own process (tests/fakes/inference.py: a sliding window of 40 requests and
 80,000 tokens per 6 s, charging as ``--accounting`` says, optionally shared with "another app"
 using ``--external`` of the request limit, in full swing ``--external-lead`` seconds before the
-burst, or starting with the bot at 0), one ``bot web`` and two ``bot worker`` processes. It
+burst, or starting with the bot at 0; its headers read ``reset`` as ``--reset`` says and come as
+``--headers`` says, or stop ``--headers-stop-after`` seconds after its first request); with
+``--attachments N``, N such fakes attached as INFERENCE, INFERENCE_2, ... of one model, the last
+going down ``--down-after`` seconds after its first request; one ``bot web`` and two ``bot worker`` processes. It
 sends signed ``app_mention`` events, each starting its own thread in one channel, all at once,
 and waits (with a deadline) until every job is settled.
 

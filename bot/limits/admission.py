@@ -182,7 +182,12 @@ class RateLimiter:
         probes = [
             c for c in calls if c.answered_at is None and c.sent_at is not None and c.sent_at > now - PROBE_WAIT_SECONDS
         ]
-        if probes and not any(c.answered_at is not None and c.answered_at > now - limits.span for c in calls):
+        # While someone else uses the attachment, each window's first call goes alone too: until
+        # it is answered, views cannot tell a refunded call from another app's use.
+        since = now - limits.span
+        window_calls = [c for c in calls if c.start(now, limits.window_seconds) > since]
+        answered = window_calls if any(o.requests or o.tokens for o in others) else calls
+        if probes and not any(c.answered_at is not None and c.answered_at > since for c in answered):
             # A first call of the window is out: its answer tells whether another app is busy here.
             return _Option(name, max(slot, now + PROBE_RECHECK_SECONDS), counted, True)
         return _Option(name, slot, counted, False)

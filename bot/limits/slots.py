@@ -187,7 +187,12 @@ def _view_others(call: Call, calls: Sequence[Call], limits: RateLimits, refunds:
     if view.remaining_requests is not None:
         requests = max(0, limits.max_requests - view.remaining_requests - len(ours))
     if view.remaining_tokens is not None:
-        tokens = max(0, limits.max_tokens - view.remaining_tokens - sum(_counted_at(c, at, refunds) for c in ours))
+        used = limits.max_tokens - view.remaining_tokens
+        tokens = max(0, used - sum(_counted_at(c, at, refunds) for c in ours))
+        if tokens > 0 and not refunds:
+            # Someone else shows even with our answered calls at their ceilings; whether the provider
+            # refunded them is not known yet, so the others' part is counted as if it had (the most).
+            tokens = max(0, used - sum(_counted_at(c, at, True) for c in ours))
     return requests, tokens
 
 

@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "bot_limiter"  # an attachment was paused: calls booked on it may move
 MAX_PAUSE_SECONDS = 120.0
-# While no answer came back in the last window (a cold start, or after an idle spell), one call
-# goes first: its answer brings the provider's view (another app may be using the attachment).
+# While no call of the last window has been answered (a cold start, after an idle spell, or a
+# new wave of calls), one call goes first: its answer brings the provider's view of what others
+# use now (another app may be using the attachment).
 # The others look again this often, for at most PROBE_WAIT_SECONDS (its process may have died).
 PROBE_RECHECK_SECONDS = 0.25
 PROBE_WAIT_SECONDS = 5.0
@@ -182,12 +183,9 @@ class RateLimiter:
         probes = [
             c for c in calls if c.answered_at is None and c.sent_at is not None and c.sent_at > now - PROBE_WAIT_SECONDS
         ]
-        # While someone else uses the attachment, each window's first call goes alone too: until
-        # it is answered, views cannot tell a refunded call from another app's use.
         since = now - limits.span
         window_calls = [c for c in calls if c.start(now, limits.window_seconds) > since]
-        answered = window_calls if any(o.requests or o.tokens for o in others) else calls
-        if probes and not any(c.answered_at is not None and c.answered_at > since for c in answered):
+        if probes and not any(c.answered_at is not None for c in window_calls):
             # A first call of the window is out: its answer tells whether another app is busy here.
             return _Option(name, max(slot, now + PROBE_RECHECK_SECONDS), counted, True)
         return _Option(name, slot, counted, False)

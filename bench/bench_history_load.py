@@ -25,11 +25,11 @@ from sqlalchemy import create_engine, insert, select, text
 
 from bot.config import normalize_database_url
 from bot.conversation.budget import fit_to_budget, stored_tokens
-from bot.conversation.messages import thread_to_messages
 from bot.conversation.window import load_window, newest_rows
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.migrate import upgrade
 from bot.history.estimates import attachment_parts, bare_entry
+from bot.history.messages import thread_to_messages
 from bot.history.models import MessageImage, ThreadMessage
 from bot.history.store import engage_thread, refresh_tokens
 

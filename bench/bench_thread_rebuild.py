@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from bot.conversation.budget import fit_to_budget, stored_tokens
-from bot.conversation.messages import thread_to_messages
+from bot.history.messages import thread_to_messages
 from bot.history.thread import ImagePart, ThreadEntry, ToolCall
 
 SIZES = (100, 1_000, 10_000)

@@ -32,8 +32,9 @@ from bot.limits.admission import Booking, RateLimiter, rate_limits
 from bot.limits.budgets import BudgetPolicy
 from bot.logs import configure_logging
 from bot.queue import store
+from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler
-from bot.queue.worker import JobContext, Worker
+from bot.queue.worker import Worker
 
 BENCH_JOB = "bench_call"
 # The request body carries the job id so the fake's records show which job each request served.

@@ -21,7 +21,49 @@ def run_checks(settings: Settings) -> list[CheckResult]:
     if settings.is_postgres:
         results.append(_connections(settings))
     results.append(_slack(settings))
+    results.extend(_report_channel(settings, database_ok))
     results.extend(_inference(settings, database_ok))
+    results.extend(_mcp_servers(settings, database_ok))
+    return results
+
+
+def _mcp_servers(settings: Settings, database_ok: bool) -> list[CheckResult]:
+    """Each MCP server, fetched now: reachable, authenticated, its tools, which need approval.
+    With the database up, what was found is recorded, and the workers follow it."""
+    if not settings.mcp_servers:
+        return []
+    from bot.db.engine import make_engine, make_session_factory
+    from bot.mcp import status
+    from bot.mcp.catalog import McpCatalog
+    from bot.mcp.state import UNAUTHORIZED, UP
+
+    engine = make_engine(settings.database_url) if database_ok else None
+    try:
+        catalog = McpCatalog(
+            settings.mcp_servers,
+            timeout=settings.mcp_timeout_seconds,
+            refresh_seconds=settings.mcp_refresh_seconds,
+            on_refresh=status.recorder(make_session_factory(engine)) if engine is not None else None,
+        )
+        states = catalog.refresh()
+    finally:
+        if engine is not None:
+            engine.dispose()
+    results = []
+    for state in states:
+        item = f"mcp {state.name}"
+        if state.status == UNAUTHORIZED:
+            results.append(CheckResult(item, False, f"reachable, not authenticated: {state.detail}"))
+            continue
+        if state.status != UP:
+            results.append(CheckResult(item, False, f"not reachable: {state.detail}"))
+            continue
+        names = ", ".join(tool.name for tool in state.tools) or "none"
+        approval = ", ".join(tool.name for tool in state.tools if tool.needs_approval) or "none"
+        detail = f"reachable, authenticated; {len(state.tools)} tools: {names}; need approval: {approval}"
+        results.append(CheckResult(item, True, detail))
+        for sentence in state.left_out:
+            results.append(CheckResult(item, True, sentence, warning=True))
     return results
 
 
@@ -90,6 +132,59 @@ def _slack(settings: Settings) -> CheckResult:
     except Exception as exc:
         return CheckResult("slack", False, f"Slack is not reachable ({type(exc).__name__}); check SLACK_API_URL.")
     return CheckResult("slack", True, f"auth.test OK: bot {response.get('user_id')} in team {response.get('team_id')}")
+
+
+def _report_channel(settings: Settings, database_ok: bool) -> list[CheckResult]:
+    """The moderation report channel: the bot must be a member to post there (no
+    chat:write.public; conversations.info succeeds anyway, so ``is_member`` decides), and any
+    refusal a report met is shown once more here (bot.moderation.store)."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.moderation.report import invite_hint
+    from bot.slack.clients import web_client
+
+    results: list[CheckResult] = []
+    channel = settings.moderation_report_channel
+    if channel and settings.slack_bot_token:
+        client = web_client(settings, settings.slack_bot_token)
+        try:
+            info = client.conversations_info(channel=channel).get("channel") or {}
+            problem = "is_archived" if info.get("is_archived") else None if info.get("is_member") else "not_in_channel"
+            name = str(client.auth_test().get("user") or "the bot")
+        except SlackApiError as exc:
+            problem, name = str(exc.response.get("error") or "channel_not_found"), "the bot"
+        except Exception as exc:
+            problem, name = f"Slack is not reachable ({type(exc).__name__})", "the bot"
+        if problem is None:
+            results.append(CheckResult("report channel", True, f"the bot can post in <#{channel}>"))
+        else:
+            results.append(CheckResult("report channel", False, f"{problem}: {invite_hint(channel, problem, name)}"))
+    if database_ok:
+        results.extend(_report_problems(settings))
+    return results
+
+
+def _report_problems(settings: Settings) -> list[CheckResult]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.db.engine import make_engine, make_session_factory
+    from bot.moderation import store
+    from bot.moderation.report import invite_hint
+
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            problems = [(p.team_id, p.channel_id, p.error) for p in store.report_problems(session)]
+    except SQLAlchemyError:
+        return []
+    finally:
+        engine.dispose()
+    return [
+        CheckResult(
+            "reports", False, f"team {team}: reports to <#{channel}> fail ({error}); {invite_hint(channel, error)}"
+        )
+        for team, channel, error in problems
+    ]
 
 
 def _inference(settings: Settings, database_ok: bool) -> list[CheckResult]:

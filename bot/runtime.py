@@ -18,6 +18,7 @@ from bot.channel_settings.home_job import PUBLISH_HOME, SettingsHomeJob
 from bot.config import Settings
 from bot.conversation.ask_job import ASK, AskJob
 from bot.conversation.feedback_job import FEEDBACK_THANKS, FeedbackThanksJob
+from bot.conversation.queue_full_job import QUEUE_FULL, QueueFullJob
 from bot.conversation.reply_job import REPLY, ReplyJob
 from bot.conversation.summary_job import SUMMARIZE, SummaryJob
 from bot.conversation.thread_reader import ThreadReader
@@ -29,6 +30,7 @@ from bot.db.listen import NotificationListener
 from bot.documents.extract import Limits
 from bot.documents.reader import DocumentReader
 from bot.history.attachments import AttachmentResolver
+from bot.history.backfill_job import BACKFILL, BackfillJob
 from bot.images.processing import set_decode_concurrency
 from bot.inference.gateway import ModelGateway, build_gateway
 from bot.limits import admission
@@ -92,6 +94,8 @@ JOBS: tuple[tuple[JobType, Callable[[Shared], JobHandler]], ...] = (
     ),
     (SUMMARIZE, lambda s: SummaryJob(s.gateway, s.sessions, s.settings)),
     (APPROVAL_NOTE, lambda s: ApprovalNoteJob(s.slack)),
+    (BACKFILL, lambda s: BackfillJob(s.slack, s.sessions)),
+    (QUEUE_FULL, lambda s: QueueFullJob(s.slack)),
     (SETTINGS, lambda s: SettingsCommandJob(s.tools, s.slack, s.sessions, s.settings, s.tools_http)),
     (PUBLISH_HOME, lambda s: SettingsHomeJob(s.slack, s.sessions)),
 )
@@ -135,6 +139,7 @@ def mcp_catalog(settings: Settings, sessions: sessionmaker[Session] | None) -> M
         timeout=settings.mcp_timeout_seconds,
         refresh_seconds=settings.mcp_refresh_seconds,
         on_refresh=mcp_status.recorder(sessions) if sessions is not None else None,
+        recorded=mcp_status.recorded_views(sessions) if sessions is not None else None,
     )
 
 

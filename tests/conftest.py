@@ -15,8 +15,9 @@ import pytest
 
 from bot.config import normalize_database_url
 
-# The strict inference check (every test), and pytester for the test of that check.
-pytest_plugins = ["tests.support.strict_inference", "pytester"]
+# The strict inference check (every test), pytester for the test of that check, and the
+# scheduling of tests that share an e2e stack onto one pytest-xdist worker.
+pytest_plugins = ["tests.support.strict_inference", "pytester", "tests.support.xdist_groups"]
 
 POSTGRES_SKIP_REASON = (
     "needs PostgreSQL: set TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test (.ci/run does)"
@@ -140,6 +141,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    # Under pytest-xdist the controller receives every worker's reports, so it sees every skip.
     if os.environ.get("BOT_REQUIRE_POSTGRES") == "1" and _postgres_skips:
         session.config._postgres_skips_failed = True
         session.exitstatus = 1

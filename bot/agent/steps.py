@@ -23,6 +23,7 @@ SOURCE_TEXT_MAX_CHARS = 60
 CONTEXT_MAX_CHARS = 2900  # a context block's mrkdwn text element takes 3,000
 
 _ICONS = {IN_PROGRESS: "…", COMPLETE: "✓", ERROR: "✗"}
+MCP_SEPARATOR = "__"  # between server and tool in an MCP tool's function name
 # Slack's <url|label> and <url>, then bare http(s) URLs.
 _SLACK_LINK = re.compile(r"<(https?://[^>|\s]+)(?:\|([^>]*))?>")
 _BARE_URL = re.compile(r"(?<![<|\w])(https?://[^\s<>()\"']+[^\s<>()\"'.,;:!?])")
@@ -109,6 +110,10 @@ def step_title(name: str, arguments: str | Mapping | None) -> str:
             title = build(_arguments(arguments))
         except (KeyError, TypeError, ValueError):
             title = None
+    if not title and MCP_SEPARATOR in name.strip("_"):
+        # An MCP server's tool (bot.mcp.names: "<server>__<tool>"): say whom we ask.
+        server, tool = name.split(MCP_SEPARATOR, 1)
+        title = f"Asking {server}: {humanize(tool).lower()}"
     if not title:
         title = _GENERIC.get(name) or (f"Running {humanize(name).lower()}" if name else "Running a tool")
     return _short(title, TITLE_MAX_CHARS)

@@ -3,6 +3,7 @@
 /exit, /quit              leave (so does end of input)
 /new                      start a new conversation
 /image PATH [question]    attach a local image
+/settings [<setting> <value>]  the terminal's settings: the local workspace's defaults
 look at @shot.png please  attach every @PATH that names an image file (by its extension)
 anything else             a message
 """
@@ -17,7 +18,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".
 
 @dataclass(frozen=True)
 class ChatLine:
-    kind: str  # "message" | "exit" | "new" | "empty" | "error"
+    kind: str  # "message" | "exit" | "new" | "settings" | "empty" | "error"
     text: str = ""
     image_paths: tuple[str, ...] = field(default=())
 
@@ -35,6 +36,8 @@ def parse_line(line: str) -> ChatLine:
         return ChatLine("exit")
     if command == "/new":
         return ChatLine("new")
+    if command == "/settings":
+        return ChatLine("settings", rest.strip())
     if command == "/image":
         try:
             words = shlex.split(rest)

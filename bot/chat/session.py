@@ -14,6 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.agent.stops import request_stop
+from bot.builtin_tools import configured_registry
+from bot.channel_settings import store
+from bot.channel_settings.command import HELP, HELP_TEXT, SHOW, parse_command, render_done, render_settings
+from bot.channel_settings.command_job import change_setting, choices_for
+from bot.channel_settings.models import WORKSPACE
+from bot.channel_settings.names import BadValue
+from bot.channel_settings.reader import defaults_of, resolved_in
 from bot.chat.line import ChatLine, parse_line
 from bot.chat.terminal import LOCAL_CHANNEL, LOCAL_TEAM, LOCAL_USER, TS, TerminalClient, TerminalSlack, new_file_id
 from bot.config import Settings
@@ -110,6 +117,37 @@ class ChatSession:
             if stopping.is_set():
                 return
 
+    def settings_command(self, text: str) -> str:
+        """`/settings …` in the terminal: it is a direct message, so the local workspace's defaults
+        are what apply and what changes (the person at the terminal runs the bot: an admin)."""
+        try:
+            request = parse_command(text)
+        except BadValue as exc:
+            return str(exc)
+        if request.kind == HELP:
+            return HELP_TEXT
+        if request.kind == SHOW:
+            with self.sessions() as session:
+                resolved = resolved_in(session, LOCAL_TEAM, None, defaults_of(self.settings))
+                last = store.last_change(session, LOCAL_TEAM, WORKSPACE)
+            return render_settings(
+                resolved, title="Settings (workspace defaults)", last_change=last, workspace_view=True
+            )
+        try:
+            with self.sessions.begin() as session:
+                change = change_setting(
+                    session,
+                    team_id=LOCAL_TEAM,
+                    place=WORKSPACE,
+                    name=request.name,
+                    raw=request.raw,
+                    choices=choices_for(configured_registry(self.settings), self.settings, self.sessions),
+                    user_id=LOCAL_USER,
+                )
+        except BadValue as exc:
+            return str(exc)
+        return render_done(change, place="the terminal")
+
     def stop_answer(self, thread_ts: str) -> None:
         """What Slack's Stop button does, for the terminal's thread (bot.agent.stops)."""
         with self.sessions.begin() as session:
@@ -151,7 +189,10 @@ def run_chat(settings: Settings, stdin: TextIO, stdout: TextIO, *, resume: bool 
     worker_thread.start()
     interactive = stdin.isatty()
     if interactive:
-        stdout.write("Talking to the model (/image PATH to attach a picture, /new for a new conversation, /exit).\n")
+        stdout.write(
+            "Talking to the model (/image PATH to attach a picture, /new for a new conversation, "
+            "/settings to see or change its settings, /exit).\n"
+        )
     try:
         while not runtime.worker.stopping.is_set():
             if interactive:
@@ -168,6 +209,8 @@ def run_chat(settings: Settings, stdin: TextIO, stdout: TextIO, *, resume: bool 
                 stdout.write("(new conversation)\n")
             elif line.kind == "error":
                 stdout.write(f"({line.text})\n")
+            elif line.kind == "settings":
+                stdout.write(chat.settings_command(line.text) + "\n")
             elif line.kind == "message":
                 chat.ask(line, runtime.worker.stopping)
     except KeyboardInterrupt:

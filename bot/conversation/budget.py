@@ -6,7 +6,7 @@ because Claude rejects a tool call without its result and a result without its c
 Oldest turns go first, except two that always stay: the thread's first turn (usually the
 question that started it) and the turn of the newest user message (the one being answered).
 
-Estimates use :mod:`bot.limits.tokens` on the very messages :mod:`bot.conversation.messages`
+Estimates use :mod:`bot.limits.tokens` on the very messages :mod:`bot.history.messages`
 builds, so ``estimated_tokens`` is an upper bound of what the limiter will count for the
 request: ``fixed_tokens + estimate_messages_tokens(thread_to_messages(entries)[1:])`` never
 exceeds it (merging turns and the image cap only make messages cheaper, and the placeholders
@@ -19,19 +19,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from bot.conversation.messages import (
+from bot.failures import Permanent
+from bot.history.estimates import stored_tokens
+from bot.history.messages import (
     IMAGE_LEFT_OUT_NOTE,
     MISSING_REPLY_PLACEHOLDER,
     THREAD_START_PLACEHOLDER,
-    assistant_message,
     attribution,
     image_label,
     missing_tool_result,
     sendable_entries,
-    tool_message,
-    user_text,
 )
-from bot.failures import Permanent
 from bot.history.thread import ThreadEntry
 from bot.limits.tokens import estimate_image_tokens, estimate_messages_tokens, estimate_text_tokens
 
@@ -72,30 +70,15 @@ class BudgetResult:
     left_out: int = 0  # dropped here plus not loaded: the count the note in ``entries`` gives
 
 
-def stored_tokens(entry: ThreadEntry) -> int:
-    """The part of an entry's estimate that is stored with its row when it is written: for a
-    user entry its text, file notes and documents without attribution or images (names change
-    when profiles are refreshed, images are capped per request); the whole message otherwise.
-
-    :func:`estimate_entry_tokens` adds the rest. Estimates of parts add up to at least the
-    estimate of the whole (text estimates are subadditive), so the sum stays an upper bound.
-    """
-    if entry.role == "user":
-        bare = replace(entry, user_id=None, user_name=None, images=(), images_left_out=0, tokens=None)
-        return estimate_messages_tokens([{"role": "user", "content": user_text(bare)}])
-    if entry.role == "assistant":
-        return estimate_messages_tokens([assistant_message(entry)])
-    return estimate_messages_tokens([tool_message(entry)])
-
-
 @lru_cache(maxsize=4096)
 def _attribution_tokens(text: str) -> int:
     return estimate_text_tokens(text)
 
 
 def estimate_entry_tokens(entry: ThreadEntry) -> int:
-    """Tokens for one entry as :func:`~bot.conversation.messages.thread_to_messages` sends it;
-    uses the stored estimate (``entry.tokens``) when there is one."""
+    """Tokens for one entry as :func:`~bot.history.messages.thread_to_messages` sends it;
+    uses the stored estimate (``entry.tokens``, :func:`bot.history.estimates.stored_tokens`)
+    when there is one, and adds what is not stored: attribution and images."""
     base = entry.tokens if entry.tokens is not None else stored_tokens(entry)
     if entry.role != "user":
         return base

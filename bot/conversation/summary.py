@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.conversation.messages import attribution, file_note
+from bot.history.messages import attribution, file_note
 from bot.history.thread import ThreadEntry
 
 SUMMARY_HEADER = (

@@ -6,27 +6,32 @@ reads), so the writers, the loader and the backfill migration share one definiti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.documents.kinds import kind_from_metadata
+from bot.history.messages import assistant_message, tool_message, user_text
 from bot.history.thread import NOT_PREPARED_IMAGE, DocumentPart, FileNote, ThreadEntry, ToolCall
-from bot.limits.tokens import estimate_image_tokens
-
-# How a row's stored estimate is counted: bot.conversation.budget.stored_tokens, which sits above
-# this layer (it builds the very text the model is sent); bot.conversation registers it when
-# imported. Unregistered, rows are stored with 0, which every reader treats as "count it now".
-_stored_tokens: Callable[[ThreadEntry], int] | None = None
+from bot.limits.tokens import estimate_image_tokens, estimate_messages_tokens
 
 
-def use_estimator(stored_tokens: Callable[[ThreadEntry], int]) -> None:
-    global _stored_tokens
-    _stored_tokens = stored_tokens
+def stored_tokens(entry: ThreadEntry) -> int:
+    """The part of an entry's estimate that is stored with its row when it is written, counted
+    on the very text the model is sent (bot.history.messages): for a user entry its text, file
+    notes and documents without attribution or images (names change when profiles are
+    refreshed, images are capped per request); the whole message otherwise.
 
-
-def _estimate(entry: ThreadEntry) -> int:
-    return _stored_tokens(entry) if _stored_tokens is not None else 0
+    bot.conversation.budget.estimate_entry_tokens adds the rest. Estimates of parts add up to at
+    least the estimate of the whole (text estimates are subadditive), so the sum stays an upper
+    bound.
+    """
+    if entry.role == "user":
+        bare = replace(entry, user_id=None, user_name=None, images=(), images_left_out=0, tokens=None)
+        return estimate_messages_tokens([{"role": "user", "content": user_text(bare)}])
+    if entry.role == "assistant":
+        return estimate_messages_tokens([assistant_message(entry)])
+    return estimate_messages_tokens([tool_message(entry)])
 
 
 @dataclass(frozen=True)
@@ -102,9 +107,9 @@ def row_estimates(row: Any, attachments: Iterable[Any]) -> tuple[int, int, int]:
     if row.deleted:
         return 0, 0, 0
     if row.role != "user":  # only user messages carry files
-        return _estimate(bare_entry(row, AttachmentParts([], [], []))), 0, 0
+        return stored_tokens(bare_entry(row, AttachmentParts([], [], []))), 0, 0
     parts = attachment_parts(row.files, attachments)
-    tokens = _estimate(bare_entry(row, parts))
+    tokens = stored_tokens(bare_entry(row, parts))
     image_tokens = sum(estimate_image_tokens(a.width, a.height) for a, _ in parts.images)
     return tokens, image_tokens, len(image_files(row.files, {a.file_id for a, _ in parts.images}))
 
@@ -127,5 +132,5 @@ __all__ = [
     "image_files",
     "is_usable_image",
     "row_estimates",
-    "use_estimator",
+    "stored_tokens",
 ]

@@ -48,7 +48,7 @@ class ThreadMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Token estimates kept with the row so a rebuild does not recount the thread: `tokens` is
-    # bot.conversation.budget.stored_tokens (text, file notes, documents; no attribution, no
+    # bot.history.estimates.stored_tokens (text, file notes, documents; no attribution, no
     # images), `image_tokens` the prepared images' cost and `image_count` their number. Updated whenever the row or its
     # attachments change.
     tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -60,7 +60,7 @@ class ThreadEntry:
     # Older images of this entry not loaded because newer ones fill the per-request image cap.
     images_left_out: int = 0
     # The stored estimate of the entry's tokens without attribution and images (see
-    # bot.conversation.budget.stored_tokens); None: compute it.
+    # bot.history.estimates.stored_tokens); None: compute it.
     tokens: int | None = None
     tool_calls: tuple[ToolCall, ...] = ()  # role == "assistant" only
     tool_call_id: str | None = None  # role == "tool" only

@@ -12,11 +12,20 @@ text. A RateLimitedError that reaches the queue (text already shown, or MAX_RATE
 refusals in a row) reschedules the job without counting an attempt either (bot.failures). The
 x-ratelimit-remaining-* headers of every answer, 200 or 429, are kept with the call as the
 provider's view (bot.limits.slots).
+
+A 400 naming an argument the server does not recognize (Heroku refused ``stream_options`` that
+way, DESIGN-NOTES) drops the argument and sends again at once, without a job attempt; the
+refusal is remembered for the process and in the database, where other dynos read it
+(every REFUSALS_REFRESH_SECONDS). A response without ``usage`` is counted with an estimate
+(bot.inference.usage) marked ``estimated``: budgets, /usage and bot stats see it; the limiter
+keeps the call's own estimate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +35,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.failures import Permanent
 from bot.inference.client import Completion, InferenceClient
-from bot.inference.errors import RateLimitedError, RetryableError
+from bot.inference.errors import RateLimitedError, RetryableError, UnknownArgumentError
+from bot.inference.refusals import refused_arguments, remember_refusal
+from bot.inference.sse import Usage
+from bot.inference.usage import estimated_usage
 from bot.limits.admission import Booking, RateLimiter, attachment_limits, record_usage
 from bot.limits.budgets import BudgetPolicy, channel_over_budget, over_budget, record_channel_usage
 from bot.limits.headers import remaining
@@ -38,6 +50,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PAUSE_SECONDS = 5.0  # after a 429 that says nothing about when to come back
 DOWN_PAUSE_SECONDS = 10.0  # after a 5xx or no answer, when the pool has another attachment
 MAX_RATE_LIMITED_TRIES = 5
+REFUSALS_REFRESH_SECONDS = 30.0
 
 
 class OverBudget(Permanent):
@@ -100,6 +113,8 @@ class ModelGateway:
         self.sessions = sessions
         self.budgets = budgets or BudgetPolicy()
         self.max_output_tokens = max_output_tokens
+        self._refusals_read_at: dict[str, float] = {}  # completions URL -> when its refusals were read
+        self._refusals_lock = threading.Lock()
 
     @property
     def client(self) -> InferenceClient:
@@ -153,6 +168,7 @@ class ModelGateway:
                 on_line=ctx.on_line,
             )
             endpoint = pool[booking.name]
+            self._learn_refusals(endpoint.client)
             started = time.monotonic()
             try:
                 completion = endpoint.client.stream(body, on_text=show, prompt_caching=prompt_caching)
@@ -163,6 +179,12 @@ class ModelGateway:
                     booking.name, exc.retry_after if exc.retry_after is not None else DEFAULT_PAUSE_SECONDS
                 )
                 if shown:
+                    raise
+                continue
+            except UnknownArgumentError as exc:
+                # Refused before any answer: no tokens spent; send again at once without it.
+                self.limiter.settle(booking, refused=True)
+                if not self._refuse(endpoint.client, exc.argument):
                     raise
                 continue
             except RetryableError:
@@ -177,9 +199,36 @@ class ModelGateway:
             except BaseException:
                 self.limiter.settle(booking)
                 raise
-            self._account(booking, completion, ctx, time.monotonic() - started)
-            return completion
+            return self._account(booking, request.prompt, completion, ctx, time.monotonic() - started)
         raise RateLimitedError("the model kept answering 429", retry_after=DEFAULT_PAUSE_SECONDS)
+
+    def _learn_refusals(self, client: InferenceClient) -> None:
+        """Arguments another dyno found refused, read at most every REFUSALS_REFRESH_SECONDS."""
+        now = time.monotonic()
+        with self._refusals_lock:
+            if now - self._refusals_read_at.get(client.url, float("-inf")) < REFUSALS_REFRESH_SECONDS:
+                return
+            self._refusals_read_at[client.url] = now
+        try:
+            with self.sessions() as session:
+                known = refused_arguments(session, client.url)
+        except Exception as exc:  # the call goes on; a refusal would teach it again
+            log.warning("inference refusals_read_failed error=%s", type(exc).__name__)
+            return
+        for argument in known:
+            client.refuse_argument(argument)
+
+    def _refuse(self, client: InferenceClient, argument: str) -> bool:
+        """Leave ``argument`` out from now on, here and (through the database) on every dyno."""
+        if not client.refuse_argument(argument):
+            return False
+        log.warning("inference argument_refused argument=%s (left out from now on)", argument)
+        try:
+            with self.sessions.begin() as session:
+                remember_refusal(session, client.url, argument)
+        except Exception as exc:
+            log.warning("inference refusal_not_shared error=%s", type(exc).__name__)
+        return True
 
     def _check_budget(self, ctx: CallContext) -> None:
         channel_budget = ctx.channel_daily_tokens if ctx.channel_id else None
@@ -194,43 +243,48 @@ class ModelGateway:
         if reason:
             raise OverBudget(reason)
 
-    def _account(self, booking: Booking, completion: Completion, ctx: CallContext, seconds: float) -> None:
-        usage = completion.usage
-        # An estimated usage (marked by the client when the answer reported none) is recorded for the
-        # workspace; the limiter keeps counting the call's own estimate (prompt + max_tokens), the
-        # most the provider can have charged.
-        estimated = bool(getattr(usage, "estimated", False))
+    def _account(
+        self, booking: Booking, prompt_estimate: int, completion: Completion, ctx: CallContext, seconds: float
+    ) -> Completion:
+        usage: Usage | None = completion.usage
+        if usage is None:
+            usage = estimated_usage(prompt_estimate, completion.content, completion.tool_calls, completion.reasoning)
+            completion = dataclasses.replace(completion, usage=usage)
+        estimated = bool(usage.estimated)
 
         def record(session: Session) -> None:
-            if usage:
-                record_usage(
-                    session,
-                    team_id=ctx.team_id,
-                    user_id=ctx.user_id,
-                    prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens,
-                )
+            record_usage(
+                session,
+                team_id=ctx.team_id,
+                user_id=ctx.user_id,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+            )
             if ctx.channel_id:  # what the channel's budget counts (the estimate when no usage came)
-                actual = usage.total_tokens if usage else booking.estimate
-                record_channel_usage(session, team_id=ctx.team_id, channel_id=ctx.channel_id, tokens=actual)
+                record_channel_usage(session, team_id=ctx.team_id, channel_id=ctx.channel_id, tokens=usage.total_tokens)
 
+        # An estimated usage is recorded; the limiter counts it at no less than the call's own
+        # estimate (prompt + max_tokens, the most the provider can have charged) and calibrates
+        # only from the provider's own counts.
         self.limiter.settle(
             booking,
-            used=usage.total_tokens if usage and not estimated else None,
-            prompt_tokens=usage.prompt_tokens if usage and not estimated else None,
+            used=usage.total_tokens,
+            prompt_tokens=None if estimated else usage.prompt_tokens,
             view=_view(completion.rate_limit_headers),
             also=record,
         )
         log.info(
             "inference done team=%s attachment=%s estimated_tokens=%d prompt_tokens=%s completion_tokens=%s"
-            " duration_ms=%d",
+            " usage=%s duration_ms=%d",
             ctx.team_id,
             booking.name,
             booking.estimate,
-            usage.prompt_tokens if usage else "-",
-            usage.completion_tokens if usage else "-",
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            "estimated" if estimated else "reported",
             seconds * 1000,
         )
+        return completion
 
 
 def _view(headers: Mapping[str, str]) -> View | None:

@@ -10,6 +10,11 @@ Two shapes reach us from ``/v1/chat/completions``:
 Lines are split on CR, LF and CRLF only, as the SSE spec says. ``str.splitlines`` (and
 so ``httpx.Response.iter_lines``) also splits on U+2028, U+0085 and friends, which JSON
 may carry unescaped inside a string, and would cut a chunk in half.
+
+httpx-sse 0.4.2 and 0.4.3 split lines right, but were not adopted for the framing: their line
+decoder holds back a line ended by a CR at the end of a network read until more bytes arrive (an
+event of a CR-only stream shows one read late; ``test_line_splitter``), and ``EventSource`` drops
+a last event the body ends without its blank line, which ``SseChunkReader.close`` still reads.
 """
 
 from __future__ import annotations
@@ -39,9 +44,13 @@ class StreamErrorEvent(Exception):
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens of one call. ``estimated``: the server reported none, so these are our own count
+    (bot.inference.usage), counted everywhere usage counts and marked so."""
+
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    estimated: bool = False
 
 
 @dataclass(frozen=True)

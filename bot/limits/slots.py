@@ -80,9 +80,9 @@ def charge(call: Call, refunds: bool) -> int:
         return 0
     if call.used is None:
         return call.estimate
-    if refunds or call.ceiling is None:
-        return call.used
-    return call.ceiling
+    if call.ceiling is None:  # the usage was our own estimate (none reported): the most it can be
+        return max(call.used, call.estimate)
+    return call.used if refunds else call.ceiling
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,9 @@ tool waits for the asker's Approve (bot.tools.approval_logic), like built-in sta
 `start()` runs the refreshes on a schedule in a thread of its own (the worker's main loop never
 touches the network): every MCP_REFRESH_SECONDS, and a server that is down every
 `retry_down_seconds`. Each refresh is reported to `on_refresh` (bot.mcp.status records it).
+With `recorded` (bot.mcp.status.recorded_views), the thread also reads every
+`watch_seconds` what others recorded (`bot check`, another worker): a server whose recorded
+status or tools differ from ours is fetched again at once, so `bot check` refreshes the workers.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import McpServerConfig
@@ -32,48 +34,20 @@ from bot.mcp.client import McpClient, McpError, McpUnauthorized, McpUnreachable
 from bot.mcp.names import function_name
 from bot.mcp.results import error_sentence, result_text
 from bot.mcp.schema import SchemaRefused, provider_schema
+from bot.mcp.state import DOWN, UNAUTHORIZED, UNKNOWN, UP, McpTool, ServerState
 from bot.tools.errors import ToolFailed
 from bot.tools.registry import DEFAULT_MAX_RESULT_CHARS, Permission, Tool, ToolContext
 from bot.tools.schema import FunctionSpec
 
 log = logging.getLogger(__name__)
 
-UP, DOWN, UNAUTHORIZED, FAILED, UNKNOWN = "up", "down", "unauthorized", "failed", "unknown"
 RETRY_DOWN_SECONDS = 30.0
+WATCH_SECONDS = 5.0
+# At most one refresh a server for what others recorded in this long (two views may disagree).
+FOLLOW_SECONDS = 10.0
 # The runner's own timer is a backstop behind the client's timeout, which says more.
 RUNNER_GRACE_SECONDS = 2.0
 MAX_DESCRIPTION_CHARS = 1024
-
-
-@dataclass(frozen=True)
-class McpTool:
-    """One server tool as offered to the model."""
-
-    server: str
-    remote_name: str  # the server's name for it
-    name: str  # the function name the model uses
-    description: str
-    parameters: dict[str, Any]
-    read_only: bool
-
-    @property
-    def needs_approval(self) -> bool:
-        return not self.read_only
-
-
-@dataclass(frozen=True)
-class ServerState:
-    name: str
-    status: str = UNKNOWN
-    detail: str = ""  # a sentence when not up
-    tools: tuple[McpTool, ...] = ()
-    left_out: tuple[str, ...] = ()  # one sentence per tool not offered
-    checked_at: float = 0.0  # time.monotonic() of the refresh
-    entries: tuple[Tool, ...] = field(default=(), repr=False, compare=False)
-
-    @property
-    def is_up(self) -> bool:
-        return self.status == UP
 
 
 def is_read_only(server: McpServerConfig, remote_name: str, annotations: Any) -> bool:
@@ -137,6 +111,8 @@ class McpCatalog:
         retry_down_seconds: float = RETRY_DOWN_SECONDS,
         max_result_chars: int = DEFAULT_MAX_RESULT_CHARS,
         on_refresh: Callable[[list[ServerState]], None] | None = None,
+        recorded: Callable[[], dict[str, tuple[str, frozenset[str]]]] | None = None,
+        watch_seconds: float = WATCH_SECONDS,
         client_factory: Callable[..., McpClient] = McpClient,
     ):
         self.servers = {server.name: server for server in servers}
@@ -145,6 +121,10 @@ class McpCatalog:
         self.retry_down_seconds = min(retry_down_seconds, refresh_seconds)
         self.max_result_chars = max_result_chars
         self.on_refresh = on_refresh
+        self.recorded = recorded
+        self.watch_seconds = watch_seconds
+        self._followed: dict[str, float] = {}
+        self._next_watch = 0.0
         self._clients = {name: client_factory(server, timeout=timeout) for name, server in self.servers.items()}
         self._states: dict[str, ServerState] = {name: ServerState(name) for name in self.servers}
         self._lock = threading.Lock()
@@ -195,8 +175,9 @@ class McpCatalog:
             return ServerState(name, status, str(exc), checked_at=now)
         taken = {tool.name for other, state in self._states.items() if other != name for tool in state.tools}
         offered, left_out = offered_tools(server, listed, taken)
-        for sentence in left_out:
-            log.warning("mcp server=%s %s", name, sentence)
+        seen = set(self._states[name].left_out)
+        for sentence in left_out:  # once, not at every refresh
+            (log.debug if sentence in seen else log.warning)("mcp server=%s %s", name, sentence)
         entries = tuple(self._entry(tool) for tool in offered)
         log.info(
             "mcp server=%s status=up tools=%d need_approval=%d left_out=%d",
@@ -218,7 +199,7 @@ class McpCatalog:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._seconds_to_next()):
-            due = self._due(time.monotonic())
+            due = self._due(time.monotonic()) + self._differing_from_record(time.monotonic())
             if due:
                 try:
                     self.refresh(due)
@@ -228,12 +209,36 @@ class McpCatalog:
     def _due(self, now: float) -> list[str]:
         return [state.name for state in self.states() if now >= state.checked_at + self._interval(state)]
 
+    def _differing_from_record(self, now: float) -> list[str]:
+        """Servers whose recorded view differs from ours (read every `watch_seconds`)."""
+        if self.recorded is None or now < self._next_watch:
+            return []
+        self._next_watch = now + self.watch_seconds
+        try:
+            views = self.recorded()
+        except Exception as exc:
+            log.warning("mcp record_read_failed error=%s", type(exc).__name__)
+            return []
+        differing = []
+        for state in self.states():
+            view = views.get(state.name)
+            ours = (state.status, frozenset(tool.name for tool in state.tools))
+            if view is None or state.status == UNKNOWN or view == ours:
+                continue
+            if now - self._followed.get(state.name, -FOLLOW_SECONDS) >= FOLLOW_SECONDS:
+                self._followed[state.name] = now
+                log.info("mcp server=%s recorded view differs: fetching its tools again", state.name)
+                differing.append(state.name)
+        return differing
+
     def _interval(self, state: ServerState) -> float:
         return self.refresh_seconds if state.is_up else self.retry_down_seconds
 
     def _seconds_to_next(self) -> float:
         now = time.monotonic()
         waits = [state.checked_at + self._interval(state) - now for state in self.states()]
+        if self.recorded is not None:
+            waits.append(self._next_watch - now)
         return max(0.05, min(waits, default=self.refresh_seconds))
 
     # -- calling ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from bot.db.base import Base
 from bot.db.clock import db_now
 from bot.db.types import JsonDocument, UTCDateTime
-from bot.mcp.catalog import UP, ServerState
+from bot.mcp.state import UP, ServerState
 
 
 class McpServerStatus(Base):
@@ -73,3 +73,14 @@ def summary(session: Session, names: Sequence[str]) -> dict:
         "down": sum(1 for name in names if name in rows and rows[name] != UP),
         "unchecked": sum(1 for name in names if name not in rows),
     }
+
+
+def recorded_views(sessions: sessionmaker[Session]):
+    """A `recorded` for the catalog: {name: (status, function names)} as last recorded."""
+
+    def read() -> dict[str, tuple[str, frozenset[str]]]:
+        with sessions() as session:
+            rows = session.execute(select(McpServerStatus)).scalars().all()
+            return {row.name: (row.status, frozenset(tool["name"] for tool in row.tools or [])) for row in rows}
+
+    return read

@@ -32,14 +32,10 @@ from bot.queue.context import JobContext
 from bot.queue.job_type import BadPayload, JobEvent, JobHandler, JobType
 from bot.queue.retry import BURY, DROP, FINISH, PARK, RELEASE, decide
 from bot.queue.store import ClaimedJob
+from bot.queue.waiting import FEEDBACK_INTERVAL_SECONDS, QUEUED_NOTICE_SECONDS, QueueFeedback
 
 log = logging.getLogger(__name__)
 
-# Interactive jobs still unclaimed after this long are told where they stand (on_waiting).
-QUEUED_NOTICE_SECONDS = 5.0
-# Queue feedback: a waiting job hears its position at most this often, at most this many times.
-FEEDBACK_INTERVAL_SECONDS = 5.0
-MAX_FEEDBACK_UPDATES = 12
 HOOK_THREADS = 2
 MAX_PENDING_HOOKS = 64  # beyond this, queue feedback waits for the next round (notices never wait)
 
@@ -75,9 +71,9 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.drain_seconds = drain_seconds
         self.housekeeping = housekeeping or []
-        self.queued_notice_seconds = queued_notice_seconds
         self.on_settled = on_settled
-        self.line_length = line_length
+        # Queued jobs told where they stand (bot.queue.waiting), through their on_waiting hooks.
+        self.feedback = QueueFeedback(sessions, older_than_seconds=queued_notice_seconds, line_length=line_length)
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -86,7 +82,6 @@ class Worker:
         self._hooks = ThreadPoolExecutor(max_workers=HOOK_THREADS, thread_name_prefix="hook")
         self._pending_hooks = 0
         self._running_tasks: set[int] = set()  # housekeeping tasks (by index) still running
-        self._told: dict[int, tuple[float, int, int]] = {}  # job id -> (when, position, updates)
         self._control_stop = threading.Event()  # ends the lease and upkeep threads
         self._idle = threading.Condition(self._lock)
         self.stopped = threading.Event()
@@ -385,42 +380,9 @@ class Worker:
                     self._running_tasks.discard(index)
 
     def _queue_feedback(self) -> None:
-        """Tell interactive jobs still queued where they stand: jobs ahead of them in the fair
-        order, plus calls waiting in the rate limiter's line. Each job hears it when its position
-        changed, at most every FEEDBACK_INTERVAL_SECONDS (spaced in the database, so two workers
-        do not both tell it) and at most MAX_FEEDBACK_UPDATES times."""
-        try:
-            with self.sessions() as session:
-                waiting = store.waiting_positions(session, older_than_seconds=self.queued_notice_seconds)
-            ahead_in_line = self.line_length() if waiting else 0
-        except SQLAlchemyError as exc:
-            log.warning("queue_feedback failed error=%s", type(exc).__name__)
-            return
-        now = time.monotonic()
-        alive = {job.id for job, _ in waiting}
-        with self._lock:
-            for job_id in [j for j in self._told if j not in alive]:
-                del self._told[job_id]
-        to_tell = []
-        for job, ahead in waiting:
-            position = ahead + ahead_in_line
-            _, last_position, updates = self._told.get(job.id, (0.0, -1, 0))
-            if position != last_position and updates < MAX_FEEDBACK_UPDATES:
-                to_tell.append((job, position, updates))
-        if not to_tell:
-            return
-        try:
-            with self.sessions.begin() as session:  # one commit per round, however many are told
-                marked = store.mark_told(
-                    session, [job.id for job, _, _ in to_tell], min_interval_seconds=FEEDBACK_INTERVAL_SECONDS - 0.5
-                )
-        except SQLAlchemyError:
-            return
-        for job, position, updates in to_tell:
-            if job.id not in marked:
-                continue
-            self._told[job.id] = (now, position, updates + 1)
-            event = JobEvent(position=position, update=updates > 0 or job.notified_at is not None)
+        """Hand each queued job that should hear where it stands (bot.queue.waiting) to its
+        handler's on_waiting hook, on the hook pool."""
+        for job, event in self.feedback.due():
             self._submit_hook(
                 lambda job=job, event=event: self._call_hook(job, "on_waiting", self._context(job), event),
                 optional=True,

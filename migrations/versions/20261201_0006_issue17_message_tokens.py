@@ -32,7 +32,6 @@ def upgrade() -> None:
 
 
 def _backfill() -> None:
-    import bot.conversation  # noqa: F401  (registers the estimator the writers use)
     from bot.history.estimates import row_estimates
 
     connection = op.get_bind()

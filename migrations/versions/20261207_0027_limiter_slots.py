@@ -2,7 +2,7 @@
 of their answer; the waiting line and the correction columns go
 
 Revision ID: 0027_limiter_slots
-Revises: 0022b_attachment_reads
+Revises: 0021_refusals_reports
 Create Date: 2026-12-07 07:20:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0027_limiter_slots"
-down_revision: str | None = "0022b_attachment_reads"
+down_revision: str | None = "0021_refusals_reports"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -200,3 +200,16 @@ def test_chat_through_a_pipe_answers_and_keeps_history(tmp_path, database_url):
         fresh = run_cli(env, "chat", stdin="a brand new topic\n")
         assert "my favourite colour is teal" not in json.dumps(inference.requests[-1][2])
         assert fresh.returncode == 0
+
+
+def test_chat_follows_the_workspace_defaults_it_sets(database_url):
+    with FakeInference(api_key=INFERENCE_KEY) as inference:
+        env = bot_env(database_url, INFERENCE_URL=inference.url, SLACK_BOT_TOKEN="", SLACK_SIGNING_SECRET="")
+        lines = "/settings instructions Speak like a lighthouse keeper.\n/settings tools teleport\nhello\n/settings\n"
+        chat = run_cli(env, "chat", stdin=lines)
+        assert chat.returncode == 0, chat.stderr
+        assert "Unknown tool: teleport." in chat.stdout and "Usage: /settings tools" in chat.stdout
+        assert "*instructions*: “Speak like a lighthouse keeper.” — _set here, by <@ULOCAL>" in chat.stdout
+        [request] = [r.body for r in inference.requests if isinstance(r.body, dict)]
+        system = request["messages"][0]["content"]
+        assert system.endswith("Speak like a lighthouse keeper.")

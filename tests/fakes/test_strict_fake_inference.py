@@ -317,3 +317,44 @@ def test_the_suite_fails_a_test_that_got_a_request_refused(
     result.assert_outcomes(passed=3, errors=1)  # the refused test passes its body, then errors at teardown
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*refused 1 request(s) during this test*content must not be empty*"])
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_the_suite_fails_on_a_request_refused_outside_any_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """A refusal in a module fixture's teardown fails the run, also when pytest-xdist runs it on a
+    worker (whose own exit status the controller ignores)."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    pytester.makeconftest('pytest_plugins = ["tests.support.strict_inference"]')
+    pytester.makepyfile(
+        textwrap.dedent(
+            """
+            import httpx
+            import pytest
+
+            from tests.fakes.inference import FakeInference
+
+            @pytest.fixture(scope="module")
+            def refused_at_teardown():
+                yield
+                with FakeInference() as fake:
+                    httpx.post(
+                        fake.url + "/v1/chat/completions",
+                        json={"model": "claude-4-5-haiku", "messages": [{"role": "user", "content": ""}]},
+                        headers={"Authorization": "Bearer " + fake.api_key},
+                    )
+
+            def test_one(refused_at_teardown):
+                pass
+
+            def test_two():
+                pass
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", workers)
+
+    result.assert_outcomes(passed=2)
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*refused 1 request(s) outside any test*content must not be empty*"])

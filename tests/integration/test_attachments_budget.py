@@ -12,12 +12,12 @@ from PIL import Image
 from slack_sdk import WebClient
 
 from bot.conversation.budget import fit_to_budget
-from bot.conversation.messages import thread_to_messages
 from bot.conversation.window import load_window, newest_rows
 from bot.documents.extract import Limits
 from bot.documents.reader import DocumentReader
 from bot.history import store as history
 from bot.history.attachments import AttachmentResolver
+from bot.history.messages import thread_to_messages
 from bot.sandbox import Sandbox
 from tests.fakes.slack import FakeSlack
 

@@ -15,6 +15,7 @@ from bot.inference.errors import RateLimitedError
 from tests.fakes.inference import FakeInference, fake_prompt_tokens
 from tests.fakes.rate_limit import WindowLimit
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
+from tests.support.processes import wait_for
 
 MODEL = "claude-4-5-haiku"
 BODY = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100}
@@ -31,7 +32,10 @@ def test_each_accounting_charges_what_it_says(accounting, charged_after):
         reserved = fake_prompt_tokens({**BODY, "model": MODEL, "stream": False}) + 100
         actual = completion.usage.total_tokens
         assert actual < reserved
-        assert fake.tokens_charged == (actual if charged_after == "actual" else reserved)
+        expected = actual if charged_after == "actual" else reserved
+        # The fake settles a "corrected" charge after the last byte is sent: wait for it, with a deadline.
+        wait_for(lambda: fake.tokens_charged == expected, timeout=5)
+        assert fake.tokens_charged == expected
         remaining = int(completion.rate_limit_headers["x-ratelimit-remaining-tokens"])
         # The header is the server's view when the request arrived.
         assert remaining == 10_000 - (actual if accounting == "actual" else reserved)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from sqlalchemy import event, select, text
 
-from bot.conversation.budget import estimate_entry_tokens, fit_to_budget, stored_tokens
+from bot.conversation.budget import estimate_entry_tokens, fit_to_budget
 from bot.conversation.window import ATTRIBUTION_ALLOWANCE, load_window, newest_rows
 from bot.history import store as history
-from bot.history.estimates import attachment_parts, bare_entry
+from bot.history.estimates import attachment_parts, bare_entry, stored_tokens
 from bot.history.models import MessageImage, ThreadMessage
 from bot.history.thread import ThreadEntry
 

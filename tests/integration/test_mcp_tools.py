@@ -12,7 +12,8 @@ import time
 import pytest
 
 from bot.config import load_settings
-from bot.mcp.catalog import DOWN, UNAUTHORIZED, UP, McpCatalog
+from bot.mcp.catalog import McpCatalog
+from bot.mcp.state import DOWN, UNAUTHORIZED, UP
 from bot.tools.registry import ToolContext, ToolRegistry
 from bot.tools.runner import run_tool
 from tests.fakes.mcp_server import McpTestServer

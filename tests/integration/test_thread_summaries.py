@@ -183,3 +183,22 @@ def test_editing_or_deleting_a_covered_message_drops_the_summary(sessions):
         if kept is None:
             with sessions.begin() as session:
                 summary_store.delete_summary(session, "T1", "C1", "1.0")
+
+
+def test_a_channels_model_setting_summarizes_its_threads(sessions):
+    from bot.channel_settings import store as settings_store
+
+    settings = Settings(context_budget_tokens=2000)
+    fill(sessions, 0, 40)
+    with sessions.begin() as session:
+        summary_store.request_summary(session, "T1", "C1", "1.0")
+        settings_store.set_value(session, "T1", "C1", "model", "claude-4-5-sonnet", user_id="UADMIN")
+    contexts = []
+
+    class Recording(ScriptedModel):
+        def call(self, body, ctx, **kwargs):
+            contexts.append(ctx)
+            return super().call(body, ctx, **kwargs)
+
+    SummaryJob(Recording(), sessions, settings).run(context(sessions))
+    assert contexts and {ctx.model for ctx in contexts} == {"claude-4-5-sonnet"}

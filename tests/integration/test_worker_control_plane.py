@@ -16,12 +16,14 @@ from sqlalchemy import select, update
 from bot.db.engine import make_engine, make_session_factory
 from bot.failures import LeaseLost
 from bot.limits.admission import RateLimiter
+from bot.limits.models import RateReservation
 from bot.limits.slots import RateLimits
 from bot.queue import store
 from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler
 from bot.queue.models import DONE, QUEUED, RUNNING, Job
-from bot.queue.worker import MAX_FEEDBACK_UPDATES, Worker
+from bot.queue.waiting import MAX_FEEDBACK_UPDATES
+from bot.queue.worker import Worker
 
 
 @pytest.fixture
@@ -171,7 +173,12 @@ def test_sigterm_hands_back_a_job_waiting_for_the_model_at_once(pg):
     [job_id] = enqueue(pg)
     worker = start(pg, handler, concurrency=2, lease_seconds=30.0, drain_seconds=20.0)
     assert wait_until(lambda: job_row(pg, job_id).status == RUNNING)
-    time.sleep(0.3)  # sleeping until its slot
+
+    def sleeping_until_its_slot():
+        with pg() as session:
+            return session.execute(select(RateReservation).where(RateReservation.sent_at.is_(None))).first() is not None
+
+    assert wait_until(sleeping_until_its_slot)
     signalled = time.monotonic()
     stop(worker)
     assert time.monotonic() - signalled < 3.0  # not the 20 s drain, nor the lease

@@ -68,6 +68,8 @@ def test_instructions_and_tools_apply_in_their_channel_only(scenario):
     assert "pirate" not in system_prompt(in_b)
     assert tool_names(in_a) == ["calculate"]
     assert len(tool_names(in_b)) > 1 and "calculate" in tool_names(in_b)
+    # /settings is not a tool: the model is never offered a way to change a setting.
+    assert not [name for name in tool_names(in_b) if "setting" in name]
 
 
 def test_ask_in_a_channel_follows_its_settings(scenario):

@@ -87,12 +87,23 @@ class BotProcess:
 
 
 def start_web(env: dict[str, str], log_dir: Path, name: str = "web") -> tuple[BotProcess, str]:
-    port = free_port()
-    env = {**env, "PORT": str(port)}
-    process = BotProcess([sys.executable, "-m", "bot.cli", "web"], env, log_dir / f"{name}.log")
-    url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, process)
-    return process, url
+    # Tests run in parallel (pytest-xdist): another worker may take the free port before gunicorn
+    # binds it; gunicorn then says "Connection in use" and exits, and another port is tried.
+    for attempt in range(3):
+        port = free_port()
+        process = BotProcess(
+            [sys.executable, "-m", "bot.cli", "web"], {**env, "PORT": str(port)}, log_dir / f"{name}.log"
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, process)
+        except RuntimeError:
+            process.kill()
+            if attempt < 2 and "Connection in use" in process.output():
+                continue
+            raise
+        return process, url
+    raise AssertionError("unreachable")
 
 
 def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> BotProcess:

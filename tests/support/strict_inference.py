@@ -44,11 +44,25 @@ def _no_invalid_inference_requests(request: pytest.FixtureRequest):
         )
 
 
+_stray_on_workers: list[str] = []  # on the pytest-xdist controller: what its workers reported
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    stray = inference.REJECTIONS[_accounted:]
+    stray = [describe([rejection]) for rejection in inference.REJECTIONS[_accounted:]]
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: its exit status is not the run's, so tell the controller
+        workeroutput["stray_inference_rejections"] = stray
+        return
+    stray += _stray_on_workers
     if stray:
         session.config._stray_inference_rejections = stray
         session.exitstatus = 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist: a worker finished; keep the refusals it saw outside any test."""
+    _stray_on_workers.extend(getattr(node, "workeroutput", {}).get("stray_inference_rejections", []))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
@@ -56,6 +70,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if stray:
         terminalreporter.write_line(
             f"FAILED: the strict fake inference server refused {len(stray)} request(s) outside any test: "
-            f"{describe(stray)}",
+            f"{'; '.join(stray[:5])}",
             red=True,
         )

@@ -23,6 +23,7 @@ from bot.agent.render import feedback_block, steps_block, task_chunk
         ("current_time", '{"timezone": "Asia/Tokyo"}', "Looking up the time in Asia/Tokyo"),
         ("token_usage", "{}", "Checking token usage"),
         ("lookup_ticket", '{"id": 3}', "Running lookup ticket"),
+        ("orders__lookup_order", '{"order_id": "4"}', "Asking orders: lookup order"),
         ("", "{}", "Running a tool"),
         ("search_messages", json.dumps({"query": "x" * 100}), "Searching messages for '" + "x" * 39 + "…'"),
     ],

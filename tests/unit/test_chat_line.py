@@ -24,3 +24,11 @@ from bot.chat.line import ChatLine, parse_line
 )
 def test_parse_line(line, expected):
     assert parse_line(line) == expected
+
+
+def test_settings_lines_go_to_the_settings():
+    from bot.chat.line import parse_line
+
+    assert parse_line("/settings tools calculate ").kind == "settings"
+    assert parse_line("/settings tools calculate").text == "tools calculate"
+    assert parse_line("/settings").text == ""

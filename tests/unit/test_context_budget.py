@@ -16,7 +16,7 @@ from bot.conversation.budget import (
     omitted_note,
     stored_tokens,
 )
-from bot.conversation.messages import image_label, sendable_entries, thread_to_messages
+from bot.history.messages import image_label, sendable_entries, thread_to_messages
 from bot.history.thread import FileNote, ImagePart, ThreadEntry, ToolCall
 from bot.limits.tokens import estimate_image_tokens, estimate_messages_tokens, estimate_text_tokens
 

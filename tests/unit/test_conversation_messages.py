@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.conversation.messages import (
+from bot.conversation.prompt import DEFAULT_SYSTEM_PROMPT, build_system_prompt
+from bot.history.messages import (
     EMPTY_TOOL_RESULT,
     IMAGE_LEFT_OUT_NOTE,
     MISSING_REPLY_PLACEHOLDER,
@@ -19,7 +20,6 @@ from bot.conversation.messages import (
     sendable_entries,
     thread_to_messages,
 )
-from bot.conversation.prompt import DEFAULT_SYSTEM_PROMPT, build_system_prompt
 from bot.history.thread import DocumentPart, FileNote, ImagePart, ThreadEntry, ToolCall
 
 SYSTEM = "You are a test bot."

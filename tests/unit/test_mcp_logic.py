@@ -195,3 +195,34 @@ def test_an_error_result_is_a_short_sentence():
     sentence = error_sentence("s__a", long)
     assert sentence.startswith("s__a reported an error: boom") and len(sentence) < 340
     assert error_sentence("s__a", SimpleNamespace(content=[], structured_content=None)) == "s__a failed."
+
+
+class _NoNetwork:
+    def __init__(self, server, timeout):
+        self.server = server
+
+    def list_tools(self):
+        return [_tool("a", read_only=True)]
+
+
+def test_a_recorded_view_that_differs_from_ours_is_fetched_again_at_most_every_few_seconds():
+    from bot.config import McpServerConfig
+    from bot.mcp.catalog import FOLLOW_SECONDS, McpCatalog
+
+    views = {}
+    catalog = McpCatalog(
+        [McpServerConfig("s", URL)],
+        timeout=1,
+        refresh_seconds=300,
+        recorded=lambda: views,
+        watch_seconds=0,
+        client_factory=_NoNetwork,
+    )
+    catalog.refresh()
+    assert catalog._differing_from_record(1000.0) == []  # nothing recorded by others
+    views["s"] = ("up", frozenset({"s__a"}))
+    assert catalog._differing_from_record(1001.0) == []  # the same view as ours
+    views["s"] = ("up", frozenset({"s__a", "s__b"}))  # `bot check` found a new tool
+    assert catalog._differing_from_record(1002.0) == ["s"]
+    assert catalog._differing_from_record(1003.0) == []  # not again at once
+    assert catalog._differing_from_record(1002.0 + FOLLOW_SECONDS) == ["s"]

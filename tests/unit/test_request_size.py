@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.conversation.messages import thread_to_messages
 from bot.conversation.request_size import RequestTooBig, fit_request_size, request_bytes
+from bot.history.messages import thread_to_messages
 from bot.history.thread import ImagePart, ThreadEntry
 
 

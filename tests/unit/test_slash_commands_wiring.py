@@ -9,8 +9,8 @@ from bot.channel_settings.command_job import SETTINGS
 from bot.conversation.ask_job import ASK
 from bot.slack.manifest import build_manifest
 from bot.slack.response_url import CUT_NOTE, MAX_ANSWER_CHARS, fit_answer, response_payload, response_url_allowed
-from bot.slack_app.commands import ASK_COMMAND, SETTINGS_COMMAND, manifest_commands
-from bot.slack_app.listeners.commands import command_names, job_type
+from bot.slack_app.commands import APP_COMMANDS, ASK_COMMAND, SETTINGS_COMMAND, manifest_commands
+from bot.slack_app.listeners.commands import APP_COMMAND_JOBS, command_names, job_type
 from bot.tools.registry import ToolRegistry
 from bot.tools.slash_job import SLASH_COMMAND
 
@@ -69,7 +69,13 @@ def test_a_tool_cannot_take_over_ask_or_settings():
 
 def test_answers_are_ephemeral_unless_public_and_fit_a_markdown_block():
     private = response_payload("**4**", public=False)
-    assert private == {"response_type": "ephemeral", "text": "**4**", "blocks": [{"type": "markdown", "text": "**4**"}]}
+    assert private == {
+        "response_type": "ephemeral",
+        "text": "**4**",
+        "blocks": [{"type": "markdown", "text": "**4**"}],
+        "unfurl_links": False,  # no link previews (DESIGN-NOTES, Slack)
+        "unfurl_media": False,
+    }
     assert response_payload("x", public=True)["response_type"] == "in_channel"
     assert response_payload("  ", public=False)["text"] == "Done."
     long = "\n".join(f"line {n} " + "x" * 90 for n in range(300))
@@ -86,3 +92,8 @@ def test_answers_go_only_to_slack_or_the_configured_slack_host():
     assert not response_url_allowed("https://hooks.slack.com.evil.example/x", "https://slack.com/api/")
     assert not response_url_allowed("http://169.254.169.254/latest", api)
     assert not response_url_allowed("", api)
+
+
+def test_every_app_command_in_the_manifest_enqueues_its_own_job():
+    assert set(APP_COMMAND_JOBS) == {f"/{command.command}" for command in APP_COMMANDS}
+    assert SLASH_COMMAND not in APP_COMMAND_JOBS.values()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from bot.conversation.budget import fit_to_budget
-from bot.conversation.messages import thread_to_messages
 from bot.conversation.summary import (
     SUMMARIZER_PROMPT,
     SUMMARY_MAX_TOKENS,
@@ -17,6 +16,7 @@ from bot.conversation.summary import (
     transcript_line,
     wants_summary,
 )
+from bot.history.messages import thread_to_messages
 from bot.history.thread import DocumentPart, ImagePart, ThreadEntry, ToolCall
 
 

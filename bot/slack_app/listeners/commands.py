@@ -3,7 +3,8 @@
 Like the message listeners these run before Bolt acknowledges (process_before_response), so
 they only write to the database: the tool or the model runs in the worker (`slash_command`
 and `ask` jobs), which answers through the command's `response_url`. Commands are accepted
-in channels and DMs alike. What people typed is stored in the job, never logged.
+in channels and DMs alike. What people typed is stored in the job, never logged, except
+`/moderation token xoxp-…`, which is checked and stored here (bot.slack_app.listeners.admin_token).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from bot.config import Settings
 from bot.conversation.ask_job import ASK
 from bot.idempotency.store import claim_once
 from bot.queue.job_type import JobType
-from bot.slack_app.commands import APP_COMMANDS, ASK_COMMAND, SETTINGS_COMMAND
+from bot.slack_app.commands import ASK_COMMAND, SETTINGS_COMMAND
+from bot.slack_app.listeners.admin_token import is_token_command, set_admin_token
 from bot.tools.registry import ToolRegistry
 from bot.tools.slash_job import SLASH_COMMAND, CommandPayload
 
@@ -29,9 +31,17 @@ ASK_ACK = "_Thinking…_"
 UNAVAILABLE = "Sorry, I can't take commands right now. Please try again in a minute."
 
 
+# The app's own commands and the job each enqueues; every other command is a tool's, run by the
+# slash_command job. A new app command is its SlashCommand in APP_COMMANDS and one line here.
+APP_COMMAND_JOBS: dict[str, JobType] = {
+    f"/{ASK_COMMAND.command}": ASK,
+    f"/{SETTINGS_COMMAND.command}": SETTINGS,
+}
+
+
 def command_names(registry: ToolRegistry) -> list[str]:
     """`/ask`, `/settings` and the registry's commands, each once (a tool cannot take them over)."""
-    names = [f"/{command.command}" for command in APP_COMMANDS]
+    names = list(APP_COMMAND_JOBS)
     for spec in registry.slash_commands():
         if spec.command in names:
             log.warning("command %s of a tool is shadowed by the app's own", spec.command)
@@ -41,17 +51,25 @@ def command_names(registry: ToolRegistry) -> list[str]:
 
 
 def job_type(command_name: str) -> JobType:
-    if command_name == f"/{ASK_COMMAND.command}":
-        return ASK
-    if command_name == f"/{SETTINGS_COMMAND.command}":
-        return SETTINGS
-    return SLASH_COMMAND
+    return APP_COMMAND_JOBS.get(command_name, SLASH_COMMAND)
 
 
 def register(app: App, sessions: sessionmaker[Session], settings: Settings, registry: ToolRegistry) -> None:
     def handle_command(ack, command: dict, context) -> None:
         name = command.get("command", "")
         team_id = command.get("team_id") or context.team_id or ""
+        if is_token_command(name, command.get("text") or ""):  # a secret: never a job payload
+            answer = set_admin_token(
+                sessions,
+                settings,
+                context.client,
+                team_id=team_id,
+                user_id=command.get("user_id") or "",
+                text=command.get("text") or "",
+                enterprise_id=context.enterprise_id,
+            )
+            ack(text=answer, response_type="ephemeral")
+            return
         try:
             job_id = record_command(sessions, settings, team_id=team_id, command=command)
         except SQLAlchemyError as exc:

@@ -22,7 +22,7 @@ def run_checks(settings: Settings) -> list[CheckResult]:
         results.append(_connections(settings))
     results.append(_slack(settings))
     results.extend(_report_channel(settings, database_ok))
-    results.append(_inference(settings, database_ok))
+    results.extend(_inference(settings, database_ok))
     results.extend(_mcp_servers(settings, database_ok))
     return results
 
@@ -187,32 +187,41 @@ def _report_problems(settings: Settings) -> list[CheckResult]:
     ]
 
 
-def _inference(settings: Settings, database_ok: bool) -> CheckResult:
+def _inference(settings: Settings, database_ok: bool) -> list[CheckResult]:
+    """One call to each attachment (INFERENCE, INFERENCE_2, ...), through the shared limiter when
+    the database is up."""
+    if not settings.has_inference:
+        return [CheckResult("inference", False, " ".join(missing_for(settings, "inference")))]
+    if not database_ok:
+        return [_call_attachment(attachment, None) for attachment in settings.attachments]
+    from bot.db.engine import make_engine, make_session_factory
+    from bot.limits.admission import RateLimiter, attachment_limits
+
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = make_session_factory(engine)
+        limiter = RateLimiter(sessions, attachment_limits(settings))
+        return [_call_attachment(attachment, (limiter, sessions)) for attachment in settings.attachments]
+    finally:
+        engine.dispose()
+
+
+def _call_attachment(attachment, shared) -> CheckResult:
     from bot.inference.client import InferenceClient
     from bot.inference.errors import InferenceError
+    from bot.inference.gateway import CallContext, Endpoint, ModelGateway
 
-    if not settings.has_inference:
-        return CheckResult("inference", False, " ".join(missing_for(settings, "inference")))
+    label = "inference" if attachment.alias == "INFERENCE" else f"inference ({attachment.alias})"
     body = {"messages": [{"role": "user", "content": "Reply with OK."}], "max_tokens": 5}
-    with InferenceClient(
-        settings.inference_url or "", settings.inference_key or "", settings.inference_model_id, timeout=30
-    ) as client:
+    with InferenceClient(attachment.url, attachment.key, attachment.model_id, timeout=30) as client:
         try:
-            if database_ok:  # every call goes through the shared limiter, this one too
-                from bot.db.engine import make_engine, make_session_factory
-                from bot.inference.gateway import CallContext, ModelGateway
-                from bot.limits.admission import GlobalRateLimiter, rate_limits
-
-                engine = make_engine(settings.database_url)
-                sessions = make_session_factory(engine)
-                gateway = ModelGateway(client, GlobalRateLimiter(sessions, rate_limits(settings)), sessions)
-                try:
-                    completion = gateway.call(body, CallContext(team_id="check", user_id="check"))
-                finally:
-                    engine.dispose()
+            if shared is not None:  # every call goes through the shared limiter, this one too
+                limiter, sessions = shared
+                gateway = ModelGateway([Endpoint(attachment.name, client)], limiter, sessions)
+                completion = gateway.call(body, CallContext(team_id="check", user_id="check"))
             else:
                 completion = client.complete(body)
         except InferenceError as exc:
-            return CheckResult("inference", False, f"{settings.inference_model_id} failed: {exc.message}")
+            return CheckResult(label, False, f"{attachment.model_id} failed: {exc.message}")
     tokens = completion.usage.total_tokens if completion.usage else "?"
-    return CheckResult("inference", True, f"{settings.inference_model_id} answered ({tokens} tokens)")
+    return CheckResult(label, True, f"{attachment.model_id} answered ({tokens} tokens)")

@@ -228,7 +228,6 @@ class ModerateJob(JobHandler):
             team_id=ctx.job.team_id,
             user_id=ctx.job.user_id,
             should_stop=ctx.should_stop,
-            lane=ctx.job.lane,
             model=self.settings.model_for("moderation"),  # BOT_MODERATION_MODEL
         )
         names = category_names(self.policy)

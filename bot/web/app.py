@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.config import Settings
 from bot.db.connections import WEB_POOL_SIZE
 from bot.db.engine import make_engine, make_session_factory, ping
-from bot.limits.admission import GlobalRateLimiter, rate_limits
+from bot.limits.admission import RateLimiter, attachment_limits
 from bot.mcp import status as mcp_status
 from bot.queue.store import queue_stats
 from bot.slack_app.bolt import create_bolt_app
@@ -107,7 +107,7 @@ class WebApp:
         # Without Slack credentials (right after a Heroku deploy) /healthz and /setup still serve.
         self.bolt = create_bolt_app(settings, self.sessions, warm_up=warm_up) if settings.has_slack else None
         self.slack = SlackRequestHandler(self.bolt) if self.bolt else None
-        self.limiter = GlobalRateLimiter(self.sessions, rate_limits(settings))
+        self.limiter = RateLimiter(self.sessions, attachment_limits(settings))
         self._health_lock = threading.Lock()
         self._health_cache: tuple[float, tuple[str, dict]] | None = None
 

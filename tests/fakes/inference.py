@@ -89,6 +89,11 @@ each a switch (all off by default, :meth:`FakeInference.reset_script` turns them
   JSON, in OpenAI's shape).
 * ``max_body_bytes = BEDROCK_MAX_BODY_BYTES``: Heroku serves Claude from Amazon Bedrock, whose
   documented payload limit is 20 MB (413 above it).
+* Rate-limit headers, where Heroku's documentation is silent, one switch per reading: ``reset=``
+  "oldest" (when the oldest entry expires, Heroku's words), "replenished" or "zero" (0 while there is
+  room) (tests/fakes/rate_limit.py); ``headers=`` "always", "none" or "only_429" (which answers carry
+  x-ratelimit-* headers), and :attr:`FakeInference.headers_stop_at` (none from that moment: headers
+  that stop mid-run).
 
 What the real API may send and the fake can too: usage split across two chunks
 (:attr:`FakeInference.usage_split`) or only in the last one (the default), 429s with only
@@ -119,6 +124,8 @@ from typing import Any, NamedTuple
 from tests.fakes.rate_limit import DEFAULT_MAX_TOKENS, WindowLimit
 
 COMPLETIONS_PATH = "/v1/chat/completions"
+# Which answers carry x-ratelimit-* headers: Heroku documents them but not that every answer has them.
+HEADER_MODES = ("always", "none", "only_429")
 STATS_PATH = "/_stats"
 EXTERNAL_PATH = "/_external"
 CHARS_PER_TOKEN = 4
@@ -466,7 +473,11 @@ class FakeInference:
         port: int = 0,
         strict: bool = True,
         accounting: str = "actual",
+        reset: str = "oldest",
+        headers: str = "always",
     ) -> None:
+        if headers not in HEADER_MODES:
+            raise ValueError(f"headers must be one of {HEADER_MODES}, got {headers!r}")
         if latency_max < latency_min:
             raise ValueError("latency_max must be at least latency_min")
         self.api_key = api_key
@@ -487,7 +498,13 @@ class FakeInference:
         self.error_shape = "openai"
         self.max_body_bytes = MAX_BODY_BYTES
         self.argument_refusals: list[RecordedRequest] = []  # requests refused for stream_options
-        self.limit = WindowLimit(max_requests=max_requests, max_tokens=max_tokens, window=window, accounting=accounting)
+        self.limit = WindowLimit(
+            max_requests=max_requests, max_tokens=max_tokens, window=window, accounting=accounting, reset=reset
+        )
+        # Which answers carry x-ratelimit-* headers (HEADER_MODES); headers_stop_at: a time.monotonic()
+        # from which none does (headers that stop coming mid-run).
+        self.headers_mode = headers
+        self.headers_stop_at: float | None = None
         self._port = port
         self._lock = threading.RLock()  # re-entrant: wait_for predicates may call stats()
         self._changed = threading.Condition(self._lock)
@@ -718,10 +735,11 @@ class FakeInference:
         reserved = usage["prompt_tokens"] + (cap if isinstance(cap, int) else DEFAULT_MAX_TOKENS)
         with self._changed:
             refusal, limit_headers, charge = self._admit(arrival, usage["total_tokens"], reserved)
+            limit_headers = self._shown(limit_headers, refused=refusal is not None, now=arrival)
             hang = self._hangs.popleft() if refusal is None and self._hangs else None
             self._changed.notify_all()
         if refusal is not None:
-            headers = dict(refusal.headers)
+            headers = dict(limit_headers)
             if self.retry_after_header:
                 headers["Retry-After"] = str(refusal.retry_after)
             self._send_error(handler, 429, "rate limit exceeded", "rate_limit_error", headers=headers)
@@ -748,6 +766,14 @@ class FakeInference:
                 return
             self._send_json(handler, 200, self._completion(body, answer, usage), limit_headers)
         self.limit.settle(charge, usage["total_tokens"])  # "corrected" accounting: the real usage from now on
+
+    def _shown(self, headers: dict[str, str], *, refused: bool, now: float) -> dict[str, str]:
+        """The x-ratelimit-* headers this answer carries, as ``headers_mode`` says."""
+        if self.headers_stop_at is not None and now >= self.headers_stop_at:
+            return {}
+        if self.headers_mode == "none" or (self.headers_mode == "only_429" and not refused):
+            return {}
+        return headers
 
     @staticmethod
     def _lenient_problem(body: Any) -> Problem | None:

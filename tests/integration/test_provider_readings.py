@@ -12,10 +12,10 @@ from bot.inference.client import InferenceClient
 from bot.inference.errors import RejectedError
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.inference.models import RefusedArgument
-from bot.limits.admission import GlobalRateLimiter
+from bot.limits.admission import RateLimiter
 from bot.limits.budgets import BudgetPolicy
 from bot.limits.models import RateReservation, TokenUsage
-from bot.limits.window import RateLimits
+from bot.limits.slots import RateLimits
 from tests.fakes.inference import ERROR_SHAPES, FakeInference
 
 KEY = "readings-test-key"
@@ -31,7 +31,7 @@ def fake():
 
 def gateway(sessions, fake, *, budgets=None) -> ModelGateway:
     """One dyno's gateway: its own client, so its own memory of refused arguments."""
-    limiter = GlobalRateLimiter(sessions, RateLimits(max_requests=100, max_tokens=100_000, window_seconds=60))
+    limiter = RateLimiter(sessions, RateLimits(max_requests=100, max_tokens=100_000, window_seconds=60))
     client = InferenceClient(fake.url, KEY, "claude-4-5-haiku", timeout=5)
     return ModelGateway(client, limiter, sessions, budgets=budgets)
 

@@ -42,3 +42,29 @@ def test_beyond_the_cap_a_mention_gets_one_message_and_no_model_call(scenario):
     assert not any("one more, please" in body for body in requests)
     assert any("my own question" in body for body in requests)
     assert len(scenario.slack.bot_messages(crowded)) == 1
+
+
+def test_beyond_the_cap_ask_is_refused_in_its_acknowledgement(scenario):
+    import uuid
+
+    with scenario.runtime.sessions.begin() as session:
+        for n in range(3):
+            REPLY.enqueue(
+                session,
+                ReplyPayload(channel="CELSEWHERE", thread_ts=f"{n}.0", ts=f"{n}.0", user="U3"),
+                team_id="T1",
+                user_id="U3",
+                settings=scenario.settings,
+                delay_seconds=3600,
+            )
+    form = sr.slash_command_form(
+        "/ask",
+        "what is new?",
+        user_id="U3",
+        channel_id=new_channel(),
+        response_url=scenario.slack.response_url(uuid.uuid4().hex),
+    )
+    response = scenario.post_form(form)
+    assert response.status_code == 200
+    assert response.json()["text"].startswith("You already have 3 requests waiting for me")
+    assert not [job for job in scenario.jobs("ask") if job.user_id == "U3"]

@@ -19,6 +19,7 @@ from bot.channel_settings.command_job import SETTINGS
 from bot.config import Settings
 from bot.conversation.ask_job import ASK
 from bot.idempotency.store import claim_once
+from bot.queue import store
 from bot.queue.job_type import JobType
 from bot.slack_app.commands import ASK_COMMAND, SETTINGS_COMMAND
 from bot.slack_app.listeners.admin_token import is_token_command, set_admin_token
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 
 ASK_ACK = "_Thinking…_"
 UNAVAILABLE = "Sorry, I can't take commands right now. Please try again in a minute."
+ASK_QUEUE_FULL = (
+    "You already have {waiting} requests waiting for me, the most one person can have, so I did not "
+    "queue this one. Please ask again once some of them are answered."
+)
+MODEL_JOB_KINDS = ("reply", ASK.kind)  # the jobs that wait for the model, counted against the cap
 
 
 # The app's own commands and the job each enqueues; every other command is a tool's, run by the
@@ -72,6 +78,9 @@ def register(app: App, sessions: sessionmaker[Session], settings: Settings, regi
             return
         try:
             job_id = record_command(sessions, settings, team_id=team_id, command=command)
+        except QueueFull as full:  # one person cannot crowd out everyone: no model call
+            ack(text=str(full), response_type="ephemeral")
+            return
         except SQLAlchemyError as exc:
             log.warning("command not_recorded command=%s error=%s", name, type(exc).__name__)
             ack(text=UNAVAILABLE, response_type="ephemeral")
@@ -85,6 +94,10 @@ def register(app: App, sessions: sessionmaker[Session], settings: Settings, regi
         app.command(name)(handle_command)
 
 
+class QueueFull(Exception):
+    """The person already has BOT_MAX_QUEUED_PER_USER model requests waiting."""
+
+
 def record_command(sessions: sessionmaker[Session], settings: Settings, *, team_id: str, command: dict) -> int | None:
     """Enqueue the command's job once per trigger_id. Returns the job's id, None for a repeat."""
     name = command.get("command", "")
@@ -93,6 +106,11 @@ def record_command(sessions: sessionmaker[Session], settings: Settings, *, team_
         if trigger_id and not claim_once(session, team_id, f"command:{trigger_id}"):
             log.info("command duplicate command=%s", name)
             return None
+        user = command.get("user_id") or ""
+        if job_type(name) is ASK:
+            waiting = store.waiting_for_user(session, team_id, user, kinds=MODEL_JOB_KINDS)
+            if waiting >= settings.max_queued_per_user:
+                raise QueueFull(ASK_QUEUE_FULL.format(waiting=waiting))
         job_id = job_type(name).enqueue(
             session,
             CommandPayload(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channel_settings.reader import applied_in, channel_of, defaults_of
 from bot.config import Settings
+from bot.conversation.ask_job import ASK
 from bot.conversation.engagement import Inbound, classify, decide
 from bot.conversation.queue_full_job import QUEUE_FULL, QueueFullPayload
 from bot.conversation.reply_job import REPLY, ReplyPayload
@@ -104,7 +105,7 @@ def record(
         if not claim_once(session, team_id, message_key(inbound.channel, inbound.ts)):
             log.info("event duplicate_message channel=%s ts=%s", inbound.channel, inbound.ts)
             return None
-        waiting = store.waiting_for_user(session, team_id, inbound.user, kinds=(REPLY.kind,))
+        waiting = store.waiting_for_user(session, team_id, inbound.user, kinds=(REPLY.kind, ASK.kind))
         if waiting >= settings.max_queued_per_user:
             # One person cannot crowd out everyone: one message saying why, no model call.
             QUEUE_FULL.enqueue(

@@ -1,4 +1,4 @@
-"""One benchmark worker process: the real Worker, GlobalRateLimiter, ModelGateway and
+"""One benchmark worker process: the real Worker, RateLimiter, ModelGateway and
 NotificationListener, composed as bot/runtime.py composes them, with one handler for the
 job kind ``bench_call``.
 
@@ -28,7 +28,7 @@ from bot.inference.client import Completion, InferenceClient
 from bot.inference.errors import RateLimitedError
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.limits import admission
-from bot.limits.admission import GlobalRateLimiter, Ticket, rate_limits
+from bot.limits.admission import Booking, RateLimiter, rate_limits
 from bot.limits.budgets import BudgetPolicy
 from bot.logs import configure_logging
 from bot.queue import store
@@ -91,17 +91,17 @@ class InflightGauge:
         }
 
 
-class ObservedLimiter(GlobalRateLimiter):
-    """The real limiter; remembers each thread's last ticket for the send-delay measurement."""
+class ObservedLimiter(RateLimiter):
+    """The real limiter; remembers each thread's last booking for the send-delay measurement."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.last_ticket = threading.local()
 
-    def admit(self, tokens: int, **kwargs) -> Ticket:
-        ticket = super().admit(tokens, **kwargs)
-        self.last_ticket.value = ticket
-        return ticket
+    def acquire(self, names, tokens: int, **kwargs) -> Booking:
+        booking = super().acquire(names, tokens, **kwargs)
+        self.last_ticket.value = booking
+        return booking
 
 
 class ObservedClient(InferenceClient):
@@ -114,7 +114,7 @@ class ObservedClient(InferenceClient):
 
     def complete(self, body: Mapping[str, Any], *, prompt_caching: bool = True) -> Completion:
         ticket = getattr(self.limiter.last_ticket, "value", None)
-        self.gauge.enter(time.time() - ticket.admitted_at if ticket else None)
+        self.gauge.enter(time.time() - ticket.sent_at if ticket and ticket.sent_at else None)
         rate_limited = False
         try:
             return super().complete(body, prompt_caching=prompt_caching)
@@ -165,7 +165,7 @@ def build(settings: Settings, gauge: InflightGauge) -> tuple[Worker, Notificatio
     )
     listener = NotificationListener(
         settings.database_url,
-        {store.NOTIFY_CHANNEL: worker.wake, admission.NOTIFY_CHANNEL: limiter.capacity_changed},
+        {store.NOTIFY_CHANNEL: worker.wake, admission.NOTIFY_CHANNEL: limiter.paused_elsewhere},
         on_reconnect=worker.wake,
     )
     return worker, listener, engine.dispose

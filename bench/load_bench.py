@@ -1,7 +1,10 @@
 """Load benchmark through Slack: a burst of mentions, two worker processes, the fakes' limits.
 
     python -m bench.load_bench burst [--accounting corrected|reserved] [--mentions 240]
+    python -m bench.load_bench burst --reset oldest|replenished|zero --headers always|none|only_429
+    python -m bench.load_bench burst --headers-stop-after 12        # headers stop 12 s into the burst
     python -m bench.load_bench burst --external 0.2 [--external-lead 7]
+    python -m bench.load_bench burst --attachments 2 [--down-after 8]   # INFERENCE + INFERENCE_2
     python -m bench.load_bench slow-slack [--mentions 36]
     python -m bench.load_bench sigterm [--mentions 120]
 
@@ -10,7 +13,10 @@ call, chat.postMessage limited to one a second per channel, 429 with Retry-After
 fake model in its own process (tests/fakes/inference.py: a sliding window of 40 requests and
 80,000 tokens per 6 s, charging as ``--accounting`` says, optionally shared with "another app"
 using ``--external`` of the request limit, in full swing ``--external-lead`` seconds before the
-burst, or starting with the bot at 0), one ``bot web`` and two ``bot worker`` processes. It
+burst, or starting with the bot at 0; its headers read ``reset`` as ``--reset`` says and come as
+``--headers`` says, or stop ``--headers-stop-after`` seconds after its first request); with
+``--attachments N``, N such fakes attached as INFERENCE, INFERENCE_2, ... of one model, the last
+going down ``--down-after`` seconds after its first request; one ``bot web`` and two ``bot worker`` processes. It
 sends signed ``app_mention`` events, each starting its own thread in one channel, all at once,
 and waits (with a deadline) until every job is settled.
 
@@ -102,9 +108,16 @@ def serve_fake(argv: list[str]) -> int:
     parser.add_argument("--latency-min", type=float, default=0.5)
     parser.add_argument("--latency-max", type=float, default=2.0)
     parser.add_argument("--external", type=float, default=0.0, help="share of the request limit another app uses")
+    parser.add_argument("--reset", default="oldest")
+    parser.add_argument("--headers", default="always")
+    parser.add_argument("--headers-stop-after", type=float, default=None, help="seconds after the first request")
+    parser.add_argument("--down-after", type=float, default=None, help="seconds after the first request")
+    parser.add_argument("--api-key", default=INFERENCE_KEY)
     args = parser.parse_args(argv)
     fake = RecordingFake(
-        api_key=INFERENCE_KEY,
+        api_key=args.api_key,
+        reset=args.reset,
+        headers=args.headers,
         max_requests=args.max_requests,
         max_tokens=args.max_tokens,
         window=args.window,
@@ -127,10 +140,24 @@ def serve_fake(argv: list[str]) -> int:
                 external_log.append(time.monotonic())
 
         threading.Thread(target=other_app, daemon=True).start()
+
+    def timers() -> None:  # headers that stop coming, an attachment that goes down: after the first request
+        while not stop.wait(0.01) and not fake.requests:
+            pass
+        first = fake.requests[0].arrival if fake.requests else time.monotonic()
+        if args.headers_stop_after is not None:
+            fake.headers_stop_at = first + args.headers_stop_after
+        if args.down_after is not None and not stop.wait(max(0.0, first + args.down_after - time.monotonic())):
+            fake.down_at = time.monotonic()
+            fake.set_down(True)
+
+    threading.Thread(target=timers, daemon=True).start()
     print(fake.url, flush=True)
     stop.wait()
     fake.stop()
-    Path(args.records).write_text(json.dumps({**fake.records(), "external_log": external_log}))
+    Path(args.records).write_text(
+        json.dumps({**fake.records(), "external_log": external_log, "down_at": getattr(fake, "down_at", None)})
+    )
     return 0
 
 
@@ -235,28 +262,43 @@ def bot_messages_per_thread(slack: FakeSlack, thread_ts: list[str]) -> Counter:
 
 
 def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
-    tag = f"{kind}-{opts.accounting}-{int(opts.external * 100)}-{int(time.time())}"
+    case = f"{opts.accounting}-{opts.reset}-{opts.headers}-{opts.attachments}-{int(opts.external * 100)}"
+    tag = f"{kind}-{case}-{int(time.time())}"
     run_dir = RESULTS / tag
     run_dir.mkdir(parents=True, exist_ok=True)
     slow = kind == "slow-slack"
     with ExitStack() as stack:
         url = create_database(stack, f"bench_load_{os.getpid()}")
-        records = run_dir / "fake.json"
-        fake_started = time.monotonic()  # the other app (--external) starts with the fake
         limits = (10**6, 10**9) if slow else (MAX_REQUESTS, MAX_TOKENS)
-        fake = Child(
-            [
-                sys.executable, "-m", "bench.load_bench", "--serve-fake", "--records", str(records),
+        fakes, records, inference_env = [], [], {}
+        fake_started = time.monotonic()  # the other app (--external) starts with the fake
+        for number in range(opts.attachments):
+            alias = "INFERENCE" if number == 0 else f"INFERENCE_{number + 1}"
+            records.append(run_dir / f"fake-{number}.json")
+            command = [
+                sys.executable, "-m", "bench.load_bench", "--serve-fake", "--records", str(records[-1]),
                 "--accounting", opts.accounting, "--max-requests", str(limits[0]), "--max-tokens", str(limits[1]),
-                "--window", str(WINDOW), "--external", str(opts.external),
+                "--window", str(WINDOW), "--external", str(opts.external if number == 0 else 0.0),
                 "--latency-min", "0.5", "--latency-max", "1.0" if slow else "2.0",
-            ],
-            dict(os.environ),
-            run_dir / "fake.log",
-            capture=True,
-        )  # fmt: skip
-        stack.callback(fake.stop)
-        inference_url = fake.read_line(20)
+                "--reset", opts.reset, "--headers", opts.headers, "--api-key", f"{INFERENCE_KEY}-{number}",
+            ]  # fmt: skip
+            if opts.headers_stop_after is not None:
+                command += ["--headers-stop-after", str(opts.headers_stop_after)]
+            if opts.down_after is not None and number == opts.attachments - 1 and number > 0:
+                command += ["--down-after", str(opts.down_after)]
+            fake = Child(command, dict(os.environ), run_dir / f"fake-{number}.log", capture=True)
+            stack.callback(fake.stop)
+            fakes.append(fake)
+            inference_env.update(
+                {
+                    f"{alias}_URL": fake.read_line(20),
+                    f"{alias}_KEY": f"{INFERENCE_KEY}-{number}",
+                    f"{alias}_MODEL_ID": "claude-4-5-haiku",
+                    f"{alias}_MAX_REQUESTS_PER_MINUTE": str(limits[0]),
+                    f"{alias}_MAX_TOKENS_PER_MINUTE": str(limits[1]),
+                    f"{alias}_RATE_WINDOW_SECONDS": str(WINDOW),
+                }
+            )
         slack = FakeSlack(latency=3.0 if slow else 0.02, post_limit_per_channel=1)
         slack.start()
         stack.callback(slack.stop)
@@ -270,10 +312,8 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
             url,
             **extra,
             SLACK_API_URL=slack.api_url,
-            INFERENCE_URL=inference_url,
-            INFERENCE_MAX_REQUESTS_PER_MINUTE=str(limits[0]),
-            INFERENCE_MAX_TOKENS_PER_MINUTE=str(limits[1]),
-            INFERENCE_RATE_WINDOW_SECONDS=str(WINDOW),
+            **inference_env,
+            INFERENCE_RATE_MARGIN_SECONDS=str(opts.margin),
             WEB_CONCURRENCY="1",
             WORKER_CONCURRENCY="2" if slow else str(opts.concurrency),
             JOB_LEASE_SECONDS="6" if slow else "60",
@@ -307,7 +347,8 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
         for worker in workers:
             worker.stop()
         web.stop()
-        fake.stop()
+        for fake in fakes:
+            fake.stop()
         bot_commits = None
         if opts.count_commits:
             bot_commits = sum(
@@ -315,10 +356,28 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
                 for path in probe.glob("commits-*.txt")
                 for line in path.read_text().splitlines()
             )
-        figures = utilization(json.loads(records.read_text()), WINDOW, limits)
+        per_fake = [json.loads(path.read_text()) for path in records]
+        merged = {
+            "decisions": [d for r in per_fake for d in r["decisions"]],
+            "external": [e for r in per_fake for e in r.get("external", [])],
+            "external_log": [e for r in per_fake for e in r.get("external_log", [])],
+        }
+        n = opts.attachments
+        figures = utilization(merged, WINDOW, (limits[0] * n, limits[1] * n))
+        if n > 1:
+            figures["per_attachment"] = [
+                {k: v for k, v in utilization(r, WINDOW, limits).items() if k != "windows"} for r in per_fake
+            ]
+            figures["down_at"] = [r.get("down_at") for r in per_fake]
         result = {
             "kind": kind,
             "accounting": opts.accounting,
+            "reset": opts.reset,
+            "headers": opts.headers,
+            "headers_stop_after": opts.headers_stop_after,
+            "attachments": opts.attachments,
+            "down_after": opts.down_after,
+            "margin_s": opts.margin,
             "external": opts.external,
             "external_lead_s": opts.external_lead if opts.external else None,
             "mentions": opts.mentions,
@@ -385,6 +444,16 @@ def main(argv: list[str] | None = None) -> int:
         default=WINDOW + 1.0,
         help="seconds the other app runs before the burst (0: it starts with the bot, still rising)",
     )
+    parser.add_argument("--reset", choices=("oldest", "replenished", "zero"), default="oldest")
+    parser.add_argument("--headers", choices=("always", "none", "only_429"), default="always")
+    parser.add_argument("--headers-stop-after", type=float, default=None, help="seconds after the first request")
+    parser.add_argument(
+        "--attachments", type=int, default=1, help="attachments of the same model (INFERENCE, INFERENCE_2, ...)"
+    )
+    parser.add_argument(
+        "--down-after", type=float, default=None, help="the last attachment goes down this long after its first request"
+    )
+    parser.add_argument("--margin", type=float, default=0.1, help="INFERENCE_RATE_MARGIN_SECONDS")
     parser.add_argument("--mentions", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--deadline", type=float, default=600.0)
@@ -392,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count-commits", action="store_true", help="count the bot's own commits (bench/commit_probe)")
     opts = parser.parse_args(argv)
     if opts.mentions is None:
-        opts.mentions = {"burst": 6 * MAX_REQUESTS, "slow-slack": 36, "sigterm": 120}[opts.kind]
+        opts.mentions = {"burst": 6 * MAX_REQUESTS * opts.attachments, "slow-slack": 36, "sigterm": 120}[opts.kind]
     result = run(opts.kind, opts)
     printable = {k: v for k, v in result.items() if k != "windows"}
     print(json.dumps(printable, indent=2))

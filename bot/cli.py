@@ -219,13 +219,13 @@ def run_stats(settings: Settings, *, as_json: bool) -> int:
     from sqlalchemy.exc import OperationalError
 
     from bot.db.engine import make_engine, make_session_factory
-    from bot.limits.admission import GlobalRateLimiter, rate_limits
+    from bot.limits.admission import RateLimiter, attachment_limits
     from bot.stats import collect, format_stats
 
     engine = make_engine(settings.database_url)
     try:
         sessions = make_session_factory(engine)
-        stats = collect(sessions, GlobalRateLimiter(sessions, rate_limits(settings)))
+        stats = collect(sessions, RateLimiter(sessions, attachment_limits(settings)))
     except OperationalError as exc:
         raise database_problem(settings, exc) from None
     finally:

@@ -87,6 +87,9 @@ class Settings:
     # Absorbs the delay between our admission and the server counting the request.
     inference_rate_margin_seconds: float = 0.25
     inference_timeout_seconds: float = 60.0
+    # The largest request body sent: Heroku serves Claude from Amazon Bedrock, whose documented
+    # payload limit is 20 MB (DESIGN-NOTES, "Request size"); Anthropic's own 32 MB does not apply.
+    inference_max_request_bytes: int = 20_000_000
     # The largest max_tokens of any call (the model's own cap: 4096 for Haiku, 8192 for Sonnet).
     inference_max_output_tokens: int = 4096
     # max_tokens of one chat answer call (what the limiter reserves for it), and how many
@@ -134,6 +137,8 @@ class Settings:
     database_connection_limit: int = 20
     # How long a state-changing tool call the model made waits for the asker's approval.
     approval_timeout_seconds: float = 24 * 3600.0
+    # Interactive jobs one person may have waiting; beyond it a mention gets one message why (#22).
+    max_queued_per_user: int = 20
     # Remote MCP servers whose tools the model may use (MCP_SERVERS), how often their tool lists
     # are fetched again, and how long one call may take.
     mcp_servers: tuple[McpServerConfig, ...] = ()
@@ -248,6 +253,20 @@ def normalize_database_url(raw: str) -> str:
     if scheme == "sqlite":
         return "sqlite://" + rest
     raise ValueError(f"unsupported scheme {scheme!r}")
+
+
+def retention_problems(values: Mapping[str, object]) -> list[str]:
+    """RETENTION_DAYS must outlast an approval's wait: the purge would otherwise delete jobs
+    parked for a person's answer (and their approvals) before the answer may come."""
+    defaults = Settings()
+    days = int(values.get("retention_days", defaults.retention_days))  # type: ignore[call-overload]
+    wait = float(values.get("approval_timeout_seconds", defaults.approval_timeout_seconds))  # type: ignore[arg-type]
+    if days > 0 and days * 86400 <= wait:
+        return [
+            f"RETENTION_DAYS is {days}, not longer than an approval may wait (BOT_APPROVAL_TIMEOUT_SECONDS="
+            f"{wait:g}): pending approvals would be purged. Raise RETENTION_DAYS or lower the timeout."
+        ]
+    return []
 
 
 def output_limit_problems(values: Mapping[str, object]) -> list[str]:
@@ -448,6 +467,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("INFERENCE_RATE_MARGIN_SECONDS", float, 0.0)
     number("INFERENCE_TIMEOUT_SECONDS", float, 1.0)
     number("INFERENCE_MAX_OUTPUT_TOKENS", int, 16)
+    number("INFERENCE_MAX_REQUEST_BYTES", int, 1_000_000)
     number("JOB_LEASE_SECONDS", float, 1.0)
     number("JOB_MAX_ATTEMPTS", int, 1)
     number("WORKER_CONCURRENCY", int, 1)
@@ -458,6 +478,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("WEB_CONCURRENCY", int, 1)
     number("DATABASE_CONNECTION_LIMIT", int, 1)
     number("BOT_APPROVAL_TIMEOUT_SECONDS", float, 1.0, "approval_timeout_seconds")
+    number("BOT_MAX_QUEUED_PER_USER", int, 1, "max_queued_per_user")
     number("MCP_REFRESH_SECONDS", float, 1.0, "mcp_refresh_seconds")
     number("MCP_TIMEOUT_SECONDS", float, 1.0, "mcp_timeout_seconds")
     if text("MCP_SERVERS"):
@@ -481,6 +502,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     number("BOT_DOCUMENT_MAX_CHARS", int, 100, "document_max_chars")
     number("INFERENCE_THINKING_BUDGET_TOKENS", int, MIN_THINKING_BUDGET_TOKENS, "thinking_budget_tokens")
     problems.extend(output_limit_problems(values))
+    problems.extend(retention_problems(values))
     for name, attr in (
         ("BOT_ANSWER_THREAD_FOLLOWUPS", "answer_thread_followups"),
         ("BOT_ANSWER_OTHER_BOTS", "answer_other_bots"),

@@ -21,7 +21,8 @@ def run_checks(settings: Settings) -> list[CheckResult]:
     if settings.is_postgres:
         results.append(_connections(settings))
     results.append(_slack(settings))
-    results.append(_inference(settings, database_ok))
+    results.extend(_report_channel(settings, database_ok))
+    results.extend(_inference(settings, database_ok))
     results.extend(_mcp_servers(settings, database_ok))
     return results
 
@@ -133,32 +134,94 @@ def _slack(settings: Settings) -> CheckResult:
     return CheckResult("slack", True, f"auth.test OK: bot {response.get('user_id')} in team {response.get('team_id')}")
 
 
-def _inference(settings: Settings, database_ok: bool) -> CheckResult:
+def _report_channel(settings: Settings, database_ok: bool) -> list[CheckResult]:
+    """The moderation report channel: the bot must be a member to post there (no
+    chat:write.public; conversations.info succeeds anyway, so ``is_member`` decides), and any
+    refusal a report met is shown once more here (bot.moderation.store)."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.moderation.report import invite_hint
+    from bot.slack.clients import web_client
+
+    results: list[CheckResult] = []
+    channel = settings.moderation_report_channel
+    if channel and settings.slack_bot_token:
+        client = web_client(settings, settings.slack_bot_token)
+        try:
+            info = client.conversations_info(channel=channel).get("channel") or {}
+            problem = "is_archived" if info.get("is_archived") else None if info.get("is_member") else "not_in_channel"
+            name = str(client.auth_test().get("user") or "the bot")
+        except SlackApiError as exc:
+            problem, name = str(exc.response.get("error") or "channel_not_found"), "the bot"
+        except Exception as exc:
+            problem, name = f"Slack is not reachable ({type(exc).__name__})", "the bot"
+        if problem is None:
+            results.append(CheckResult("report channel", True, f"the bot can post in <#{channel}>"))
+        else:
+            results.append(CheckResult("report channel", False, f"{problem}: {invite_hint(channel, problem, name)}"))
+    if database_ok:
+        results.extend(_report_problems(settings))
+    return results
+
+
+def _report_problems(settings: Settings) -> list[CheckResult]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.db.engine import make_engine, make_session_factory
+    from bot.moderation import store
+    from bot.moderation.report import invite_hint
+
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            problems = [(p.team_id, p.channel_id, p.error) for p in store.report_problems(session)]
+    except SQLAlchemyError:
+        return []
+    finally:
+        engine.dispose()
+    return [
+        CheckResult(
+            "reports", False, f"team {team}: reports to <#{channel}> fail ({error}); {invite_hint(channel, error)}"
+        )
+        for team, channel, error in problems
+    ]
+
+
+def _inference(settings: Settings, database_ok: bool) -> list[CheckResult]:
+    """One call to each attachment (INFERENCE, INFERENCE_2, ...), through the shared limiter when
+    the database is up."""
+    if not settings.has_inference:
+        return [CheckResult("inference", False, " ".join(missing_for(settings, "inference")))]
+    if not database_ok:
+        return [_call_attachment(attachment, None) for attachment in settings.attachments]
+    from bot.db.engine import make_engine, make_session_factory
+    from bot.limits.admission import RateLimiter, attachment_limits
+
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = make_session_factory(engine)
+        limiter = RateLimiter(sessions, attachment_limits(settings))
+        return [_call_attachment(attachment, (limiter, sessions)) for attachment in settings.attachments]
+    finally:
+        engine.dispose()
+
+
+def _call_attachment(attachment, shared) -> CheckResult:
     from bot.inference.client import InferenceClient
     from bot.inference.errors import InferenceError
+    from bot.inference.gateway import CallContext, Endpoint, ModelGateway
 
-    if not settings.has_inference:
-        return CheckResult("inference", False, " ".join(missing_for(settings, "inference")))
+    label = "inference" if attachment.alias == "INFERENCE" else f"inference ({attachment.alias})"
     body = {"messages": [{"role": "user", "content": "Reply with OK."}], "max_tokens": 5}
-    with InferenceClient(
-        settings.inference_url or "", settings.inference_key or "", settings.inference_model_id, timeout=30
-    ) as client:
+    with InferenceClient(attachment.url, attachment.key, attachment.model_id, timeout=30) as client:
         try:
-            if database_ok:  # every call goes through the shared limiter, this one too
-                from bot.db.engine import make_engine, make_session_factory
-                from bot.inference.gateway import CallContext, ModelGateway
-                from bot.limits.admission import GlobalRateLimiter, rate_limits
-
-                engine = make_engine(settings.database_url)
-                sessions = make_session_factory(engine)
-                gateway = ModelGateway(client, GlobalRateLimiter(sessions, rate_limits(settings)), sessions)
-                try:
-                    completion = gateway.call(body, CallContext(team_id="check", user_id="check"))
-                finally:
-                    engine.dispose()
+            if shared is not None:  # every call goes through the shared limiter, this one too
+                limiter, sessions = shared
+                gateway = ModelGateway([Endpoint(attachment.name, client)], limiter, sessions)
+                completion = gateway.call(body, CallContext(team_id="check", user_id="check"))
             else:
                 completion = client.complete(body)
         except InferenceError as exc:
-            return CheckResult("inference", False, f"{settings.inference_model_id} failed: {exc.message}")
+            return CheckResult(label, False, f"{attachment.model_id} failed: {exc.message}")
     tokens = completion.usage.total_tokens if completion.usage else "?"
-    return CheckResult("inference", True, f"{settings.inference_model_id} answered ({tokens} tokens)")
+    return CheckResult(label, True, f"{attachment.model_id} answered ({tokens} tokens)")

@@ -85,6 +85,10 @@ SENTENCES = {
     "over_budget": "{detail}",
     "rejected": "Sorry, the model could not answer this: {detail}",
     "context_too_long": "Sorry, this conversation is too long for the model. Please start a new thread.",
+    "payload_too_large": (
+        "Sorry, this conversation is too large for the model to read, even with fewer images and older "
+        "messages left out. Please start a new thread, or send fewer or smaller files."
+    ),
     "request_too_large": (
         "Sorry, this request is larger than the model's per-minute token limit, so it can never be sent. "
         "Please start a new thread."

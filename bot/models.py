@@ -5,6 +5,7 @@ from bot.channel_settings import models as _channel_settings  # noqa: F401
 from bot.db.base import Base
 from bot.history import models as _history  # noqa: F401
 from bot.idempotency import models as _idempotency  # noqa: F401
+from bot.inference import models as _inference  # noqa: F401
 from bot.limits import models as _limits  # noqa: F401
 from bot.mcp import status as _mcp_status  # noqa: F401
 from bot.moderation import models as _moderation  # noqa: F401

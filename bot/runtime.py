@@ -18,6 +18,7 @@ from bot.channel_settings.home_job import PUBLISH_HOME, SettingsHomeJob
 from bot.config import Settings
 from bot.conversation.ask_job import ASK, AskJob
 from bot.conversation.feedback_job import FEEDBACK_THANKS, FeedbackThanksJob
+from bot.conversation.queue_full_job import QUEUE_FULL, QueueFullJob
 from bot.conversation.reply_job import REPLY, ReplyJob
 from bot.conversation.summary_job import SUMMARIZE, SummaryJob
 from bot.conversation.thread_reader import ThreadReader
@@ -29,13 +30,10 @@ from bot.db.listen import NotificationListener
 from bot.documents.extract import Limits
 from bot.documents.reader import DocumentReader
 from bot.history.attachments import AttachmentResolver
+from bot.history.backfill_job import BACKFILL, BackfillJob
 from bot.images.processing import set_decode_concurrency
-from bot.inference.client import InferenceClient
-from bot.inference.gateway import ModelGateway
+from bot.inference.gateway import ModelGateway, build_gateway
 from bot.limits import admission
-from bot.limits.admission import GlobalRateLimiter, rate_limits
-from bot.limits.budgets import BudgetPolicy
-from bot.limits.window import RateLimits
 from bot.mcp import status as mcp_status
 from bot.mcp.catalog import McpCatalog
 from bot.moderation.job import MODERATE, MODERATION_ACTION, ModerateJob, ModerationActionJob, WorkspaceModeration
@@ -96,6 +94,8 @@ JOBS: tuple[tuple[JobType, Callable[[Shared], JobHandler]], ...] = (
     ),
     (SUMMARIZE, lambda s: SummaryJob(s.gateway, s.sessions, s.settings)),
     (APPROVAL_NOTE, lambda s: ApprovalNoteJob(s.slack)),
+    (BACKFILL, lambda s: BackfillJob(s.slack, s.sessions)),
+    (QUEUE_FULL, lambda s: QueueFullJob(s.slack)),
     (SETTINGS, lambda s: SettingsCommandJob(s.tools, s.slack, s.sessions, s.settings, s.tools_http)),
     (PUBLISH_HOME, lambda s: SettingsHomeJob(s.slack, s.sessions)),
 )
@@ -150,41 +150,8 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
     sessions = make_session_factory(engine)
     set_decode_concurrency(settings.image_decode_concurrency)  # memory: images decoded at once
     slack = slack or slack_clients(settings, engine)
-    limiter = GlobalRateLimiter(sessions, rate_limits(settings), expects_server_view=True)
-    client = InferenceClient(
-        settings.inference_url or "",
-        settings.inference_key or "",
-        settings.inference_model_id,
-        timeout=settings.inference_timeout_seconds,
-    )
-    models = {}
-    for attachment in settings.extra_attachments:  # the first attachment of each other model
-        if attachment.model_id in models or attachment.model_id == settings.inference_model_id:
-            continue
-        models[attachment.model_id] = (
-            InferenceClient(
-                attachment.url, attachment.key, attachment.model_id, timeout=settings.inference_timeout_seconds
-            ),
-            GlobalRateLimiter(
-                sessions,
-                RateLimits(
-                    attachment.max_requests,
-                    attachment.max_tokens,
-                    attachment.window_seconds,
-                    settings.inference_rate_margin_seconds,
-                ),
-                name=attachment.name,
-                expects_server_view=True,
-            ),
-        )
-    gateway = ModelGateway(
-        client,
-        limiter,
-        sessions,
-        budgets=BudgetPolicy(settings.daily_token_budget_per_user, settings.daily_token_budget_per_team),
-        max_output_tokens=settings.inference_max_output_tokens,
-        models=models,
-    )
+    gateway = build_gateway(settings, sessions)  # every attachment, pooled per model (bot.limits.admission)
+    limiter = gateway.limiter
     tools = configured_registry(settings)
     mcp = mcp_catalog(settings, sessions)
     if mcp:
@@ -231,13 +198,11 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
             settings.database_url,
             {
                 store.NOTIFY_CHANNEL: worker.wake,
-                admission.NOTIFY_CHANNEL: limiter.capacity_changed,
-                admission.ADMITTED_CHANNEL: limiter.admitted,
+                admission.NOTIFY_CHANNEL: limiter.paused_elsewhere,
                 STOP_CHANNEL: stops.notify,
             },
             on_reconnect=worker.wake,
         )
-        limiter.listening = True  # admissions are counted from NOTIFY, every process's alike
     return WorkerRuntime(engine, sessions, worker, listener, mcp)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.agent.feedback import positive_share
 from bot.agent.feedback_store import feedback_by_day, feedback_counts
 from bot.db.clock import db_now
-from bot.limits.admission import GlobalRateLimiter
+from bot.limits.admission import RateLimiter
 from bot.limits.models import TokenUsage
 from bot.queue.store import QueueStats, queue_stats
 
@@ -47,10 +47,22 @@ def usage_by_workspace(session: Session, today: date) -> list[WorkspaceUsage]:
     return sorted(usage, key=lambda u: (-u.tokens_7d, u.team_id))
 
 
-def queue_and_limiter(queue: QueueStats, limiter: GlobalRateLimiter) -> dict:
-    """The "queue" and "limiter" sections, as /healthz and `bot stats --json` both show them."""
-    requests, tokens = limiter.usage()
-    limits = limiter.limits
+def queue_and_limiter(queue: QueueStats, limiter: RateLimiter) -> dict:
+    """The "queue" and "limiter" sections, as /healthz and `bot stats --json` both show them:
+    "limiter" is the INFERENCE attachment's window, "attachments" every attachment's."""
+    attachments = []
+    for name, limits in limiter.limits.items():
+        requests, tokens = limiter.usage(name)
+        attachments.append(
+            {
+                "name": name,
+                "window_seconds": limits.window_seconds,
+                "requests": requests,
+                "max_requests": limits.max_requests,
+                "tokens": tokens,
+                "max_tokens": limits.max_tokens,
+            }
+        )
     return {
         "queue": {
             "queued": queue.queued,
@@ -58,17 +70,12 @@ def queue_and_limiter(queue: QueueStats, limiter: GlobalRateLimiter) -> dict:
             "dead": queue.dead,
             "oldest_queued_age_seconds": queue.oldest_queued_age_seconds,
         },
-        "limiter": {
-            "window_seconds": limits.window_seconds,
-            "requests": requests,
-            "max_requests": limits.max_requests,
-            "tokens": tokens,
-            "max_tokens": limits.max_tokens,
-        },
+        "limiter": {key: value for key, value in attachments[0].items() if key != "name"},
+        "attachments": attachments,
     }
 
 
-def collect(sessions: sessionmaker[Session], limiter: GlobalRateLimiter) -> dict:
+def collect(sessions: sessionmaker[Session], limiter: RateLimiter) -> dict:
     with sessions() as session:
         queue = queue_stats(session)
         today = db_now(session).date()
@@ -108,8 +115,11 @@ def format_stats(stats: dict) -> str:
     lines = [
         f"queue: {queue['queued']} queued, {queue['running']} running, {queue['dead']} dead; "
         f"oldest queued: {'none' if age is None else f'{age:.1f} s'}",
-        f"limiter ({limiter['window_seconds']:g} s window): {limiter['requests']}/{limiter['max_requests']} requests, "
-        f"{limiter['tokens']}/{limiter['max_tokens']} tokens",
+        *(
+            f"limiter {a['name']} ({a['window_seconds']:g} s window): {a['requests']}/{a['max_requests']} requests, "
+            f"{a['tokens']}/{a['max_tokens']} tokens"
+            for a in stats.get("attachments") or [{"name": "inference", **limiter}]
+        ),
         f"usage per workspace (today is {stats['usage_day']} UTC):",
     ]
     if not stats["workspaces"]:

@@ -64,6 +64,12 @@ RETRYING_STATUS = "is retrying…"
 APOLOGY_MESSAGE = "Sorry, the model is not answering right now. I'll keep trying and answer here."
 
 
+def queue_apology(ahead: int) -> str:
+    """The one message of a request that has waited in the queue for minutes."""
+    many = f" ({ahead} request{'s' if ahead != 1 else ''} ahead of yours)" if ahead > 0 else ""
+    return f"Sorry for the wait: it is busy right now{many}. I'll answer here as soon as it is your turn."
+
+
 def waiting_message(ahead: int) -> str:
     """The status while a request waits its turn; `ahead`: requests ahead of it in the fair order."""
     if ahead <= 0:

@@ -1,8 +1,9 @@
 """`moderation` (`/moderation`, workspace admins only): image moderation's state and switch.
 
 `/moderation` shows whether the current channel is watched, the counts of the last 7 days
-and the latest decisions; `/moderation on` and `/moderation off` switch the current channel
-(stored; this overrides MODERATION_CHANNELS for that channel). The workspace's own settings,
+and the latest decisions (answered to the admin alone; asked through the model, whose answer the
+thread reads, only this channel's decisions are listed); `/moderation on` and `/moderation off`
+switch the current channel (stored; this overrides MODERATION_CHANNELS for that channel). The workspace's own settings,
 typed as a slash command only (never set by the model): `/moderation report #channel` (or
 `report none`) and `/moderation token xoxp-…` (or `token none`), checked with auth.test to
 belong to this workspace. In OAuth mode they are the only ones used (bot.moderation.workspace).
@@ -11,9 +12,10 @@ belong to this workspace. In OAuth mode they are the only ones used (bot.moderat
 from __future__ import annotations
 
 from bot.moderation import store
-from bot.moderation.report import status_text
+from bot.moderation.report import UNUSABLE_REPORT_CHANNEL, invite_hint, status_text
 from bot.moderation.trigger import is_watched
 from bot.moderation.workspace import CLEAR_WORDS, effective, parse_channel
+from bot.tools.audience import private_results
 from bot.tools.errors import ArgumentError, ToolFailed
 from bot.tools.registry import Permission, ToolContext, ToolRegistry
 
@@ -34,6 +36,7 @@ def register(registry: ToolRegistry) -> None:
     )
 
 
+@private_results  # the status lists decisions from every channel, private ones included
 def moderation(ctx: ToolContext, action: str = "status") -> str:
     """Image moderation in this channel: show its state and recent decisions, or switch it on or off.
 
@@ -68,7 +71,16 @@ def moderation(ctx: ToolContext, action: str = "status") -> str:
             )
     with ctx.db() as session:
         switch = store.channel_switch(session, ctx.team_id, ctx.channel_id)
-        summary = store.summary(session, ctx.team_id, days=SUMMARY_DAYS, recent=RECENT_DECISIONS)
+        # Typed by an admin, the answer is theirs alone (private results): every channel's decisions.
+        # Asked through the model, the answer is posted in the thread: this channel's only.
+        summary = store.summary(
+            session,
+            ctx.team_id,
+            days=SUMMARY_DAYS,
+            recent=RECENT_DECISIONS,
+            only_channel=None if ctx.typed_by_person else ctx.channel_id,
+        )
+        problem = store.report_problem(session, ctx.team_id)
     text = status_text(
         channel_id=ctx.channel_id,
         watched=is_watched(ctx.channel_id, configured, switch),
@@ -79,6 +91,8 @@ def moderation(ctx: ToolContext, action: str = "status") -> str:
         overridden=summary.overridden,
         recent=summary.recent,
         days=SUMMARY_DAYS,
+        report_problem=(problem.channel_id, problem.error) if problem is not None else None,
+        bot_name=_bot_name(ctx) if problem is not None and ctx.slack is not None else "the bot",
     )
     if action in ("on", "off"):
         return f"Image moderation is now *{action}* in <#{ctx.channel_id}>.\n" + text
@@ -98,6 +112,7 @@ def _set_workspace_setting(ctx: ToolContext, verb: str, value: str) -> str:
             _check_channel_is_ours(ctx, channel)
         with ctx.db.begin() as session:
             store.set_workspace_setting(session, ctx.team_id, user_id=ctx.user_id or "", report_channel=channel)
+            store.clear_report_problem(session, ctx.team_id)  # a new channel: its own posts will tell
         return f"Moderation reports now go to <#{channel}>." if channel else "Moderation reports are off."
     token = None if clear else value.strip()
     if token is not None:
@@ -113,11 +128,26 @@ def _check_channel_is_ours(ctx: ToolContext, channel: str) -> None:
     from slack_sdk.errors import SlackApiError
 
     try:  # with this workspace's bot token: another workspace's channel id is not found
-        ctx.slack.conversations_info(channel=channel)
+        info = ctx.slack.conversations_info(channel=channel).get("channel") or {}
     except SlackApiError as error:
         raise ToolFailed(
             f"I can't see <#{channel}> in this workspace ({error.response.get('error')}): invite me there first."
         ) from error
+    # conversations.info succeeds in a public channel the bot is not in, but posting there fails
+    # with not_in_channel (no chat:write.public): membership is what counts (DESIGN-NOTES, Slack).
+    problem = "is_archived" if info.get("is_archived") else None if info.get("is_member") else "not_in_channel"
+    if problem in UNUSABLE_REPORT_CHANNEL:
+        hint = invite_hint(channel, problem, _bot_name(ctx))
+        raise ToolFailed(f"I can't post in <#{channel}> ({problem}): {hint}")
+
+
+def _bot_name(ctx: ToolContext) -> str:
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        return str(ctx.slack.auth_test().get("user") or "the bot")
+    except SlackApiError:
+        return "the bot"
 
 
 def _check_token_is_ours(ctx: ToolContext, token: str) -> None:

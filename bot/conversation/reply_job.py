@@ -31,13 +31,14 @@ from bot.conversation.turn import AnswerSurface, Conversation, ModelTurns
 from bot.failures import JobStopped, Permanent, user_sentence
 from bot.history import store as history
 from bot.history.thread import ThreadEntry
+from bot.queue import store as queue_store
 from bot.queue.context import JobContext
 from bot.queue.job_type import JobEvent, JobHandler, JobType, Payload
 from bot.queue.models import INTERACTIVE
 from bot.queue.parking import JobParked
 from bot.slack.agent_session import AgentSession
 from bot.slack.clients import SlackClients
-from bot.slack.replies import ReplyWriter
+from bot.slack.replies import ReplyWriter, message_content
 from bot.slack.status_board import StatusBoard
 from bot.tools.registry import ToolRegistry
 from bot.tools.selection import offered_tools
@@ -178,7 +179,7 @@ class ReplyJob(JobHandler):
         posted = writer.finish(trace=self._trace(ctx, gateway, writer))
         ctx.checkpoint()
         with self.sessions.begin() as session:
-            history.record_turn(
+            stored = history.record_turn(
                 session,
                 team_id=job.team_id,
                 channel_id=payload.channel,
@@ -186,6 +187,8 @@ class ReplyJob(JobHandler):
                 answers_ts=payload.ts,
                 entries=[*turn.stored, {"role": "assistant", "text": turn.text, "reply_ts": posted}],
             )
+            if not stored:  # forgotten while this was answered: the thread stays forgotten
+                log.info("reply turn_not_stored job_id=%d reason=thread_forgotten", job.id)
             history.touch_thread(session, job.team_id, payload.channel, payload.thread_ts)
             ctx.save_progress_in(session, done=True, reply_ts=posted)
 
@@ -288,17 +291,53 @@ class ReplyJob(JobHandler):
     # -- hooks the worker calls -----------------------------------------------------------------
 
     def on_waiting(self, ctx: JobContext, event: JobEvent) -> None:
-        """Still queued: the thread's status says how many requests are ahead (a status, not a
-        message: the answer stays the thread's only bot message)."""
+        """Still queued: the thread's status says how many requests are ahead (it passes in
+        seconds). A wait past LONG_WAIT_SECONDS (``event.waited``) becomes the one message, since
+        Slack clears the status after 2 minutes; the answer replaces it when the job runs."""
         ahead = event.position if event.position is not None else 0
+        if event.waited is not None:
+            self._say_while_queued(ctx, waiting.queue_apology(ahead))
+            return
         self._session(ctx).set_status(waiting.WAITING_STATUS, [waiting.waiting_message(ahead)])
 
     def on_retry(self, ctx: JobContext, event: JobEvent) -> None:
-        """A long wait for a retry: the apology goes into the thread's status, not a message."""
+        """The model has not answered, and will not within BOT_APOLOGY_AFTER_SECONDS: the apology
+        becomes the one message (a thread status clears after 2 minutes, DESIGN-NOTES, Slack).
+        The re-run replaces it with the answer, on_dead with the final notice."""
         age = (datetime.now(UTC) - ctx.job.created_at).total_seconds()
-        if age + event.delay < self.settings.apology_after_seconds:
+        if age + event.delay < self.settings.apology_after_seconds or ctx.progress.get("apologized"):
             return
-        self._session(ctx).set_status(waiting.RETRYING_STATUS, [waiting.APOLOGY_MESSAGE])
+        ctx.checkpoint()  # the lease is still ours here: only its holder writes the message
+        existing = (ctx.progress.get("reply_ts") or [None])[0]
+        ts = self._show_notice(ctx, existing, waiting.APOLOGY_MESSAGE)
+        if ts is not None:
+            ctx.save_progress(reply_ts=[ts], apologized=True)
+            log.info("reply apology_posted job_id=%d age_s=%.0f", ctx.job.id, age)
+
+    def _say_while_queued(self, ctx: JobContext, text: str) -> None:
+        """Post ``text`` as the job's one message while it is still queued: its row is locked
+        meanwhile (a claim skips it), and the message's ts is stored before the lock goes."""
+        with self.sessions.begin() as session:
+            progress = queue_store.hold_queued(session, ctx.job.id)
+            if progress is None or progress.get("reply_ts"):
+                return  # started (or being started) already, or it has its message
+            ts = self._show_notice(ctx, None, text)
+            if ts is not None:
+                queue_store.set_queued_progress(session, ctx.job.id, {**progress, "reply_ts": [ts], "apologized": True})
+                log.info("reply queue_wait_posted job_id=%d", ctx.job.id)
+
+    def _show_notice(self, ctx: JobContext, existing: str | None, text: str) -> str | None:
+        payload = ctx.payload
+        client = self.slack.for_team(ctx.job.team_id)
+        content = message_content(text)
+        try:
+            if existing:
+                client.chat_update(channel=payload.channel, ts=existing, **content)
+                return existing
+            return client.chat_postMessage(channel=payload.channel, thread_ts=payload.thread_ts, **content)["ts"]
+        except SlackApiError as error:
+            log.warning("reply notice_failed job_id=%d error=%s", ctx.job.id, error.response.get("error"))
+            return None
 
     def on_dead(self, ctx: JobContext, event: JobEvent) -> None:
         """Given up: the failure sentence becomes the answer's one message (the message already
@@ -309,11 +348,12 @@ class ReplyJob(JobHandler):
         client = self.slack.for_team(ctx.job.team_id)
         sentence = user_sentence(event.error or Exception())
         existing = (ctx.progress.get("reply_ts") or [None])[0]
+        content = message_content(sentence)  # as blocks: a text-only update of a stream shows nothing
         try:
             if existing:
-                client.chat_update(channel=payload.channel, ts=existing, text=sentence)
+                client.chat_update(channel=payload.channel, ts=existing, **content)
             else:
-                client.chat_postMessage(channel=payload.channel, thread_ts=payload.thread_ts, text=sentence)
+                client.chat_postMessage(channel=payload.channel, thread_ts=payload.thread_ts, **content)
         except SlackApiError as error:
             log.warning("job dead_notice_failed id=%d error=%s", ctx.job.id, error.response.get("error"))
         agent = self._session(ctx)

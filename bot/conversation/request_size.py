@@ -1,8 +1,9 @@
 """Keep a request under the provider's size limit before it is sent (pure).
 
-Anthropic answers 413 above 32 MB ("there is a 32MB request size limit for standard
-endpoints"), and a thread may hold many images of up to 5 MB of base64 each, re-sent on every
-tool round. A request that would be too large is trimmed first, never sent to fail: the oldest
+Heroku serves Claude from Amazon Bedrock, whose documented request payload limit is 20 MB
+(DESIGN-NOTES, "Request size"; INFERENCE_MAX_REQUEST_BYTES), and a thread may hold many images
+of up to 5 MB of base64 each, re-sent on every tool round. A request that would be too large is
+trimmed first, never sent to fail: the oldest
 images become the note "(an earlier image was left out)" one by one, then the oldest history
 entries go; the newest history entry (the message being answered) and the entries of the turn
 in progress always stay.
@@ -16,10 +17,22 @@ from typing import Any
 
 from bot.history.thread import ThreadEntry
 
-MAX_REQUEST_BYTES = 32 * 1024 * 1024
-# Room for what the client adds (model, stream options) and for a limit counted in MB, not MiB.
-REQUEST_HEADROOM_BYTES = 512 * 1024
+MAX_REQUEST_BYTES = 20_000_000
+# Room for what the client adds (model, stream options).
+REQUEST_HEADROOM_BYTES = 64 * 1024
 REQUEST_BYTES_LIMIT = MAX_REQUEST_BYTES - REQUEST_HEADROOM_BYTES
+# After a 413 the request is sent once more, fitted to this share of the size that was refused.
+AFTER_413_SHARE = 0.5
+
+
+def bytes_limit(max_request_bytes: int) -> int:
+    """What the messages may take of a request capped at ``max_request_bytes``."""
+    return max(1, max_request_bytes - REQUEST_HEADROOM_BYTES)
+
+
+def limit_after_413(refused_bytes: int, limit: int) -> int:
+    """The smaller limit for the one resend after a 413 of a ``refused_bytes`` request."""
+    return max(1, min(limit, int(refused_bytes * AFTER_413_SHARE)))
 
 
 class RequestTooBig(Exception):
@@ -63,4 +76,12 @@ def fit_request_size(
     raise RequestTooBig("the request is over the provider's size limit even without images and history")
 
 
-__all__ = ["MAX_REQUEST_BYTES", "REQUEST_BYTES_LIMIT", "RequestTooBig", "fit_request_size", "request_bytes"]
+__all__ = [
+    "MAX_REQUEST_BYTES",
+    "REQUEST_BYTES_LIMIT",
+    "RequestTooBig",
+    "bytes_limit",
+    "fit_request_size",
+    "limit_after_413",
+    "request_bytes",
+]

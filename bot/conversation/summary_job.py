@@ -51,7 +51,8 @@ class SummaryJob(JobHandler):
         team, channel, thread_ts = job.team_id, payload.channel, payload.thread_ts
         with self.sessions() as session:
             current = summary_store.get_summary(session, team, channel, thread_ts)
-            rows = _rows_after(session, team, channel, thread_ts, current.covers if current else None)
+            # Sizes only: the text of the rows is read part by part below, never all at once.
+            rows = _sizes_after(session, team, channel, thread_ts, current.covers if current else None)
         point = split_point(
             [(row.ts, row.seq, row.tokens + row.image_tokens + ATTRIBUTION_ALLOWANCE) for row in rows],
             self.settings.context_budget_tokens,
@@ -67,7 +68,7 @@ class SummaryJob(JobHandler):
         for number, (start, end) in enumerate(ranges, start=1):
             part = older[start:end]
             with self.sessions() as session:
-                entries = _entries(session, team, part)
+                entries = _entries(session, team, _rows(session, [row.id for row in part]))
             body = summary_request(current.text if current else None, entries)
             call = CallContext(
                 team_id=team,
@@ -95,12 +96,24 @@ class SummaryJob(JobHandler):
 SUMMARIZE = JobType("summarize_thread", SummaryPayload, SummaryJob, lane=BACKGROUND)
 
 
-def _rows_after(session: Session, team: str, channel: str, thread_ts: str, after: tuple[str, int] | None) -> list:
+def _sizes_after(session: Session, team: str, channel: str, thread_ts: str, after: tuple[str, int] | None) -> list:
+    """(id, ts, seq, tokens, image_tokens) of the rows after the summary: what the split needs."""
     return list(
         session.execute(
-            select(*ROW_COLUMNS)
+            select(
+                ThreadMessage.id, ThreadMessage.ts, ThreadMessage.seq, ThreadMessage.tokens, ThreadMessage.image_tokens
+            )
             .where(*thread_rows(team, channel, thread_ts, after))
             .order_by(ThreadMessage.ts, ThreadMessage.seq)
+        ).all()
+    )
+
+
+def _rows(session: Session, ids: list[int]) -> list:
+    """One part's rows, whole, in thread order."""
+    return list(
+        session.execute(
+            select(*ROW_COLUMNS).where(ThreadMessage.id.in_(ids)).order_by(ThreadMessage.ts, ThreadMessage.seq)
         ).all()
     )
 

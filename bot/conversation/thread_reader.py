@@ -22,9 +22,11 @@ from bot.conversation.summary import summary_entry, wants_summary
 from bot.conversation.summary_job import SUMMARIZE, SummaryPayload
 from bot.conversation.window import load_window, newest_rows
 from bot.history import store as history
-from bot.history.backfill import BotIdentity, backfill_if_needed
+from bot.history.backfill import BotIdentity, first_page
+from bot.history.backfill_job import BACKFILL, BackfillPayload
 from bot.history.thread import ThreadEntry
 from bot.history.users import refresh_users
+from bot.slack.clients import without_rate_limit_retries
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +60,7 @@ class ThreadReader:
 
     def read(self, client: WebClient, *, team: str, user: str, channel: str, thread_ts: str) -> ThreadRead:
         """The thread ``thread_ts`` in ``channel`` as ``user`` asks about it."""
-        backfill_if_needed(
-            client,
-            self.sessions,
-            team=team,
-            channel=channel,
-            thread_ts=thread_ts,
-            identity=lambda: self.identity(client, team),
-            answer_other_bots=self.settings.answer_other_bots,
-        )
+        self.backfill_first_page(client, team=team, channel=channel, thread_ts=thread_ts)
         budget = self.settings.context_budget_tokens
         with self.sessions() as session:
             # A long thread's older part is in its summary; the rows after it are read verbatim.
@@ -110,6 +104,35 @@ class ThreadReader:
         if wants_summary(window.total_tokens, budget):
             self.request_summary(team=team, user=user, channel=channel, thread_ts=thread_ts)
         return ThreadRead(entries, asker, notes)
+
+    def backfill_first_page(self, client: WebClient, *, team: str, channel: str, thread_ts: str) -> None:
+        """A thread joined mid-way: one page now (its start), the rest in the background; a
+        throttled Slack never holds the answer (bot.history.backfill)."""
+
+        def later(cursor: str | None, delay: float) -> None:
+            with self.sessions.begin() as session:
+                BACKFILL.enqueue(
+                    session,
+                    BackfillPayload(
+                        channel=channel,
+                        thread_ts=thread_ts,
+                        cursor=cursor or "",
+                        answer_other_bots=self.settings.answer_other_bots,
+                    ),
+                    team_id=team,
+                    delay_seconds=delay,
+                )
+
+        first_page(
+            without_rate_limit_retries(client),
+            self.sessions,
+            team=team,
+            channel=channel,
+            thread_ts=thread_ts,
+            identity=lambda: self.identity(client, team),
+            answer_other_bots=self.settings.answer_other_bots,
+            later=later,
+        )
 
     def request_summary(self, *, team: str, user: str, channel: str, thread_ts: str) -> None:
         """Once per thread at a time: a background job folds the older messages into the summary."""

@@ -14,9 +14,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.conversation.budget import ThreadTooLong, fit_to_budget
-from bot.conversation.request_size import RequestTooBig, fit_request_size
+from bot.conversation.request_size import (
+    MAX_REQUEST_BYTES,
+    RequestTooBig,
+    bytes_limit,
+    fit_request_size,
+    limit_after_413,
+    request_bytes,
+)
 from bot.history.messages import thread_to_messages
 from bot.history.thread import ThreadEntry, ToolCall
+from bot.inference.errors import PayloadTooLargeError
 from bot.inference.gateway import CallContext, ModelGateway
 from bot.limits.tokens import estimate_messages_tokens, estimate_tools_tokens
 from bot.tools.registry import ToolContext, ToolRegistry
@@ -119,6 +127,7 @@ def converse(
     the tool's place, or raise to make the job wait).
     """
     openai_tools = tools.openai_tools()
+    size_limit = bytes_limit(getattr(settings, "inference_max_request_bytes", MAX_REQUEST_BYTES))
     turn_entries: list[ThreadEntry] = []
     stored_turn: list[dict] = []
     reasoning: list[str] = []
@@ -144,21 +153,38 @@ def converse(
             body["tools"] = openai_tools
             body["tool_choice"] = "auto" if may_use_tools else "none"
         in_turn = {id(entry) for entry in turn_entries}
-        try:
+
+        def fitted(limit: int, fields: dict = body, entries_now: list = budget.entries, in_turn: set = in_turn) -> dict:
             body, images_left_out = fit_request_size(
-                [entry for entry in budget.entries if id(entry) not in in_turn],
-                [entry for entry in budget.entries if id(entry) in in_turn],
+                [entry for entry in entries_now if id(entry) not in in_turn],
+                [entry for entry in entries_now if id(entry) in in_turn],
                 max_images=settings.max_images_per_request,
-                build=lambda kept, images, fields=body: {
+                build=lambda kept, images: {
                     **fields,
                     "messages": thread_to_messages(kept, system_prompt=system, max_images=images),
                 },
+                limit=limit,
             )
+            if images_left_out:
+                log.info("request trimmed to the size limit images_left_out=%d", images_left_out)
+            return body
+
+        try:
+            body = fitted(size_limit)
         except RequestTooBig as exc:
             raise ThreadTooLong(str(exc)) from exc
-        if images_left_out:
-            log.info("request trimmed to the size limit images_left_out=%d", images_left_out)
-        completion = gateway.call(body, call, on_text=sink.append if sink.streams_text else None)
+        try:
+            completion = gateway.call(body, call, on_text=sink.append if sink.streams_text else None)
+        except PayloadTooLargeError as refused:
+            # A 413 means "send less" (DESIGN-NOTES, "Request size"): once, fitted to a smaller
+            # limit (fewer images first, then older turns); a second 413 is told to the person.
+            size_limit = limit_after_413(request_bytes(body), size_limit)
+            log.warning("request refused as too large (413): resending within %d bytes", size_limit)
+            try:
+                body = fitted(size_limit)
+            except RequestTooBig:
+                raise refused from None
+            completion = gateway.call(body, call, on_text=sink.append if sink.streams_text else None)
         if completion.reasoning:
             reasoning.append(completion.reasoning)
         if completion.finish_reason == "length" and not completion.tool_calls:

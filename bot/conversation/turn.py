@@ -122,7 +122,6 @@ class ModelTurns:
             user_id=job.user_id,
             should_stop=ctx.should_stop,
             on_line=answer.on_line,
-            lane=job.lane,
             # BOT_THINKING_MODEL for a request to think hard, else the place's model (None: the default).
             model=(getattr(settings, "thinking_model", None) if thinking else None) or rules.model,
             channel_id=conversation.channel

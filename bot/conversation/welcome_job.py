@@ -36,9 +36,9 @@ class WelcomeJob(JobHandler):
         client = self.slack.for_team(ctx.job.team_id)
         ctx.checkpoint()
         if payload.kind == "assistant_thread":
+            # Without thread_ts: with it, the call silently fails for agent apps (DESIGN-NOTES, Slack).
             client.assistant_threads_setSuggestedPrompts(
                 channel_id=payload.channel,
-                thread_ts=payload.thread_ts,
                 title="Try asking",
                 prompts=[dict(prompt) for prompt in SUGGESTED_PROMPTS],
             )

@@ -231,6 +231,18 @@ def thread_of_message(session: Session, team_id: str, channel_id: str, ts: str) 
     ).scalar_one_or_none()
 
 
+def _lock_thread(session: Session, team_id: str, channel_id: str, thread_ts: str) -> bool:
+    """Lock the thread's row for this transaction; False if the thread is not stored (forgotten)."""
+    return (
+        session.execute(
+            select(Thread.thread_ts)
+            .where(Thread.team_id == team_id, Thread.channel_id == channel_id, Thread.thread_ts == thread_ts)
+            .with_for_update()
+        ).first()
+        is not None
+    )
+
+
 def record_turn(
     session: Session,
     *,
@@ -239,9 +251,12 @@ def record_turn(
     thread_ts: str,
     answers_ts: str,
     entries: list[dict],
-) -> None:
+) -> bool:
     """Store the bot's turn (tool calls, tool results, answer) right after the message it answers.
-    Each entry: role, text, and optionally tool_calls, tool_call_id, reply_ts."""
+    Each entry: role, text, and optionally tool_calls, tool_call_id, reply_ts. Nothing is written
+    into a thread that was forgotten meanwhile (False): a reply in flight never brings it back."""
+    if not _lock_thread(session, team_id, channel_id, thread_ts):
+        return False
     now = db_now(session)
     last = session.execute(
         select(ThreadMessage.seq)
@@ -280,10 +295,14 @@ def record_turn(
         )
         seq += 1
     session.flush()
+    return True
 
 
 def forget_thread(session: Session, team_id: str, channel_id: str, thread_ts: str) -> int:
-    """Delete a thread's stored history (its images go with it). Returns messages deleted."""
+    """Delete a thread's stored history (its images go with it). Returns messages deleted.
+    The thread's row is locked first, so a reply storing its turn (`record_turn`, which locks
+    it too) either finishes before and is deleted with the rest, or finds the thread gone."""
+    _lock_thread(session, team_id, channel_id, thread_ts)
     ids = select(ThreadMessage.id).where(
         ThreadMessage.team_id == team_id,
         ThreadMessage.channel_id == channel_id,

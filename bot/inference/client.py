@@ -3,12 +3,18 @@
 One :class:`InferenceClient` holds one ``httpx.Client`` (a thread-safe connection pool), so
 worker threads share it. Every failure leaves as an :mod:`bot.inference.errors` exception;
 httpx exceptions never escape. Nothing here retries: the job queue decides when to try again.
+
+``stream_options`` (asking for usage in the stream) is sent but never depended on: it is not
+in Heroku's chat-completions parameter table, and Heroku has refused it with 400
+"unrecognized request argument supplied: stream_options" (DESIGN-NOTES). An argument the
+server refused that way is left out of every later request (:meth:`InferenceClient.refuse_argument`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 COMPLETIONS_PATH = "/v1/chat/completions"
 PROMPT_CACHING_HEADER = "X-Heroku-Prompt-Caching"
+# Never dropped, whatever a refusal says: without them there is no request.
+REQUIRED_ARGUMENTS = frozenset({"model", "messages", "stream"})
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,8 @@ class InferenceClient:
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=self._timeout)
+        self._refused: set[str] = set()  # arguments this server said it does not recognize
+        self._refused_lock = threading.Lock()
 
     def __repr__(self) -> str:  # keeps the key out of tracebacks and debug dumps
         return f"InferenceClient(url={self.url!r}, model={self.model!r})"
@@ -115,6 +125,24 @@ class InferenceClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    # --- arguments the server refused ----------------------------------------------------
+
+    def refuse_argument(self, name: str) -> bool:
+        """Leave ``name`` out of every later request; False if it was already left out (or may
+        never be, like ``messages``)."""
+        if name in REQUIRED_ARGUMENTS:
+            return False
+        with self._refused_lock:
+            if name in self._refused:
+                return False
+            self._refused.add(name)
+            return True
+
+    @property
+    def refused_arguments(self) -> frozenset[str]:
+        with self._refused_lock:
+            return frozenset(self._refused)
+
     # --- public calls ------------------------------------------------------------------
 
     def complete(self, body: Mapping[str, Any], *, prompt_caching: bool = True) -> Completion:
@@ -128,7 +156,7 @@ class InferenceClient:
         except (httpx.HTTPError, httpx.InvalidURL) as error:
             raise self._transport_error(error) from error
         if not response.is_success:
-            raise self._status_error(response)
+            raise self._status_error(response, payload)
         try:
             document = response.json()
         except ValueError as error:
@@ -162,7 +190,7 @@ class InferenceClient:
             ) as response:
                 if not response.is_success:
                     response.read()
-                    raise self._status_error(response)
+                    raise self._status_error(response, payload)
                 if response.headers.get("content-type", "").startswith("application/json"):
                     # The server ignored ``stream``: a whole completion in one document.
                     response.read()
@@ -180,14 +208,15 @@ class InferenceClient:
     # --- helpers -------------------------------------------------------------------------
 
     def _payload(self, body: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
-        payload = dict(body)
+        refused = self.refused_arguments
+        payload = {name: value for name, value in body.items() if name not in refused}
         if not payload.get("model"):
             payload["model"] = self.model
         payload["stream"] = stream
-        if stream:
+        if stream and "stream_options" not in refused:
             options = payload.get("stream_options")
             payload["stream_options"] = {**(options if isinstance(options, Mapping) else {}), "include_usage": True}
-        else:
+        elif not stream:
             payload.pop("stream_options", None)
         return payload
 
@@ -241,13 +270,14 @@ class InferenceClient:
         except MalformedResponseError as error:
             raise RetryableError(f"inference answer is malformed: {error}", status=status) from error
 
-    def _status_error(self, response: httpx.Response) -> InferenceError:
+    def _status_error(self, response: httpx.Response, payload: Mapping[str, Any]) -> InferenceError:
         error = error_for_status(
             response.status_code,
             response.headers,
             response.text,
             now=time.time(),
             secrets=(self._api_key,),
+            sent=frozenset(payload) - REQUIRED_ARGUMENTS,
         )
         logger.debug("inference HTTP %s (%s)", response.status_code, type(error).__name__)
         return error

@@ -7,8 +7,18 @@
     │   │                          refused or reset, a truncated or garbled stream, HTTP 5xx
     │   └── RateLimitedError       HTTP 429; ``retry_after`` says when capacity frees
     └── RejectedError              any other HTTP 4xx (bad key, context too long, invalid
-                                   request): retrying the same request cannot help; the
-                                   user (or the operator) must hear about it
+        │                          request): retrying the same request cannot help; the
+        │                          user (or the operator) must hear about it
+        ├── UnknownArgumentError   a 400 naming an argument the server does not recognize
+        │                          (``argument``): the gateway drops it and sends again at once
+        └── PayloadTooLargeError   HTTP 413: the request must become smaller before it is sent again
+
+Classification goes by HTTP status first (DESIGN-NOTES, "Errors": a 400 is never fixed by
+retrying, whether it arrives before or inside a stream); the body only adds detail. Bodies come
+in three shapes and plain text, and all are read (:func:`error_fields`): OpenAI's
+``{"error": {"message", "type", "code"}}``, Heroku's ``{"error": "<that object as a JSON
+string>"}`` (seen in 2025), and the top-level ``{"code", "message", "type"}`` of Heroku's API
+reference.
 
 What each branch means for a job is declared by deriving from bot.failures:
 RetryableError is a ``RetryLater`` that uses an attempt, RateLimitedError one that does not
@@ -17,14 +27,16 @@ RetryableError is a ``RetryLater`` that uses an attempt, RateLimitedError one th
 
 Every error carries ``status`` (the HTTP status, or None when there was no answer),
 ``message`` (short, safe to show a user: never the API key, never the prompt), and, when
-the server sent a JSON error body, its ``error_type`` and ``code``.
+the server sent a JSON error body, its ``error_type`` and ``code``; ``reason`` is the
+``provider_reason`` is the provider's own words alone, for the person (one plain sentence).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.failures import Permanent, RetryLater
 from bot.limits.headers import retry_after_seconds
@@ -52,12 +64,14 @@ class InferenceError(Exception):
         status: int | None = None,
         error_type: str | None = None,
         code: str | None = None,
+        provider_reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.error_type = error_type
         self.code = code
+        self.provider_reason = provider_reason or message
 
 
 class RetryableError(InferenceError, RetryLater):
@@ -81,8 +95,9 @@ class RateLimitedError(RetryableError):
         status: int | None = 429,
         error_type: str | None = None,
         code: str | None = None,
+        provider_reason: str | None = None,
     ) -> None:
-        super().__init__(message, status=status, error_type=error_type, code=code)
+        super().__init__(message, status=status, error_type=error_type, code=code, provider_reason=provider_reason)
         self.retry_after = retry_after
         self.headers = dict(headers or {})
 
@@ -94,11 +109,28 @@ class RateLimitedError(RetryableError):
 class RejectedError(InferenceError, Permanent):
     """HTTP 4xx other than 429 (or a client misconfiguration): sending the same request again cannot help."""
 
-    reason = "rejected"
+    reason = "rejected"  # bot.failures picks the user's sentence by this key
 
     @property
     def detail(self) -> str:  # type: ignore[override]
-        return self.message
+        return plain_sentence(self.provider_reason)
+
+
+class UnknownArgumentError(RejectedError):
+    """HTTP 400 saying an argument we sent is not recognized (Heroku answered
+    "unrecognized request argument supplied: stream_options" in 2025, DESIGN-NOTES). The
+    request is fine without it: drop ``argument`` and send again, without using an attempt."""
+
+    def __init__(self, message: str, *, argument: str, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.argument = argument
+
+
+class PayloadTooLargeError(RejectedError):
+    """HTTP 413: the body is over the provider's size limit (Bedrock documents 20 MB,
+    DESIGN-NOTES "Request size"). Send less: fewer or smaller images, then fewer turns."""
+
+    reason = "payload_too_large"
 
 
 def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -122,24 +154,99 @@ def safe_message(text: str, *, secrets: tuple[str, ...] = ()) -> str:
     return text
 
 
-def _error_fields(body: str) -> tuple[str | None, str | None, str | None]:
-    """(message, type, code) from a JSON ``{"error": {...}}`` body; all None when it is not one."""
-    try:
-        document: Any = json.loads(body)
-    except ValueError:
-        return None, None, None
-    error = document.get("error") if isinstance(document, dict) else None
-    if isinstance(error, str):
-        return error, None, None
-    if not isinstance(error, dict):
-        message = document.get("message") if isinstance(document, dict) else None
-        return (message if isinstance(message, str) else None), None, None
-    message, error_type, code = error.get("message"), error.get("type"), error.get("code")
-    return (
-        message if isinstance(message, str) else None,
-        error_type if isinstance(error_type, str) else None,
-        None if code is None else str(code),
-    )
+class ErrorFields(NamedTuple):
+    message: str | None = None
+    type: str | None = None
+    code: str | None = None
+
+
+def _as_text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def error_fields(value: Any, *, depth: int = 0) -> ErrorFields:
+    """(message, type, code) from an error body or error event, whatever its shape (pure).
+
+    ``value`` is a response text, a parsed document, or the value of an ``error`` field:
+    ``{"error": {"message", "type", "code"}}`` (OpenAI), ``{"error": "<that object as JSON
+    text>"}`` (Heroku, 2025), ``{"code", "message", "type"}`` at the top (Heroku's API
+    reference), ``{"error": "plain words"}``, or plain text (a proxy's page): then the text
+    itself is the message.
+    """
+    if isinstance(value, str | bytes):
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        stripped = text.strip()
+        if depth < 3 and stripped[:1] in ("{", "["):
+            try:
+                return error_fields(json.loads(stripped), depth=depth + 1)
+            except ValueError:
+                pass
+        return ErrorFields(message=_as_text(stripped))
+    if not isinstance(value, Mapping):
+        return ErrorFields()
+    inner = value.get("error")
+    if isinstance(inner, str | Mapping) and depth < 3:
+        found = error_fields(inner, depth=depth + 1)
+        # Fields beside a string error (e.g. a top-level code) still count.
+        return ErrorFields(
+            found.message or _as_text(value.get("message")),
+            found.type or _as_text(value.get("type")),
+            found.code if found.code is not None else _code_text(value.get("code")),
+        )
+    message = _as_text(value.get("message"))
+    if message and message.lstrip()[:1] == "{" and depth < 3:
+        # A string error wrapped once more on the way (an event's error kept as {"message": text}).
+        found = error_fields(message, depth=depth + 1)
+        if found.type or found.code:
+            return ErrorFields(
+                found.message,
+                found.type or _as_text(value.get("type")),
+                found.code if found.code is not None else _code_text(value.get("code")),
+            )
+    return ErrorFields(message, _as_text(value.get("type")), _code_text(value.get("code")))
+
+
+def _code_text(code: Any) -> str | None:
+    return None if code is None or isinstance(code, Mapping | list) else str(code)
+
+
+# "unrecognized request argument supplied: stream_options" (Heroku, 2025, DESIGN-NOTES) and the
+# same refusal in the words other OpenAI-compatible servers use.
+_REFUSED_ARGUMENT = (
+    re.compile(
+        r"(?:unrecognized|unknown|unsupported|unexpected|invalid|extra)\s+(?:request\s+)?"
+        r"(?:argument|parameter|field|key|input)s?(?:\s+supplied)?\s*[:=]?\s*['\"`]?([A-Za-z_][\w.]*)",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"['\"`]?([A-Za-z_][\w.]*)['\"`]?\s*:?\s+extra (?:inputs|fields) (?:are|is) not permitted", re.IGNORECASE
+    ),
+    re.compile(r"['\"`]?([A-Za-z_][\w.]*)['\"`]?\s*:?\s+(?:is )?not (?:supported|recognized|permitted)", re.IGNORECASE),
+)
+
+
+def refused_argument(message: str | None, sent: set[str] | frozenset[str] = frozenset()) -> str | None:
+    """The request argument a 400 ``message`` says the server does not recognize, or None (pure).
+
+    With ``sent`` (the body's top-level keys), only an argument we actually sent counts, so a
+    message about something else never drops a field.
+    """
+    if not message:
+        return None
+    for pattern in _REFUSED_ARGUMENT:
+        for match in pattern.finditer(message):
+            name = match.group(1).split(".")[0]
+            if not sent or name in sent:
+                return name
+    return None
+
+
+def plain_sentence(text: str | None) -> str:
+    """``text`` as one plain sentence for a person: one line, no markup, a full stop at the end."""
+    words = " ".join((text or "").replace("`", "'").replace("*", "").split())
+    if not words:
+        return "it gave no reason."
+    return words if words[-1] in ".!?" else words + "."
 
 
 def error_for_status(
@@ -149,60 +256,80 @@ def error_for_status(
     *,
     now: float,
     secrets: tuple[str, ...] = (),
+    sent: set[str] | frozenset[str] = frozenset(),
 ) -> InferenceError:
     """The error for an HTTP answer with a non-2xx ``status``.
 
-    ``body`` is the response text (a JSON error or anything else, e.g. a proxy's HTML page);
-    ``now`` is the current unix time, for a Retry-After given as an HTTP date; ``secrets``
-    are blanked out of the message.
+    ``body`` is the response text (any shape :func:`error_fields` reads, or anything else, e.g.
+    a proxy's HTML page); ``now`` is the current unix time, for a Retry-After given as an HTTP
+    date; ``secrets`` are blanked out of the message; ``sent``: the request's top-level keys (a
+    400 that names one of them as unrecognized is an :class:`UnknownArgumentError`). The
+    status decides the class; the body only adds detail.
     """
-    server_message, error_type, code = _error_fields(body)
-    detail = safe_message(server_message or body or "no details", secrets=secrets)
-    message = f"inference service answered HTTP {status}: {detail}"
+    server_message, error_type, code = error_fields(body or "")
+    reason = safe_message(server_message or "no details", secrets=secrets)
+    message = f"inference service answered HTTP {status}: {reason}"
+    fields: dict[str, Any] = {"status": status, "error_type": error_type, "code": code, "provider_reason": reason}
     if status == 429:
         return RateLimitedError(
-            message,
-            retry_after=retry_after_seconds(headers, now),
-            headers=rate_limit_headers(headers),
-            status=status,
-            error_type=error_type,
-            code=code,
+            message, retry_after=retry_after_seconds(headers, now), headers=rate_limit_headers(headers), **fields
         )
     if status == 408 or status >= 500:
-        return RetryableError(message, status=status, error_type=error_type, code=code)
-    return RejectedError(message, status=status, error_type=error_type, code=code)
+        return RetryableError(message, **fields)
+    if status == 413:
+        return PayloadTooLargeError(message, **fields)
+    if status == 400:
+        argument = refused_argument(server_message, sent) if sent else None
+        if argument is not None:
+            return UnknownArgumentError(message, argument=argument, **fields)
+    return RejectedError(message, **fields)
 
 
-def error_for_stream_event(error: Mapping[str, Any], *, secrets: tuple[str, ...] = ()) -> InferenceError:
-    """The error for an ``{"error": {...}}`` event sent inside a 200 stream (e.g. the model overloaded).
+def error_for_stream_event(error: Any, *, secrets: tuple[str, ...] = ()) -> InferenceError:
+    """The error for an ``error`` event sent inside a 200 stream (e.g. the model overloaded).
 
-    The HTTP status is long gone, so a numeric ``code``/``status`` field decides, or an error
-    ``type`` that names a bad request; otherwise the failure counts as retryable, since the
-    request itself was accepted.
+    ``error`` is the event's ``error`` value in any shape :func:`error_fields` reads. The HTTP
+    status is long gone, so a numeric ``status``/``code`` field decides first (a 4xx other than
+    408/429 is never retried), then an error ``type`` that names a bad request; otherwise the
+    failure counts as retryable, since the request itself was accepted.
     """
-    raw_status = error.get("status", error.get("code"))
-    try:
-        status = int(raw_status) if raw_status is not None else None
-    except (TypeError, ValueError):
-        status = None
-    error_type = error.get("type") if isinstance(error.get("type"), str) else None
-    code = None if error.get("code") is None else str(error.get("code"))
-    detail = safe_message(str(error.get("message") or "no details"), secrets=secrets)
-    message = f"inference stream failed: {detail}"
+    fields = error_fields(error)
+    raw_status = error.get("status") if isinstance(error, Mapping) else None
+    status = _status_number(raw_status) or _status_number(fields.code)
+    error_type = fields.type
+    reason = safe_message(fields.message or "no details", secrets=secrets)
+    message = f"inference stream failed: {reason}"
+    extra: dict[str, Any] = {"status": status, "error_type": error_type, "code": fields.code, "provider_reason": reason}
     if status == 429 or (error_type is not None and "rate_limit" in error_type):
-        return RateLimitedError(message, retry_after=None, status=status, error_type=error_type, code=code)
+        return RateLimitedError(message, retry_after=None, **extra)
+    if status == 413 or error_type == "request_too_large":
+        return PayloadTooLargeError(message, **extra)
     if (status is not None and 400 <= status < 500 and status != 408) or error_type in REJECTED_EVENT_TYPES:
-        return RejectedError(message, status=status, error_type=error_type, code=code)
-    return RetryableError(message, status=status, error_type=error_type, code=code)
+        return RejectedError(message, **extra)
+    return RetryableError(message, **extra)
+
+
+def _status_number(value: Any) -> int | None:
+    try:
+        number = int(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
+    return number if number is not None and 100 <= number <= 599 else None
 
 
 __all__ = [
+    "ErrorFields",
     "InferenceError",
+    "PayloadTooLargeError",
     "RateLimitedError",
     "RejectedError",
     "RetryableError",
+    "UnknownArgumentError",
+    "error_fields",
     "error_for_status",
     "error_for_stream_event",
+    "plain_sentence",
     "rate_limit_headers",
+    "refused_argument",
     "safe_message",
 ]

@@ -1,21 +1,33 @@
-"""Every model call goes through here: budget check, global admission, the call, reconciliation.
+"""Every model call goes through here: budget check, a slot in its model's pool, the call, its answer.
 
-A 429 pauses the whole pool (every process) for the server's Retry-After (at most
-MAX_PAUSE_SECONDS, whatever the headers say) and the call is tried again after the pause
-without spending a job attempt, as long as no text has been shown yet. Once text is shown, and
-for every other failure, the error goes up to the queue, which retries the job with backoff;
-the job's re-run rewrites its message from the start, so a retry never repeats text. A
-RateLimitedError that reaches the queue (text already shown, or MAX_RATE_LIMITED_TRIES
-refusals in a row) reschedules the job without counting an attempt either (bot.failures):
-rate limits never burn the retry budget. The x-ratelimit-* headers of every response, success
-or 429, go to the limiter as the server's view of the window.
+A call names a model (``CallContext.model``; default: the INFERENCE attachment's). Attachments of
+that model form a pool: the limiter books the call on the attachment where it can start first
+(bot.limits.admission). An attachment answering 429, 5xx or nothing is paused, for the server's
+Retry-After after a 429 (at most MAX_PAUSE_SECONDS, whatever the headers say) or DOWN_PAUSE_SECONDS;
+calls booked on it move to the others, and this call is tried again, on another attachment if
+the pool has one, without spending a job attempt, as long as no text has been shown yet. Once
+text is shown, and for every other failure, the error goes up to the queue, which retries the
+job with backoff; the job's re-run rewrites its message from the start, so a retry never repeats
+text. A RateLimitedError that reaches the queue (text already shown, or MAX_RATE_LIMITED_TRIES
+refusals in a row) reschedules the job without counting an attempt either (bot.failures). The
+x-ratelimit-remaining-* headers of every answer, 200 or 429, are kept with the call as the
+provider's view (bot.limits.slots).
+
+A 400 naming an argument the server does not recognize (Heroku refused ``stream_options`` that
+way, DESIGN-NOTES) drops the argument and sends again at once, without a job attempt; the
+refusal is remembered for the process and in the database, where other dynos read it
+(every REFUSALS_REFRESH_SECONDS). A response without ``usage`` is counted with an estimate
+(bot.inference.usage) marked ``estimated``: budgets, /usage and bot stats see it; the limiter
+keeps the call's own estimate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,17 +35,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.failures import Permanent
 from bot.inference.client import Completion, InferenceClient
-from bot.inference.errors import RateLimitedError
-from bot.limits.admission import GlobalRateLimiter, Ticket, record_usage
+from bot.inference.errors import RateLimitedError, RetryableError, UnknownArgumentError
+from bot.inference.refusals import refused_arguments, remember_refusal
+from bot.inference.sse import Usage
+from bot.inference.usage import estimated_usage
+from bot.limits.admission import Booking, RateLimiter, attachment_limits, record_usage
 from bot.limits.budgets import BudgetPolicy, channel_over_budget, over_budget, record_channel_usage
-from bot.limits.server_view import capped_pause, server_view
+from bot.limits.headers import remaining
+from bot.limits.slots import View
 from bot.limits.tokens import estimate_request
-from bot.limits.window import INTERACTIVE_LANE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAUSE_SECONDS = 5.0
+DEFAULT_PAUSE_SECONDS = 5.0  # after a 429 that says nothing about when to come back
+DOWN_PAUSE_SECONDS = 10.0  # after a 5xx or no answer, when the pool has another attachment
 MAX_RATE_LIMITED_TRIES = 5
+REFUSALS_REFRESH_SECONDS = 30.0
 
 
 class OverBudget(Permanent):
@@ -53,11 +70,10 @@ class CallContext:
     team_id: str
     user_id: str
     should_stop: Callable[[], bool] = lambda: False
-    # Told (seconds until capacity frees, reason) whenever admission has to wait.
+    # Told (seconds until its slot, reason) whenever the call has to wait for its slot.
     on_wait: Callable[[float, str], None] | None = None
-    # Told (calls ahead in the limiter's line, seconds until our slot) whenever admission waits.
+    # Told (calls booked ahead of it, seconds until its slot) whenever the call has to wait.
     on_line: Callable[[int, float], None] | None = None
-    lane: str = INTERACTIVE_LANE  # the job's lane: its place in the limiter's fair line
     # The attached model to call (Settings.attached_models; Settings.model_for(kind) routes job
     # kinds; channel settings pass a channel's chosen model). None: the INFERENCE attachment's.
     model: str | None = None
@@ -66,33 +82,52 @@ class CallContext:
     channel_daily_tokens: int | None = None
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """One attachment the gateway calls: its limiter name and its client (URL, key, model)."""
+
+    name: str
+    client: InferenceClient
+
+    @property
+    def model(self) -> str:
+        return self.client.model
+
+
 class ModelGateway:
     def __init__(
         self,
-        client: InferenceClient,
-        limiter: GlobalRateLimiter,
+        endpoints: Sequence[Endpoint] | InferenceClient,
+        limiter: RateLimiter,
         sessions: sessionmaker[Session],
         *,
         budgets: BudgetPolicy | None = None,
         max_output_tokens: int = 1024,
-        models: Mapping[str, tuple[InferenceClient, GlobalRateLimiter]] | None = None,
     ):
-        """``client`` and ``limiter``: the INFERENCE attachment; ``models``: model id -> the
-        attachment serving it, for calls that name a model (``CallContext.model``)."""
-        self.client = client
+        """``endpoints``: every attachment, the INFERENCE one first (a bare client: that one alone,
+        under the limiter's first name)."""
+        if isinstance(endpoints, InferenceClient):
+            endpoints = [Endpoint(next(iter(limiter.limits)), endpoints)]
+        self.endpoints = list(endpoints)
         self.limiter = limiter
         self.sessions = sessions
         self.budgets = budgets or BudgetPolicy()
         self.max_output_tokens = max_output_tokens
-        self.models = dict(models or {})
+        self._refusals_read_at: dict[str, float] = {}  # completions URL -> when its refusals were read
+        self._refusals_lock = threading.Lock()
 
-    def _attachment(self, model: str | None) -> tuple[InferenceClient, GlobalRateLimiter]:
-        if model is None or model == self.client.model:
-            return self.client, self.limiter
-        found = self.models.get(model)
-        if found is None:  # e.g. a channel setting naming a model since detached
-            log.warning("inference model_not_attached model=%s using=%s", model, self.client.model)
-            return self.client, self.limiter
+    @property
+    def client(self) -> InferenceClient:
+        """The INFERENCE attachment's client."""
+        return self.endpoints[0].client
+
+    def pool(self, model: str | None) -> list[Endpoint]:
+        """The attachments serving ``model`` (None: the INFERENCE attachment's model)."""
+        wanted = model or self.endpoints[0].model
+        found = [e for e in self.endpoints if e.model == wanted]
+        if not found:  # e.g. a channel setting naming a model since detached
+            log.warning("inference model_not_attached model=%s using=%s", wanted, self.endpoints[0].model)
+            found = [e for e in self.endpoints if e.model == self.endpoints[0].model]
         return found
 
     def call(
@@ -106,60 +141,94 @@ class ModelGateway:
         """One model call, always streamed (long answers never hit a read timeout as one
         silent wait). ``on_text`` gets the text as it comes.
 
-        A 429 is waited out and the call tried again only while nothing has been shown:
-        once ``on_text`` has had text, any failure goes up to the job, whose re-run rewrites
-        its Slack message from the start, so no text is ever shown twice.
+        A refused or failed call is tried again only while nothing has been shown: once
+        ``on_text`` has had text, any failure goes up to the job, whose re-run rewrites its
+        Slack message from the start, so no text is ever shown twice.
         """
         body = dict(body)
         body.setdefault("max_tokens", self.max_output_tokens)
         self._check_budget(ctx)
         request = estimate_request(body)
-        estimate = request.total
+        pool = {e.name: e for e in self.pool(ctx.model)}
         shown = False
-        client, limiter = self._attachment(ctx.model)
 
         def show(text: str) -> None:
             nonlocal shown
-            if text:
-                shown = True
             if on_text is not None:
+                shown = shown or bool(text)
                 on_text(text)
 
-        for _ in range(MAX_RATE_LIMITED_TRIES):
-            ticket = limiter.admit(
-                estimate,
+        for _ in range(MAX_RATE_LIMITED_TRIES * len(pool)):
+            booking = self.limiter.acquire(
+                list(pool),
+                request.total,
                 prompt_tokens=request.prompt,
                 should_stop=ctx.should_stop,
                 on_wait=ctx.on_wait,
                 on_line=ctx.on_line,
-                lane=ctx.lane,
             )
+            endpoint = pool[booking.name]
+            self._learn_refusals(endpoint.client)
             started = time.monotonic()
-            sent_at = ticket.sent_at()
             try:
-                completion = client.stream(body, on_text=show, prompt_caching=prompt_caching)
+                completion = endpoint.client.stream(body, on_text=show, prompt_caching=prompt_caching)
             except RateLimitedError as exc:
-                limiter.pause(capped_pause(exc.retry_after, DEFAULT_PAUSE_SECONDS))
-                if shown:
-                    # Refused mid-stream after text was shown: tokens were spent (keep the
-                    # estimate), and only the job may start the answer over.
-                    raise
-                # The server refused before answering: it spent no tokens, but keep the request slot counted.
-                limiter.reconcile(
-                    ticket.reservation_id,
-                    0,
-                    view=server_view(exc.headers, time.time()),
-                    admitted_at=ticket.admitted_at,
-                    refused=True,
-                    sent_at=sent_at,
+                # Refused: the provider did not count it (unless text was shown: then it did).
+                self.limiter.settle(booking, view=_view(exc.headers), refused=not shown)
+                self.limiter.pause(
+                    booking.name, exc.retry_after if exc.retry_after is not None else DEFAULT_PAUSE_SECONDS
                 )
+                if shown:
+                    raise
                 continue
-            except Exception:
-                # Unknown whether the server counted it: keep the estimate reserved.
+            except UnknownArgumentError as exc:
+                # Refused before any answer: no tokens spent; send again at once without it.
+                self.limiter.settle(booking, refused=True)
+                if not self._refuse(endpoint.client, exc.argument):
+                    raise
+                continue
+            except RetryableError:
+                # A 5xx or no answer: whether the provider counted it is unknown, so its estimate stays.
+                self.limiter.settle(booking)
+                if len(pool) == 1:
+                    raise  # nowhere else to go: the job retries with backoff
+                self.limiter.pause(booking.name, DOWN_PAUSE_SECONDS)
+                if shown:
+                    raise
+                continue
+            except BaseException:
+                self.limiter.settle(booking)
                 raise
-            self._account(limiter, ticket, estimate, completion, ctx, time.monotonic() - started, sent_at)
-            return completion
+            return self._account(booking, request.prompt, completion, ctx, time.monotonic() - started)
         raise RateLimitedError("the model kept answering 429", retry_after=DEFAULT_PAUSE_SECONDS)
+
+    def _learn_refusals(self, client: InferenceClient) -> None:
+        """Arguments another dyno found refused, read at most every REFUSALS_REFRESH_SECONDS."""
+        now = time.monotonic()
+        with self._refusals_lock:
+            if now - self._refusals_read_at.get(client.url, float("-inf")) < REFUSALS_REFRESH_SECONDS:
+                return
+            self._refusals_read_at[client.url] = now
+        try:
+            with self.sessions() as session:
+                known = refused_arguments(session, client.url)
+        except Exception as exc:  # the call goes on; a refusal would teach it again
+            log.warning("inference refusals_read_failed error=%s", type(exc).__name__)
+            return
+        for argument in known:
+            client.refuse_argument(argument)
+
+    def _refuse(self, client: InferenceClient, argument: str) -> bool:
+        """Leave ``argument`` out from now on, here and (through the database) on every dyno."""
+        if not client.refuse_argument(argument):
+            return False
+        log.warning("inference argument_refused argument=%s (left out from now on)", argument)
+        try:
+            with self.sessions.begin() as session:
+                remember_refusal(session, client.url, argument)
+        except Exception as exc:
+            log.warning("inference refusal_not_shared error=%s", type(exc).__name__)
+        return True
 
     def _check_budget(self, ctx: CallContext) -> None:
         channel_budget = ctx.channel_daily_tokens if ctx.channel_id else None
@@ -175,44 +244,64 @@ class ModelGateway:
             raise OverBudget(reason)
 
     def _account(
-        self,
-        limiter: GlobalRateLimiter,
-        ticket: Ticket,
-        estimate: int,
-        completion: Completion,
-        ctx: CallContext,
-        seconds: float,
-        sent_at: float,
-    ) -> None:
-        usage = completion.usage
-        actual = usage.total_tokens if usage else estimate
+        self, booking: Booking, prompt_estimate: int, completion: Completion, ctx: CallContext, seconds: float
+    ) -> Completion:
+        usage: Usage | None = completion.usage
+        if usage is None:
+            usage = estimated_usage(prompt_estimate, completion.content, completion.tool_calls, completion.reasoning)
+            completion = dataclasses.replace(completion, usage=usage)
+        estimated = bool(usage.estimated)
 
         def record(session: Session) -> None:
-            if usage:
-                record_usage(
-                    session,
-                    team_id=ctx.team_id,
-                    user_id=ctx.user_id,
-                    prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens,
-                )
+            record_usage(
+                session,
+                team_id=ctx.team_id,
+                user_id=ctx.user_id,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+            )
             if ctx.channel_id:  # what the channel's budget counts (the estimate when no usage came)
-                record_channel_usage(session, team_id=ctx.team_id, channel_id=ctx.channel_id, tokens=actual)
+                record_channel_usage(session, team_id=ctx.team_id, channel_id=ctx.channel_id, tokens=usage.total_tokens)
 
-        limiter.reconcile(
-            ticket.reservation_id,
-            actual,
+        # An estimated usage is recorded; the limiter counts it at no less than the call's own
+        # estimate (prompt + max_tokens, the most the provider can have charged) and calibrates
+        # only from the provider's own counts.
+        self.limiter.settle(
+            booking,
+            used=usage.total_tokens,
+            prompt_tokens=None if estimated else usage.prompt_tokens,
+            view=_view(completion.rate_limit_headers),
             also=record,
-            view=server_view(completion.rate_limit_headers, time.time()),
-            admitted_at=ticket.admitted_at,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            sent_at=sent_at,
         )
         log.info(
-            "inference done team=%s estimated_tokens=%d prompt_tokens=%s completion_tokens=%s duration_ms=%d",
+            "inference done team=%s attachment=%s estimated_tokens=%d prompt_tokens=%s completion_tokens=%s"
+            " usage=%s duration_ms=%d",
             ctx.team_id,
-            estimate,
-            usage.prompt_tokens if usage else "-",
-            usage.completion_tokens if usage else "-",
+            booking.name,
+            booking.estimate,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            "estimated" if estimated else "reported",
             seconds * 1000,
         )
+        return completion
+
+
+def _view(headers: Mapping[str, str]) -> View | None:
+    requests, tokens = remaining(headers)
+    return None if requests is None and tokens is None else View(requests, tokens)
+
+
+def build_gateway(settings: Any, sessions: sessionmaker[Session], *, timeout: float | None = None) -> ModelGateway:
+    """The gateway over every attachment in ``settings`` (bot.config.Settings), one limiter for all."""
+    timeout = settings.inference_timeout_seconds if timeout is None else timeout
+    endpoints = [
+        Endpoint(a.name, InferenceClient(a.url, a.key, a.model_id, timeout=timeout)) for a in settings.attachments
+    ] or [Endpoint("inference", InferenceClient("", "", settings.inference_model_id, timeout=timeout))]
+    return ModelGateway(
+        endpoints,
+        RateLimiter(sessions, attachment_limits(settings)),
+        sessions,
+        budgets=BudgetPolicy(settings.daily_token_budget_per_user, settings.daily_token_budget_per_team),
+        max_output_tokens=settings.inference_max_output_tokens,
+    )

@@ -44,9 +44,13 @@ class StreamErrorEvent(Exception):
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens of one call. ``estimated``: the server reported none, so these are our own count
+    (bot.inference.usage), counted everywhere usage counts and marked so."""
+
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    estimated: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ at twice its real prompt keeps a whole answer's room unused. So a new call's pro
 is scaled by the largest ratio of counted to estimated prompt tokens among the calls of the
 last window, with a margin; the output cap (``max_tokens``) is charged as it is.
 
-The scale never comes from fewer than ``MIN_SAMPLES`` answers (until then: the raw estimate),
-and it is bounded both ways: an estimate that turned out low is scaled up, which is safer.
+The scale comes from the answers of the last two windows (before the first: the raw estimate),
+and it is bounded both ways: an estimate that turned out low is scaled up, which is safer. A
+prompt counted higher than its calibrated estimate shows in the provider's view as someone
+else's use (bot.limits.slots.others_from_views) until it leaves the window.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-MIN_SAMPLES = 3
+MIN_SAMPLES = 1
 # Above the largest ratio seen: a prompt unlike the recent ones may be counted a little higher.
-MARGIN = 1.05
+MARGIN = 1.02
 MIN_SCALE = 0.25
 MAX_SCALE = 2.0
 

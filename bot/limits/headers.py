@@ -76,4 +76,17 @@ def retry_after_seconds(headers: Mapping[str, str], now: float) -> float | None:
     return max(usable) if usable else None
 
 
-__all__ = ["parse_duration", "retry_after_seconds"]
+def _count(value: str | None) -> int | None:
+    text = (value or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+def remaining(headers: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """``x-ratelimit-remaining-requests`` and ``-tokens`` (None: absent or unreadable). Heroku
+    documents them on its API reference ("Remaining requests permitted before reaching rate
+    limit"); whether every answer carries them is not said, so callers must do without."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    return _count(lowered.get("x-ratelimit-remaining-requests")), _count(lowered.get("x-ratelimit-remaining-tokens"))
+
+
+__all__ = ["parse_duration", "remaining", "retry_after_seconds"]

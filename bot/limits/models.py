@@ -1,4 +1,4 @@
-"""Database side of the global rate window: one lock row, one row per admitted call."""
+"""Database side of the limiter: a lock row per attachment, one row per call in its log."""
 
 from __future__ import annotations
 
@@ -12,66 +12,42 @@ from bot.db.types import BigIntId
 
 
 class RateLimiterState(Base):
-    """Locked (FOR UPDATE) by every admission, so admissions are serialized across dynos."""
+    """One row per attachment, locked (FOR UPDATE) by every booking on it, so bookings are
+    serialized across dynos (bot.limits.admission)."""
 
     __tablename__ = "rate_limiter_state"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    # Set after a 429: the whole pool waits until then (epoch seconds, database clock).
+    # Set after a 429, a 5xx or no answer: nothing is sent to it until then (epoch seconds, database clock).
     paused_until: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # The server's view (x-ratelimit-* headers) as a difference to ours, valid until
-    # correction_until; correction_seen_at is the admission time the view belongs to, so an
-    # older view never replaces a newer one (bot.limits.server_view).
-    correction_requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    correction_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    correction_until: Mapped[float | None] = mapped_column(Float, nullable=True)
-    correction_seen_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # The estimates of the reservations that view covered: a credit leaves with them.
-    correction_seen_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    correction_taken_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # when it was compared
-    correction_external_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # The largest request difference of the recent views, held until its own reset.
-    correction_held_requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    correction_held_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class RateReservation(Base):
+    """One call in an attachment's log (bot.limits.slots.Call): booked, sent, answered."""
+
     __tablename__ = "rate_reservations"
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    limiter: Mapped[str] = mapped_column(String(64))
-    admitted_at: Mapped[float] = mapped_column(Float)  # epoch seconds, database clock
-    tokens: Mapped[int] = mapped_column(Integer)  # what the call counts: the estimate, its prompt part scaled
+    limiter: Mapped[str] = mapped_column(String(64))  # the attachment
+    admitted_at: Mapped[float] = mapped_column(Float)  # when it was booked (epoch seconds, database clock)
+    slot: Mapped[float] = mapped_column(Float)  # when it may go
+    sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # when it went out
+    tokens: Mapped[int] = mapped_column(Integer)  # its estimate as counted (the prompt part calibrated)
     reconciled: Mapped[bool] = mapped_column(default=False)
-    used_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)  # reported usage, once returned
-    # The raw prompt estimate and the prompt tokens the server reported: they calibrate the
-    # next calls' estimates (bot.limits.calibration).
+    used_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)  # reported usage, once answered
+    # The raw prompt estimate and the prompt tokens the provider reported (they calibrate later
+    # estimates: bot.limits.calibration), and the output cap (max_tokens): with the reported
+    # prompt, the most the provider can charge for the call.
     prompt_estimate: Mapped[int | None] = mapped_column(Integer, nullable=True)
     prompt_used: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    # The output cap (max_tokens): with prompt_used, the most the server can charge for the call.
     output_cap: Mapped[int | None] = mapped_column(Integer, nullable=True)
     answered_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # database clock
-    sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # when the request went out, once answered
-    refused: Mapped[bool] = mapped_column(default=False, server_default=false())  # a 429: not counted by the server
+    refused: Mapped[bool] = mapped_column(default=False, server_default=false())  # a 429: not counted by the provider
+    # The answer's x-ratelimit-remaining-requests / -tokens (the provider's view at its arrival).
+    view_requests: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    view_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
-    __table_args__ = (Index("ix_rate_reservations_limiter_admitted_at", "limiter", "admitted_at"),)
-
-
-class RateWaiter(Base):
-    """A call waiting in line for admission; the line is served in fair order (window.schedule).
-    A row whose process died stops counting at expires_at (the waiter refreshes it)."""
-
-    __tablename__ = "rate_waiters"
-
-    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    limiter: Mapped[str] = mapped_column(String(64))
-    lane: Mapped[str] = mapped_column(String(16))
-    tokens: Mapped[int] = mapped_column(Integer)  # the raw estimate
-    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # its prompt part
-    since: Mapped[float] = mapped_column(Float)  # epoch seconds, database clock
-    expires_at: Mapped[float] = mapped_column(Float)
-
-    __table_args__ = (Index("ix_rate_waiters_limiter", "limiter"),)
+    __table_args__ = (Index("ix_rate_reservations_limiter_slot", "limiter", "slot"),)
 
 
 class TokenUsage(Base):

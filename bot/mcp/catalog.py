@@ -175,8 +175,9 @@ class McpCatalog:
             return ServerState(name, status, str(exc), checked_at=now)
         taken = {tool.name for other, state in self._states.items() if other != name for tool in state.tools}
         offered, left_out = offered_tools(server, listed, taken)
-        for sentence in left_out:
-            log.warning("mcp server=%s %s", name, sentence)
+        seen = set(self._states[name].left_out)
+        for sentence in left_out:  # once, not at every refresh
+            (log.debug if sentence in seen else log.warning)("mcp server=%s %s", name, sentence)
         entries = tuple(self._entry(tool) for tool in offered)
         log.info(
             "mcp server=%s status=up tools=%d need_approval=%d left_out=%d",

@@ -41,13 +41,16 @@ from bot.inference.errors import RejectedError
 from bot.inference.gateway import CallContext, ModelGateway, OverBudget
 from bot.limits.admission import RequestTooLarge
 from bot.moderation import store
-from bot.moderation.plan import DISMISS, REMOVE, REMOVED, after_failed_delete, plan_actions
+from bot.moderation.plan import DISMISS, REMOVE, REMOVED, UNREPORTED, after_failed_delete, plan_actions
 from bot.moderation.policy import category_names, moderation_request, parse_policy
 from bot.moderation.report import (
     AUTOMATIC_REMOVAL_OFF,
     REMOVE_NEEDS_ADMIN,
+    UNUSABLE_REPORT_CHANNEL,
+    invite_hint,
     poster_notice,
     report_blocks,
+    report_channel_problem,
     report_text,
 )
 from bot.moderation.verdict import MalformedVerdict, Verdict, could_not_check, parse_verdict, unreadable_answer
@@ -225,7 +228,6 @@ class ModerateJob(JobHandler):
             team_id=ctx.job.team_id,
             user_id=ctx.job.user_id,
             should_stop=ctx.should_stop,
-            lane=ctx.job.lane,
             model=self.settings.model_for("moderation"),  # BOT_MODERATION_MODEL
         )
         names = category_names(self.policy)
@@ -296,10 +298,23 @@ class ModerateJob(JobHandler):
         channel = workspace.report_channel
         if plan.report and not report_ts and not done.get("report_ts"):
             ctx.checkpoint()
-            posted = client.chat_postMessage(
-                channel=channel, text=report_text(view), blocks=report_blocks(view, buttons=plan.buttons)
-            )
-            remember(report_ts=posted["ts"])
+            try:
+                posted = client.chat_postMessage(
+                    channel=channel, text=report_text(view), blocks=report_blocks(view, buttons=plan.buttons)
+                )
+            except SlackApiError as error:
+                code = str(error.response.get("error") or "")
+                if code not in UNUSABLE_REPORT_CHANNEL:
+                    raise
+                # Retrying cannot make the bot a member: the decision is stored, the problem flagged once.
+                self._flag_report_channel(ctx.job.team_id, channel, code)
+                plan = replace(plan, action=UNREPORTED)
+                detail = report_channel_problem(channel, code)
+                view = replace(view, action=plan.action, action_detail=detail)
+            else:
+                remember(report_ts=posted["ts"])
+                with self.sessions.begin() as session:
+                    store.clear_report_problem(session, ctx.job.team_id)
         elif not plan.report and view.verdict != "allow":
             log.warning("moderation unreported id=%d: MODERATION_REPORT_CHANNEL is not set", decision_id)
         with self.sessions.begin() as session:
@@ -307,6 +322,14 @@ class ModerateJob(JobHandler):
             decision.action, decision.action_detail = plan.action, detail
             if done.get("report_ts") and not decision.report_ts:
                 decision.report_channel, decision.report_ts = channel, done["report_ts"]
+
+    def _flag_report_channel(self, team_id: str, channel: str, code: str) -> None:
+        with self.sessions.begin() as session:
+            first = store.flag_report_problem(session, team_id, channel, code)
+        if first:
+            log.error(
+                "moderation report_channel_unusable channel=%s error=%s: %s", channel, code, invite_hint(channel, code)
+            )
 
     def _react(self, client: WebClient, channel: str, ts: str, name: str) -> None:
         try:

@@ -72,3 +72,16 @@ class ModerationSettings(Base):
     admin_user_token: Mapped[str | None] = mapped_column(Text, nullable=True)
     changed_by: Mapped[str] = mapped_column(String(32))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ModerationReportProblem(Base):
+    """The workspace's report channel refused a report (``not_in_channel``, ``channel_not_found``,
+    ``is_archived``): flagged once, shown by ``/moderation`` and ``bot check`` until a report goes
+    through or another channel is set."""
+
+    __tablename__ = "moderation_report_problems"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -166,6 +166,27 @@ def poster_notice(view: DecisionView, *, removed: bool, by_moderator: bool = Fal
     return f"Your image “{name}” in <#{view.channel_id}>: {why}.{reason} Moderators have been told and may remove it."
 
 
+# Slack's answers to a post in a channel the bot cannot write to. Posting needs membership
+# (without chat:write.public, which the manifest does not ask for) and conversations.info
+# succeeds anyway, so membership is checked with ``is_member`` (DESIGN-NOTES, Slack).
+UNUSABLE_REPORT_CHANNEL = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+
+
+def invite_hint(channel: str, problem: str, bot_name: str = "the bot") -> str:
+    """What to do about a report channel Slack refused, in one sentence."""
+    mention = bot_name if bot_name.startswith("@") or bot_name == "the bot" else f"@{bot_name}"
+    if problem == "is_archived":
+        return f"<#{channel}> is archived: unarchive it, or set another with /moderation report #channel."
+    if problem == "channel_not_found":
+        return f"<#{channel}> was not found: set another with /moderation report #channel."
+    return f"invite {mention} to <#{channel}> (/invite {mention}), or set another with /moderation report #channel."
+
+
+def report_channel_problem(channel: str, problem: str) -> str:
+    """The decision's action detail when its report could not be posted."""
+    return f"the report could not be posted to <#{channel}> ({problem})"
+
+
 def status_text(
     *,
     channel_id: str,
@@ -177,8 +198,11 @@ def status_text(
     overridden: int,
     recent: Sequence[DecisionView],
     days: int,
+    report_problem: tuple[str, str] | None = None,
+    bot_name: str = "the bot",
 ) -> str:
-    """The `/moderation` answer: this channel's state, counts by verdict, and recent decisions."""
+    """The `/moderation` answer: this channel's state, counts by verdict, and recent decisions.
+    ``report_problem``: (channel, Slack's error) when reports to the channel fail."""
     if switched is not None:
         source = "switched " + ("on" if switched else "off") + " with /moderation"
     else:
@@ -189,6 +213,12 @@ def status_text(
         if report_channel
         else "MODERATION_REPORT_CHANNEL is not set: flagged images are only stored."
     )
+    if report_problem is not None:
+        channel, problem = report_problem
+        hint = invite_hint(channel, problem, bot_name)
+        lines.append(
+            f":warning: Reports to <#{channel}> fail ({problem}); decisions are stored. {hint[:1].upper()}{hint[1:]}"
+        )
     total = sum(counts.values())
     by_verdict = ", ".join(f"{verdict} {counts.get(verdict, 0)}" for verdict in ("allow", "flag", "remove"))
     lines.append(f"Last {days} days: {total} images checked ({by_verdict}); {overridden} overridden by moderators.")

@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.clock import db_now
 from bot.db.dialect import insert as dialect_insert
-from bot.moderation.models import ModerationChannel, ModerationDecision, ModerationSettings
+from bot.moderation.models import ModerationChannel, ModerationDecision, ModerationReportProblem, ModerationSettings
 from bot.moderation.report import DecisionView
 from bot.moderation.verdict import Verdict
 from bot.moderation.workspace import StoredSettings
@@ -33,6 +33,44 @@ def set_workspace_setting(session: Session, team_id: str, *, user_id: str, **val
         .values(team_id=team_id, **values)
         .on_conflict_do_update(index_elements=[ModerationSettings.team_id], set_=values)
     )
+
+
+def flag_report_problem(session: Session, team_id: str, channel_id: str, error: str) -> bool:
+    """Remember that reports to ``channel_id`` fail with ``error``; True only the first time
+    (for this channel and error, across concurrent jobs), so it is logged once."""
+    values = {"channel_id": channel_id, "error": error[:64], "seen_at": db_now(session)}
+    inserted = session.execute(
+        dialect_insert(session)(ModerationReportProblem)
+        .values(team_id=team_id, **values)
+        .on_conflict_do_nothing(index_elements=[ModerationReportProblem.team_id])
+        .returning(ModerationReportProblem.team_id)
+    ).scalar_one_or_none()
+    if inserted is not None:
+        return True
+    changed = session.execute(
+        update(ModerationReportProblem)
+        .where(
+            ModerationReportProblem.team_id == team_id,
+            or_(ModerationReportProblem.channel_id != channel_id, ModerationReportProblem.error != values["error"]),
+        )
+        .values(**values)
+        .returning(ModerationReportProblem.team_id)
+    ).scalar_one_or_none()
+    return changed is not None
+
+
+def report_problem(session: Session, team_id: str) -> ModerationReportProblem | None:
+    return session.get(ModerationReportProblem, team_id)
+
+
+def report_problems(session: Session) -> list[ModerationReportProblem]:
+    return list(session.execute(select(ModerationReportProblem).order_by(ModerationReportProblem.team_id)).scalars())
+
+
+def clear_report_problem(session: Session, team_id: str) -> None:
+    row = session.get(ModerationReportProblem, team_id)
+    if row is not None:
+        session.delete(row)
 
 
 def channel_switch(session: Session, team_id: str, channel_id: str) -> bool | None:
@@ -150,7 +188,11 @@ class Summary:
     recent: list[DecisionView]
 
 
-def summary(session: Session, team_id: str, *, days: int = 7, recent: int = 10) -> Summary:
+def summary(
+    session: Session, team_id: str, *, days: int = 7, recent: int = 10, only_channel: str | None = None
+) -> Summary:
+    """Counts of the last `days` and the `recent` latest decisions (of `only_channel` alone, when
+    given: an answer others may read never lists decisions from other, maybe private, channels)."""
     since: datetime = db_now(session) - timedelta(days=days)
     in_window = (ModerationDecision.team_id == team_id, ModerationDecision.created_at >= since)
     counts = dict(
@@ -164,7 +206,10 @@ def summary(session: Session, team_id: str, *, days: int = 7, recent: int = 10) 
     rows = (
         session.execute(
             select(ModerationDecision)
-            .where(ModerationDecision.team_id == team_id)
+            .where(
+                ModerationDecision.team_id == team_id,
+                *([ModerationDecision.channel_id == only_channel] if only_channel else []),
+            )
             .order_by(ModerationDecision.id.desc())
             .limit(recent)
         )

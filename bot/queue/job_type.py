@@ -61,13 +61,15 @@ class Payload:
 @dataclass(frozen=True)
 class JobEvent:
     """What a hook is told: ``error`` (the failure, if any), ``delay`` (seconds until the
-    retry, for on_retry), ``position`` (jobs ahead in the fair order, for on_waiting) and
-    ``update`` (on_waiting: the job was told before; this is a new position)."""
+    retry, for on_retry), ``position`` (jobs ahead in the fair order, for on_waiting),
+    ``update`` (on_waiting: the job was told before; this is a new position) and ``waited``
+    (on_waiting, once: the job has waited LONG_WAIT_SECONDS in the queue, this many seconds)."""
 
     error: BaseException | None = None
     delay: float = 0.0
     position: int | None = None
     update: bool = False
+    waited: float | None = None
 
 
 class JobHandler:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base
@@ -40,6 +40,10 @@ class Job(Base):
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # What a re-run needs to continue rather than repeat (e.g. the ts of a posted reply).
     progress: Mapped[dict | None] = mapped_column(JsonDocument, nullable=True)
+    # The round this job is served in (bot.queue.store): a user's jobs take consecutive rounds
+    # from the lane's current front, so every user's n-th job comes before anyone's (n+1)-th,
+    # and the claim reads the order from an index instead of sorting the backlog.
+    fair_key: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -59,6 +63,25 @@ class Job(Base):
             sqlite_where=text("status = 'running'"),
         ),
         Index("ix_jobs_team_status", "team_id", "status"),
+        # The fair order, per lane, and each user's place in it (and their count of waiting jobs).
+        Index(
+            "ix_jobs_fair",
+            "lane",
+            "fair_key",
+            "run_at",
+            "id",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
+        Index(
+            "ix_jobs_user_queue",
+            "team_id",
+            "user_id",
+            "lane",
+            "fair_key",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
         # Jobs waiting for a person (bot.queue.parking), woken when their time is up.
         Index(
             "ix_jobs_parked",

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, literal_column, select, update
+from sqlalchemy import case, func, literal, literal_column, select, union_all, update
 from sqlalchemy.orm import Session
 
 from bot.db.clock import db_now
@@ -58,6 +58,7 @@ def enqueue(
         raise ValueError(f"unknown lane {lane!r}")
     now = db_now(session)
     job = Job(
+        fair_key=_next_round(session, lane, team_id, user_id or ""),
         kind=kind,
         payload=payload,
         lane=lane,
@@ -75,48 +76,87 @@ def enqueue(
     return job.id
 
 
+def waiting_for_user(session: Session, team_id: str, user_id: str, *, kinds: tuple[str, ...]) -> int:
+    """How many interactive jobs of these kinds this person has waiting (ix_jobs_user_queue)."""
+    return session.execute(
+        select(func.count())
+        .select_from(Job)
+        .where(IS_QUEUED, Job.team_id == team_id, Job.user_id == user_id, Job.lane == INTERACTIVE, Job.kind.in_(kinds))
+    ).scalar_one()
+
+
 def notify_workers(session: Session) -> None:
     """Wake listening workers when this transaction commits (Postgres only)."""
     notify(session, NOTIFY_CHANNEL)
 
 
-def _fair_order(now):
-    """The order :func:`claim` serves ready jobs in, shared with :func:`waiting_positions` so a
-    position told to a user is the one the claim will follow: a `turns` CTE (each user's n-th
-    ready job per lane) to join on `Job.id`, and the ORDER BY columns."""
-    turns = (
-        select(
-            Job.id.label("id"),
-            func.row_number()
-            .over(partition_by=(Job.lane, Job.team_id, Job.user_id), order_by=(Job.run_at, Job.id))
-            .label("turn"),
+def _next_round(session: Session, lane: str, team_id: str, user_id: str) -> int:
+    """The round a new job of this user is served in: right after the user's last waiting job,
+    or, if they have none, the lane's current front (the smallest round waiting). Two indexed
+    lookups (ix_jobs_user_queue, ix_jobs_fair), whatever the backlog."""
+    last = session.execute(
+        select(func.max(Job.fair_key)).where(
+            IS_QUEUED, Job.team_id == team_id, Job.user_id == user_id, Job.lane == lane
         )
-        .where(IS_QUEUED, Job.run_at <= now)
-        .cte("turns")
-    )
-    priority = case(
-        (Job.lane == INTERACTIVE, 0),
-        (Job.run_at <= now - BACKGROUND_MAX_WAIT, 0),
-        else_=1,
-    )
-    return turns, (priority, turns.c.turn, Job.run_at, Job.id)
+    ).scalar_one_or_none()
+    if last is not None:
+        return int(last) + 1
+    front = session.execute(select(func.min(Job.fair_key)).where(IS_QUEUED, Job.lane == lane)).scalar_one_or_none()
+    return int(front) if front is not None else 1
 
 
-def claim(session: Session, *, lease_seconds: float, limit: int = 1) -> list[ClaimedJob]:
-    """Claim up to `limit` ready jobs, fairly: interactive first (background after waiting
-    BACKGROUND_MAX_WAIT), and within that, every user's n-th job before anyone's (n+1)-th."""
-    if limit <= 0:
-        return []
-    now = db_now(session)
-    turns, fair_order = _fair_order(now)
-    picked = (
+def _fair_candidates(now, per_branch: int):
+    """The first `per_branch` ready jobs of each lane in its fair order, as a subquery (id,
+    priority, turn, run_at). Each branch walks ix_jobs_fair in order and stops after
+    `per_branch` rows, so the cost does not grow with the backlog. Interactive jobs have
+    priority 0; background ones 1, or 0 once they have waited BACKGROUND_MAX_WAIT (so they
+    are not starved). `turn` is the job's round counted from its lane's front, which makes the
+    lanes comparable."""
+    branches = []
+    for lane in (INTERACTIVE, BACKGROUND):
+        front = select(func.min(Job.fair_key)).where(IS_QUEUED, Job.lane == lane).scalar_subquery()
+        priority = literal(0) if lane == INTERACTIVE else case((Job.run_at <= now - BACKGROUND_MAX_WAIT, 0), else_=1)
+        branch = (
+            select(
+                Job.id.label("id"),
+                priority.label("priority"),
+                (Job.fair_key - front).label("turn"),
+                Job.run_at.label("run_at"),
+            )
+            .where(IS_QUEUED, Job.lane == lane, Job.run_at <= now)
+            .order_by(Job.fair_key, Job.run_at, Job.id)
+            .limit(per_branch)
+            .subquery()
+        )
+        branches.append(select(branch))
+    candidates = union_all(*branches).subquery("candidates")
+    return candidates, (candidates.c.priority, candidates.c.turn, candidates.c.run_at, candidates.c.id)
+
+
+def fair_pick(now, limit: int):
+    """The ids of the next `limit` ready jobs in the fair order, locked (others' locks skipped)."""
+    # Room for rows other claimers hold locked right now (skipped).
+    candidates, fair_order = _fair_candidates(now, per_branch=4 * limit + 16)
+    return (
         select(Job.id)
-        .join(turns, turns.c.id == Job.id)
+        .join(candidates, candidates.c.id == Job.id)
         .where(IS_QUEUED)
         .order_by(*fair_order)
         .limit(limit)
         .with_for_update(skip_locked=True, of=Job)
     )
+
+
+def claim(session: Session, *, lease_seconds: float, limit: int = 1) -> list[ClaimedJob]:
+    """Claim up to `limit` ready jobs, fairly: interactive first (background after waiting
+    BACKGROUND_MAX_WAIT), and within that, every user's n-th job before anyone's (n+1)-th
+    (their rounds, `fair_key`). Reads a few index entries per group, never the whole backlog."""
+    if limit <= 0:
+        return []
+    # On Postgres the database's clock inside the statement (its transaction began with it): one
+    # round trip per claim instead of two.
+    now = func.now() if session.get_bind().dialect.name == "postgresql" else db_now(session)
+    picked = fair_pick(now, limit)
     token = uuid.uuid4().hex
     rows = session.execute(
         update(Job)
@@ -177,6 +217,22 @@ def complete(session: Session, job_id: int, lease_token: str) -> bool:
 
 def save_progress(session: Session, job_id: int, lease_token: str, progress: dict) -> bool:
     result = session.execute(_fenced(job_id, lease_token).values(progress=progress))
+    return result.rowcount == 1
+
+
+def hold_queued(session: Session, job_id: int) -> dict | None:
+    """The progress of a job still queued, its row locked until the caller's transaction ends
+    (a worker's claim skips it meanwhile: SKIP LOCKED); None when it started or is locked."""
+    query = select(Job.progress).where(Job.id == job_id, IS_QUEUED)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    row = session.execute(query).first()
+    return None if row is None else dict(row[0] or {})
+
+
+def set_queued_progress(session: Session, job_id: int, progress: dict) -> bool:
+    """Store ``progress`` for a job that is still queued (see :func:`hold_queued`)."""
+    result = session.execute(update(Job).where(Job.id == job_id, IS_QUEUED).values(progress=progress))
     return result.rowcount == 1
 
 
@@ -288,27 +344,30 @@ def jobs_waiting_since(session: Session, *, older_than_seconds: float, limit: in
     return [_claimed(job) for job in rows]
 
 
+# Positions are worked out for the first this-many jobs of the fair order; those further back
+# hear theirs when they get there (telling 100,000 people their place would sort the backlog).
+POSITIONS_TOLD_WITHIN = 1000
+
+
 def waiting_positions(session: Session, *, older_than_seconds: float, limit: int = 50) -> list[tuple[ClaimedJob, int]]:
     """Interactive jobs never started, still queued after `older_than_seconds`, with how many
-    ready jobs are ahead of each in the fair order :func:`claim` serves (same ordering)."""
+    ready jobs are ahead of each in the fair order :func:`claim` serves (the same order), among
+    the first POSITIONS_TOLD_WITHIN of it."""
     now = db_now(session)
-    turns, fair_order = _fair_order(now)
-    ranked = (
-        select(
-            Job.id.label("id"),
-            (func.row_number().over(order_by=fair_order) - 1).label("ahead"),
-        )
-        .join(turns, turns.c.id == Job.id)
-        .where(IS_QUEUED)
-        .cte("ranked")
-    )
+    candidates, fair_order = _fair_candidates(now, per_branch=POSITIONS_TOLD_WITHIN)
+    ranked = select(
+        candidates.c.id.label("id"),
+        (func.row_number().over(order_by=fair_order) - 1).label("ahead"),
+    ).subquery("ranked")
     rows = session.execute(
         select(Job, ranked.c.ahead)
         .join(ranked, ranked.c.id == Job.id)
         .where(
+            IS_QUEUED,
             Job.lane == INTERACTIVE,
             Job.attempts == 0,
             Job.created_at <= now - timedelta(seconds=older_than_seconds),
+            ranked.c.ahead < POSITIONS_TOLD_WITHIN,
         )
         .order_by(ranked.c.ahead)
         .limit(limit)

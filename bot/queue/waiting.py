@@ -5,7 +5,8 @@ which words it for the person).
 A position counts the jobs ahead in the fair order (bot.queue.store.waiting_positions) plus the
 calls waiting in the rate limiter's line. A job hears it when its position changed, at most
 every FEEDBACK_INTERVAL_SECONDS (spaced in the database, so two workers do not both tell it)
-and at most MAX_FEEDBACK_UPDATES times.
+and at most MAX_FEEDBACK_UPDATES times. A job that has waited LONG_WAIT_SECONDS is told once
+more, whatever its position (``JobEvent.waited``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +30,9 @@ QUEUED_NOTICE_SECONDS = 5.0
 # A waiting job hears its position at most this often, at most this many times.
 FEEDBACK_INTERVAL_SECONDS = 5.0
 MAX_FEEDBACK_UPDATES = 12
+# A queue wait this long is told once more (``JobEvent.waited``), whatever the position: the
+# thread's status clears itself after 2 minutes (DESIGN-NOTES, Slack), so it belongs in a message.
+LONG_WAIT_SECONDS = 120.0
 
 
 class QueueFeedback:
@@ -44,6 +49,7 @@ class QueueFeedback:
         self.older_than_seconds = older_than_seconds
         self.line_length = line_length
         self._told: dict[int, tuple[float, int, int]] = {}  # job id -> (when, position, updates)
+        self._long_told: set[int] = set()  # jobs told about a long wait (LONG_WAIT_SECONDS)
 
     def due(self) -> list[tuple[ClaimedJob, JobEvent]]:
         """The jobs to tell now, each with its event (``position``; ``update``: told before),
@@ -59,25 +65,32 @@ class QueueFeedback:
         alive = {job.id for job, _ in waiting}
         for job_id in [j for j in self._told if j not in alive]:
             del self._told[job_id]
+        self._long_told &= alive
         to_tell = []
+        wall = datetime.now(UTC)
         for job, ahead in waiting:
             position = ahead + ahead_in_line
             _, last_position, updates = self._told.get(job.id, (0.0, -1, 0))
-            if position != last_position and updates < MAX_FEEDBACK_UPDATES:
-                to_tell.append((job, position, updates))
+            waited = (wall - job.created_at).total_seconds()
+            long_wait = waited >= LONG_WAIT_SECONDS and job.id not in self._long_told
+            if long_wait or (position != last_position and updates < MAX_FEEDBACK_UPDATES):
+                to_tell.append((job, position, updates, waited if long_wait else None))
         if not to_tell:
             return []
         try:
             with self.sessions.begin() as session:  # one commit per round, however many are told
                 marked = store.mark_told(
-                    session, [job.id for job, _, _ in to_tell], min_interval_seconds=FEEDBACK_INTERVAL_SECONDS - 0.5
+                    session, [job.id for job, *_ in to_tell], min_interval_seconds=FEEDBACK_INTERVAL_SECONDS - 0.5
                 )
         except SQLAlchemyError:
             return []
         due = []
-        for job, position, updates in to_tell:
+        for job, position, updates, waited in to_tell:
             if job.id not in marked:
                 continue
             self._told[job.id] = (now, position, updates + 1)
-            due.append((job, JobEvent(position=position, update=updates > 0 or job.notified_at is not None)))
+            if waited is not None:
+                self._long_told.add(job.id)
+            event = JobEvent(position=position, update=updates > 0 or job.notified_at is not None, waited=waited)
+            due.append((job, event))
         return due

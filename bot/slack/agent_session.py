@@ -78,11 +78,18 @@ class AgentSession:
             log.debug("reply status_unavailable error=%s", error.response.get("error"))
 
     def set_title(self, title: str) -> None:
+        """The session's title: agent sessions are renamed with agents.sessions.rename (Slack's
+        agent surface, 2026); assistant.threads.setTitle only for apps that are not agents."""
         if not title:
+            return
+        try:
+            self.client.agents_sessions_rename(channel_id=self.channel, thread_ts=self.thread_ts, title=title)
+            return
+        except SlackApiError as error:
+            log.debug("reply rename_unavailable error=%s", error.response.get("error"))
+        except AttributeError:  # a client without the method (the terminal)
             return
         try:
             self.client.assistant_threads_setTitle(channel_id=self.channel, thread_ts=self.thread_ts, title=title)
         except SlackApiError as error:
             log.debug("reply title_unavailable error=%s", error.response.get("error"))
-        except AttributeError:
-            pass

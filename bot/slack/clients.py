@@ -1,5 +1,7 @@
-"""Slack Web API clients: retry handlers on, the token sent only to Slack's host, and no
-broadcast or user-group mention in anything the bot posts."""
+"""Slack Web API clients: retry handlers on, the token sent only to Slack's host, no broadcast
+or user-group mention in anything the bot posts, and no link previews: Slack unfurls links and
+media in bot messages unless ``unfurl_links``/``unfurl_media`` are false, and a preview fetches
+the URL with no click (a channel for leaking data from prompt-injected output; DESIGN-NOTES, Slack)."""
 
 from __future__ import annotations
 
@@ -29,13 +31,30 @@ POSTING_METHODS = frozenset(
 )
 
 
+# The methods that take unfurl_links / unfurl_media (chat.postMessage's documented arguments).
+UNFURLING_METHODS = frozenset({"chat.postMessage", "chat.scheduleMessage"})
+NO_PREVIEWS = {"unfurl_links": False, "unfurl_media": False}
+
+
+def without_previews(payload):
+    """``payload`` with link and media previews off, unless it says otherwise."""
+    if payload is None:
+        return None
+    return {**NO_PREVIEWS, **payload}
+
+
 class SafeWebClient(WebClient):
     """A WebClient that neutralizes `<!channel>`, `<!here>`, `<!everyone>` and `<!subteam^…>`
-    in everything it posts (see bot.slack.mentions)."""
+    in everything it posts (see bot.slack.mentions), and posts without link previews."""
 
     def api_call(self, api_method: str, *, json=None, data=None, params=None, **kwargs):
         if api_method in POSTING_METHODS:
             json, data, params = neutralize_payload(json), neutralize_payload(data), neutralize_payload(params)
+        if api_method in UNFURLING_METHODS:
+            if json is not None or data is None:
+                json = without_previews(json if json is not None else {})
+            else:
+                data = without_previews(data)
         return super().api_call(api_method, json=json, data=data, params=params, **kwargs)
 
 
@@ -46,6 +65,20 @@ def retry_handlers() -> list:
         RateLimitErrorRetryHandler(max_retry_count=3),
         ServerErrorRetryHandler(max_retry_count=2),
     ]
+
+
+def without_rate_limit_retries(client: WebClient) -> WebClient:
+    """A client like ``client`` whose 429s are raised, not waited out (a background job
+    reschedules itself after Retry-After instead of sleeping in a worker thread). Anything that
+    is not a WebClient (the terminal of `bot chat`) is returned as it is."""
+    if not isinstance(client, WebClient):
+        return client
+    return SafeWebClient(
+        token=client.token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        retry_handlers=[h for h in client.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)],
+    )
 
 
 def web_client(settings: Settings, token: str | None) -> WebClient:

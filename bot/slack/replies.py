@@ -5,6 +5,12 @@ stopStream, through slack_sdk's `chat_stream`). When streaming is not available,
 expires, `UpdatingReply` takes over: chat.postMessage, then chat.update at most once a
 second, finishing with `markdown` blocks. Answers longer than one message continue in
 further messages, split where Markdown allows.
+
+Every chat.update sends the whole content as blocks: Slack keeps a message's blocks when an
+update sends none ("If you don't include this field, the message's previous blocks will be
+retained", chat.update docs), and a finished stream is stored as blocks, so a text-only update
+of it would change nothing a person sees (DESIGN-NOTES, Slack). Broadcast mentions are
+neutralized before the text is measured and split, so the limits hold after (bot.slack.mentions).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from bot.agent.render import TASK_DISPLAY_MODE, feedback_block, plan_chunk, step
 from bot.agent.steps import StepList
 from bot.agent.stops import STREAM_ENDED_GRACE_SECONDS, AnswerStopped, StopFlag
 from bot.slack.agent_session import AgentSession
+from bot.slack.mentions import neutralize_mentions
 from bot.slack.message_split import MARKDOWN_BLOCK_MAX_CHARS, fallback_text, split_markdown, to_blocks
 
 log = logging.getLogger(__name__)
@@ -61,6 +68,15 @@ def cut_to_fit(text: str, room: int) -> int:
         if index > room // 2:
             return index + len(separator)
     return room
+
+
+def message_content(text: str, lead_blocks: Sequence[dict] = ()) -> dict:
+    """The whole visible content of a message as chat.update/postMessage arguments: ``text``
+    (the notification fallback) and the same words as blocks, under ``lead_blocks``."""
+    words = neutralize_mentions(text).strip() or "…"
+    if len(words) > MARKDOWN_BLOCK_MAX_CHARS:
+        words = words[: MARKDOWN_BLOCK_MAX_CHARS - 1] + "…"
+    return {"text": fallback_text(words), "blocks": [*lead_blocks, *to_blocks(words)]}
 
 
 class UpdatingReply:
@@ -108,16 +124,13 @@ class UpdatingReply:
         self._last_update = self.clock()
 
     def _show(self, preview: str) -> None:
-        extra = {}
-        if self.lead_blocks:
-            extra["blocks"] = [*self.lead_blocks, *(to_blocks(preview) if preview.strip() else [])]
-        text = preview if preview.strip() else "…"
+        content = message_content(preview, self.lead_blocks)
         if not self.ts_list:
-            response = self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=text, **extra)
+            response = self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, **content)
             self.ts_list.append(response["ts"])
             self.on_posted(list(self.ts_list))
         else:
-            self.client.chat_update(channel=self.channel, ts=self.ts_list[0], text=text, **extra)
+            self.client.chat_update(channel=self.channel, ts=self.ts_list[0], **content)
 
     def finish(
         self, extra_text: str = "", *, lead_blocks: Sequence[dict] = (), tail_blocks: Sequence[dict] = ()
@@ -125,7 +138,7 @@ class UpdatingReply:
         """`lead_blocks` go before the answer's first part (the steps), `tail_blocks` after its last
         (the feedback buttons)."""
         self.text += extra_text
-        parts = split_markdown(self.text) or ["_(no answer)_"]
+        parts = split_markdown(neutralize_mentions(self.text)) or ["_(no answer)_"]
         last = len(parts) - 1
         for index, part in enumerate(parts):
             blocks = [*(lead_blocks if index == 0 else ()), *to_blocks(part), *(tail_blocks if index == last else ())]
@@ -155,9 +168,11 @@ class UpdatingReply:
     def stop_early(self, note: str) -> list[str]:
         """Stopped: what people already see stays, `note` is added, nothing else is posted."""
         if self.ts_list:
-            self.client.chat_update(channel=self.channel, ts=self.ts_list[0], text=(self.shown + note).strip())
+            content = message_content(self.shown + note, self.lead_blocks)
+            self.client.chat_update(channel=self.channel, ts=self.ts_list[0], **content)
         else:
-            response = self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=note.strip())
+            content = message_content(note)
+            response = self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, **content)
             self.ts_list.append(response["ts"])
             self.on_posted(list(self.ts_list))
         return list(self.ts_list)
@@ -204,6 +219,7 @@ class StreamingReply:
         if self.overflow:
             self.overflow += delta
             return
+        delta = neutralize_mentions(delta)  # measured as it will be posted
         room = STREAM_MAX_CHARS - len(self.streamed)
         cut = cut_to_fit(delta, room)
         now, later = delta[:cut], delta[cut:]
@@ -262,6 +278,7 @@ class StreamingReply:
         if self.fallback:
             return self.fallback.finish(self.overflow, lead_blocks=lead_blocks, tail_blocks=blocks)
         reopen = ""
+        self.overflow = neutralize_mentions(self.overflow)
         overflow_parts = split_markdown(self.overflow) if self.overflow.strip() else []
         try:
             fence = open_fence(self.streamed) if self.overflow else None
@@ -300,14 +317,18 @@ class StreamingReply:
             return self.fallback.stop_early(note)
         ts = self.stream.ts
         if ts is None:  # nothing was shown yet
-            response = self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=note.strip())
+            response = self.client.chat_postMessage(
+                channel=self.channel, thread_ts=self.thread_ts, **message_content(note)
+            )
             self.on_posted([response["ts"]])
             return [response["ts"]]
         try:
             self.client.chat_stopStream(channel=self.channel, ts=ts, markdown_text=note, session_status=session_status)
             self.session_status_sent = session_status is not None
         except SlackApiError:  # Slack stopped the stream itself when Stop was pressed
-            self.client.chat_update(channel=self.channel, ts=ts, text=(self.streamed[: self.shown] + note).strip())
+            # Stored as blocks by now: the note shows only if the update sends blocks too.
+            content = message_content(self.streamed[: self.shown] + note)
+            self.client.chat_update(channel=self.channel, ts=ts, **content)
         return [ts]
 
 

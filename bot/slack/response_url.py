@@ -45,11 +45,15 @@ def fit_answer(text: str, limit: int = MAX_ANSWER_CHARS) -> str:
 
 def response_payload(text: str, *, public: bool) -> dict:
     """The JSON body: visible to the channel when `public`, else only to the person who asked."""
-    answer = neutralize_mentions(fit_answer(text))  # no broadcast pings from model output
+    # No broadcast pings from model output, neutralized before the text is cut to the limit.
+    answer = fit_answer(neutralize_mentions(text))
     return {
         "response_type": "in_channel" if public else "ephemeral",
         "text": answer,
         "blocks": [{"type": "markdown", "text": answer}],
+        # No link previews: Slack would fetch a link the model wrote with no click (DESIGN-NOTES).
+        "unfurl_links": False,
+        "unfurl_media": False,
     }
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.config import Settings
 from bot.db.connections import WEB_POOL_SIZE
 from bot.db.engine import make_engine, make_session_factory, ping
-from bot.limits.admission import GlobalRateLimiter, rate_limits
+from bot.limits.admission import RateLimiter, attachment_limits
 from bot.mcp import status as mcp_status
 from bot.queue.store import queue_stats
 from bot.slack_app.bolt import create_bolt_app
@@ -107,9 +107,9 @@ class WebApp:
         # Without Slack credentials (right after a Heroku deploy) /healthz and /setup still serve.
         self.bolt = create_bolt_app(settings, self.sessions, warm_up=warm_up) if settings.has_slack else None
         self.slack = SlackRequestHandler(self.bolt) if self.bolt else None
-        self.limiter = GlobalRateLimiter(self.sessions, rate_limits(settings))
+        self.limiter = RateLimiter(self.sessions, attachment_limits(settings))
         self._health_lock = threading.Lock()
-        self._health_cache: tuple[float, dict] | None = None
+        self._health_cache: tuple[float, tuple[str, dict]] | None = None
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
@@ -197,19 +197,27 @@ class WebApp:
 
     def health(self, start_response: StartResponse) -> Iterable[bytes]:
         """Unauthenticated, so cheap: one summary per HEALTH_CACHE_SECONDS and process, built
-        from indexed queries (partial indexes per status, never a scan of done jobs)."""
-        with self._health_lock:
-            cached = self._health_cache
-            if cached is not None and time.monotonic() - cached[0] < HEALTH_CACHE_SECONDS:
-                return _respond(start_response, "200 OK", cached[1])
+        from indexed queries (partial indexes per status, never a scan of done jobs). Only one
+        request at a time asks the database, and none waits for it: while one is asking (a dead
+        database can take its connect timeout), the others get the last answer, or 503 at once.
+        A failure is remembered as long as a success, so an outage is not asked about per request."""
+        cached = self._health_cache
+        if cached is not None and time.monotonic() - cached[0] < HEALTH_CACHE_SECONDS:
+            return _respond(start_response, *cached[1])
+        if not self._health_lock.acquire(blocking=False):
+            if cached is not None:
+                return _respond(start_response, *cached[1])
+            return _respond(start_response, "503 Service Unavailable", {"status": "checking"})
+        try:
             try:
-                summary = self._health_summary()
+                answer = ("200 OK", self._health_summary())
             except SQLAlchemyError as exc:
                 log.warning("health database_error=%s", type(exc).__name__)
-                self._health_cache = None
-                return _respond(start_response, "503 Service Unavailable", {"status": "error", "database": "down"})
-            self._health_cache = (time.monotonic(), summary)
-        return _respond(start_response, "200 OK", summary)
+                answer = ("503 Service Unavailable", {"status": "error", "database": "down"})
+            self._health_cache = (time.monotonic(), answer)
+        finally:
+            self._health_lock.release()
+        return _respond(start_response, *answer)
 
     def _health_summary(self) -> dict:
         ping(self.engine)

@@ -247,7 +247,7 @@ def test_unknown_event_types_are_acknowledged_and_ignored(cluster):
         {"type": "message", "subtype": "channel_join", "user": "U1", "channel": new_channel(), "ts": "1.0"},
     ):
         assert post(urls[1], sr.event_callback(event)).status_code == 200
-    time.sleep(0.5)
+    wait_idle(stack)  # whatever was enqueued before the acknowledgements has run
     assert len(stack.inference.requests) == before
 
 

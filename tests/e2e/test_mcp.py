@@ -16,10 +16,10 @@ import pytest
 
 from bot.tools.approval_logic import APPROVE_ACTION
 from tests.e2e.conftest import build_stack, new_channel, wait_idle
-from tests.e2e.test_approvals import answer_of, card_in, click, job_status, parked, sql
-from tests.e2e.test_conversations import bot_messages, finished_replies
 from tests.e2e.test_operations import run_cli
 from tests.fakes.mcp_server import McpTestServer
+from tests.scenario.test_approvals import answer_of, card_in, click, job_status, parked, sql
+from tests.scenario.test_conversations import bot_messages, finished_replies
 from tests.support import slack_requests as sr
 from tests.support.processes import wait_for
 

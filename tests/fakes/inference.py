@@ -74,6 +74,27 @@ Rules enforced (:func:`request_problem`), each with the passage it comes from:
 * The whole body at most 32 MB, else 413. Anthropic, vision: "there is a 32MB request size limit
   for standard endpoints".
 
+Readings where the documentation is silent or the service was seen to differ (DESIGN-NOTES),
+each a switch (all off by default, :meth:`FakeInference.reset_script` turns them off):
+
+* ``refuse_stream_options``: ``stream_options`` is not in Heroku's chat-completions parameter
+  table, and in 2025 Heroku answered it with 400 "unrecognized request argument supplied:
+  stream_options". Those refusals are kept in :attr:`FakeInference.argument_refusals` (not
+  validity rejections: the bot is expected to learn from them).
+* ``report_usage = False``: no ``usage`` in any answer, streamed or not.
+* ``error_shape``: how every error body and error event is written: "openai" (``{"error":
+  {"message", "type", "code"}}``, the default), "string" (``{"error": "<that object as JSON
+  text>"}``, as Heroku answered in 2025), "top_level" (``{"code", "message", "type"}``, Heroku's
+  API reference) or "text" (plain text, as a proxy may send; error events inside a stream stay
+  JSON, in OpenAI's shape).
+* ``max_body_bytes = BEDROCK_MAX_BODY_BYTES``: Heroku serves Claude from Amazon Bedrock, whose
+  documented payload limit is 20 MB (413 above it).
+* Rate-limit headers, where Heroku's documentation is silent, one switch per reading: ``reset=``
+  "oldest" (when the oldest entry expires, Heroku's words), "replenished" or "zero" (0 while there is
+  room) (tests/fakes/rate_limit.py); ``headers=`` "always", "none" or "only_429" (which answers carry
+  x-ratelimit-* headers), and :attr:`FakeInference.headers_stop_at` (none from that moment: headers
+  that stop mid-run).
+
 What the real API may send and the fake can too: usage split across two chunks
 (:attr:`FakeInference.usage_split`) or only in the last one (the default), 429s with only
 x-ratelimit-* headers and no Retry-After (:attr:`FakeInference.retry_after_header` False, or
@@ -103,6 +124,8 @@ from typing import Any, NamedTuple
 from tests.fakes.rate_limit import DEFAULT_MAX_TOKENS, WindowLimit
 
 COMPLETIONS_PATH = "/v1/chat/completions"
+# Which answers carry x-ratelimit-* headers: Heroku documents them but not that every answer has them.
+HEADER_MODES = ("always", "none", "only_429")
 STATS_PATH = "/_stats"
 EXTERNAL_PATH = "/_external"
 CHARS_PER_TOKEN = 4
@@ -167,6 +190,9 @@ ROLES = ("system", "user", "assistant", "tool")
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 MAX_IMAGE_BASE64_BYTES = 5 * 1024 * 1024
 MAX_BODY_BYTES = 32 * 1024 * 1024
+BEDROCK_MAX_BODY_BYTES = 20_000_000  # Amazon Bedrock's documented request payload limit
+ERROR_SHAPES = ("openai", "string", "top_level", "text")
+STREAM_OPTIONS_REFUSAL = "unrecognized request argument supplied: stream_options"
 
 
 class Problem(NamedTuple):
@@ -447,7 +473,11 @@ class FakeInference:
         port: int = 0,
         strict: bool = True,
         accounting: str = "actual",
+        reset: str = "oldest",
+        headers: str = "always",
     ) -> None:
+        if headers not in HEADER_MODES:
+            raise ValueError(f"headers must be one of {HEADER_MODES}, got {headers!r}")
         if latency_max < latency_min:
             raise ValueError("latency_max must be at least latency_min")
         self.api_key = api_key
@@ -462,7 +492,19 @@ class FakeInference:
         self.rejections: list[Rejection] = []  # requests refused for validity (400/413), in order
         self.usage_split = False  # True: prompt_tokens in the first chunk, the rest in the last
         self.retry_after_header = True  # False: the fake's own 429s carry only x-ratelimit-* headers
-        self.limit = WindowLimit(max_requests=max_requests, max_tokens=max_tokens, window=window, accounting=accounting)
+        # The readings (module docstring): off by default.
+        self.refuse_stream_options = False
+        self.report_usage = True
+        self.error_shape = "openai"
+        self.max_body_bytes = MAX_BODY_BYTES
+        self.argument_refusals: list[RecordedRequest] = []  # requests refused for stream_options
+        self.limit = WindowLimit(
+            max_requests=max_requests, max_tokens=max_tokens, window=window, accounting=accounting, reset=reset
+        )
+        # Which answers carry x-ratelimit-* headers (HEADER_MODES); headers_stop_at: a time.monotonic()
+        # from which none does (headers that stop coming mid-run).
+        self.headers_mode = headers
+        self.headers_stop_at: float | None = None
         self._port = port
         self._lock = threading.RLock()  # re-entrant: wait_for predicates may call stats()
         self._changed = threading.Condition(self._lock)
@@ -571,6 +613,10 @@ class FakeInference:
             self.usage_split = False
             self.retry_after_header = True
             self.responder = echo_responder
+            self.refuse_stream_options = False
+            self.report_usage = True
+            self.error_shape = "openai"
+            self.max_body_bytes = MAX_BODY_BYTES
 
     def error_mid_stream_next(
         self, after_chunks: int = 3, *, error: Mapping[str, Any] | None = None, times: int = 1
@@ -630,7 +676,7 @@ class FakeInference:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length > 0 else b""
         arrival = time.monotonic()
-        too_large = self.strict and length > MAX_BODY_BYTES
+        too_large = self.strict and length > self.max_body_bytes
         try:
             body: Any = None if too_large else (json.loads(raw) if raw else None)
         except ValueError:
@@ -654,9 +700,15 @@ class FakeInference:
         if failure is not None:
             self._send_failure(handler, failure)
             return
+        if self.refuse_stream_options and isinstance(body, dict) and "stream_options" in body:
+            with self._changed:
+                self.argument_refusals.append(self.requests[-1])
+                self._changed.notify_all()
+            self._send_error(handler, 400, STREAM_OPTIONS_REFUSAL, "invalid_request_error")
+            return
         if too_large:
             problem: Problem | None = Problem(
-                413, f"request size {length} bytes exceeds the {MAX_BODY_BYTES} bytes limit", "request_too_large"
+                413, f"request size {length} bytes exceeds the {self.max_body_bytes} bytes limit", "request_too_large"
             )
         else:
             problem = request_problem(body) if self.strict else self._lenient_problem(body)
@@ -683,10 +735,11 @@ class FakeInference:
         reserved = usage["prompt_tokens"] + (cap if isinstance(cap, int) else DEFAULT_MAX_TOKENS)
         with self._changed:
             refusal, limit_headers, charge = self._admit(arrival, usage["total_tokens"], reserved)
+            limit_headers = self._shown(limit_headers, refused=refusal is not None, now=arrival)
             hang = self._hangs.popleft() if refusal is None and self._hangs else None
             self._changed.notify_all()
         if refusal is not None:
-            headers = dict(refusal.headers)
+            headers = dict(limit_headers)
             if self.retry_after_header:
                 headers["Retry-After"] = str(refusal.retry_after)
             self._send_error(handler, 429, "rate limit exceeded", "rate_limit_error", headers=headers)
@@ -697,18 +750,30 @@ class FakeInference:
             return
         latency = random.uniform(self.latency_min, self.latency_max)
         if streaming:
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            include_usage = self.report_usage and bool((body.get("stream_options") or {}).get("include_usage"))
             chunks = self._chunks(body, answer, usage if include_usage else None)
             with self._lock:
                 stream_error = self._stream_errors.popleft() if self._stream_errors else None
             if stream_error is not None:
-                chunks = [*chunks[: stream_error.after_chunks], {"error": stream_error.error}]
+                # An error event is always an "error" field of a JSON event ("text" is for HTTP bodies).
+                event = self.error_document(stream_error.error) if self.error_shape != "text" else {}
+                if "error" not in event:
+                    event = {"error": stream_error.error}
+                chunks = [*chunks[: stream_error.after_chunks], event]
             self._send_stream(handler, chunks, limit_headers, latency, hang, done=stream_error is None)
         else:
             if latency > 0 and self._stopping.wait(latency):
                 return
             self._send_json(handler, 200, self._completion(body, answer, usage), limit_headers)
         self.limit.settle(charge, usage["total_tokens"])  # "corrected" accounting: the real usage from now on
+
+    def _shown(self, headers: dict[str, str], *, refused: bool, now: float) -> dict[str, str]:
+        """The x-ratelimit-* headers this answer carries, as ``headers_mode`` says."""
+        if self.headers_stop_at is not None and now >= self.headers_stop_at:
+            return {}
+        if self.headers_mode == "none" or (self.headers_mode == "only_429" and not refused):
+            return {}
+        return headers
 
     @staticmethod
     def _lenient_problem(body: Any) -> Problem | None:
@@ -770,7 +835,7 @@ class FakeInference:
             "created": int(time.time()),
             "model": body["model"],
             "choices": [{"index": 0, "message": message, "finish_reason": answer["finish_reason"]}],
-            "usage": usage,
+            **({"usage": usage} if self.report_usage else {}),
         }
 
     def _chunks(
@@ -844,8 +909,21 @@ class FakeInference:
         *,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        document = {"error": {"message": message, "type": error_type, "code": status}}
-        self._send_json(handler, status, document, headers)
+        error = {"message": message, "type": error_type, "code": status}
+        if self.error_shape == "text":
+            self._send_bytes(handler, status, message.encode(), "text/plain; charset=utf-8", headers)
+            return
+        self._send_json(handler, status, self.error_document(error), headers)
+
+    def error_document(self, error: dict[str, Any]) -> Any:
+        """An error object written in this fake's ``error_shape`` (a str for "text")."""
+        if self.error_shape == "string":
+            return {"error": json.dumps(error)}
+        if self.error_shape == "top_level":
+            return dict(error)
+        if self.error_shape == "text":
+            return str(error.get("message") or "")
+        return {"error": error}
 
     def _send_failure(self, handler: _Handler, failure: _Failure) -> None:
         body = failure.body

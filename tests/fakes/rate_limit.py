@@ -14,8 +14,14 @@ a second bot), which our limiter never sees except through the headers.
 
 Every answer, 200 or 429, carries ``x-ratelimit-limit-*``, ``-remaining-*`` (room left, counting
 the request just admitted) and ``-reset-*``: on a 429 the wait until the refused request would
-fit, otherwise the time until the window is fully replenished (its newest charge expires), as
-OpenAI documents the header. A refused request is not charged.
+fit; otherwise, as ``reset=`` says (Heroku's API reference documents the header but the meaning
+of a reset while there is room is open to reading):
+
+- ``"oldest"``: when the oldest entry expires in the sliding window (Heroku's words);
+- ``"replenished"``: when the window is fully replenished (its newest charge expires, OpenAI's);
+- ``"zero"``: 0 while there is room.
+
+A refused request is not charged.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 ACCOUNTINGS = ("actual", "corrected", "reserved")
+RESETS = ("oldest", "replenished", "zero")
 DEFAULT_MAX_TOKENS = 4096  # what a request without max_tokens is charged for
 
 
@@ -52,9 +59,13 @@ class WindowLimit:
         max_tokens: int | None,
         window: float,
         accounting: str = "actual",
+        reset: str = "oldest",
     ) -> None:
         if accounting not in ACCOUNTINGS:
             raise ValueError(f"accounting must be one of {ACCOUNTINGS}, got {accounting!r}")
+        if reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+        self.reset = reset
         self.max_requests = max_requests
         self.max_tokens = max_tokens
         self.window = window
@@ -137,14 +148,19 @@ class WindowLimit:
 
     def _headers(self, now: float, request_wait: float | None, token_wait: float | None) -> dict[str, str]:
         headers: dict[str, str] = {}
-        replenished = self._charges[-1].arrival + self.window - now if self._charges else 0.0
+        if not self._charges or self.reset == "zero":
+            room = 0.0
+        elif self.reset == "oldest":
+            room = self._charges[0].arrival + self.window - now
+        else:
+            room = self._charges[-1].arrival + self.window - now
         if self.max_requests is not None:
-            reset = request_wait if request_wait is not None else replenished
+            reset = request_wait if request_wait is not None else room
             headers["x-ratelimit-limit-requests"] = str(self.max_requests)
             headers["x-ratelimit-remaining-requests"] = str(max(0, self.max_requests - len(self._charges)))
             headers["x-ratelimit-reset-requests"] = f"{math.ceil(max(0.0, reset) * 1000)}ms"
         if self.max_tokens is not None:
-            reset = token_wait if token_wait is not None else replenished
+            reset = token_wait if token_wait is not None else room
             used = sum(c.tokens for c in self._charges)
             headers["x-ratelimit-limit-tokens"] = str(self.max_tokens)
             headers["x-ratelimit-remaining-tokens"] = str(max(0, self.max_tokens - used))

@@ -43,6 +43,21 @@ The fake holds Slack's limits that the bot must respect: ``text`` over 40,000 ch
 ``recipient_team_id``/``recipient_user_id`` is ``missing_recipient_*``; bots may delete only their own
 messages and files (an admin's user token, see :meth:`add_token`, may delete any).
 
+Readings where Slack's documentation says more than a lenient fake would show, each a switch (off by
+default; DESIGN-NOTES, Slack):
+
+* ``streams_stored_as_blocks``: a finished stream is stored as blocks (its text as a ``markdown``
+  block, then the blocks ``chat.stopStream`` sent). ``chat.update`` always keeps blocks it was not
+  sent ("If you don't include this field, the message's previous blocks will be retained"), so a
+  text-only update of such a message changes nothing a person sees: read it with
+  :meth:`FakeSlack.visible_text`.
+* ``enforce_membership``: posting into a channel the bot is not a member of (see ``add_channel``'s
+  ``members``) fails with ``not_in_channel``, as it does without ``chat:write.public``;
+  ``conversations.info`` still succeeds there (with ``is_member: false``).
+* ``replies_throttle``: ``conversations.replies`` as for a commercially distributed app outside the
+  Marketplace since 2025-05-29: at most 15 messages a call and 1 call a minute
+  (``replies_max_per_call``, ``replies_interval``); a faster call is a 429 with ``Retry-After``.
+
 ``ts`` values come from :func:`next_ts`, shared with ``tests.support.slack_requests``: they follow the
 wall clock and never repeat, so a bot reply always sorts after the user message it answers.
 """
@@ -305,6 +320,22 @@ def _markdown_chunks_text(chunks: Any) -> str:
         for chunk in chunks
         if isinstance(chunk, dict) and chunk.get("type") == "markdown_text"
     )
+
+
+WORD_BLOCKS = frozenset({"markdown", "section", "header", "context", "rich_text"})
+
+
+def _block_text(block: dict[str, Any]) -> str:
+    kind = block.get("type")
+    if kind == "markdown":
+        return str(block.get("text") or "")
+    if kind in ("section", "header"):
+        return str((block.get("text") or {}).get("text") or "")
+    if kind == "context":
+        return " ".join(str(e.get("text") or "") for e in block.get("elements") or [] if isinstance(e, dict))
+    if kind == "rich_text":
+        return json.dumps(block.get("elements"))
+    return ""
 
 
 def _bad(error: str, message: str) -> SlackError:
@@ -580,6 +611,14 @@ class FakeSlack:
         # chat.postMessage calls allowed per channel in any second (None: no limit); refused: 429.
         self.post_limit_per_channel = post_limit_per_channel
         self.rate_limited_posts = 0
+        # The readings (module docstring): off by default.
+        self.streams_stored_as_blocks = False
+        self.enforce_membership = False
+        self.replies_throttle = False
+        self.replies_max_per_call = 15
+        self.replies_interval = 60.0
+        self._replies_last: dict[str, float] = {}  # token -> monotonic time of the last accepted call
+        self.throttled_replies = 0
         self._posts: dict[str, deque[float]] = {}  # channel -> arrival of accepted chat.postMessage
 
         self._lock = threading.RLock()
@@ -694,10 +733,18 @@ class FakeSlack:
         members: Iterable[str] = (),
         is_private: bool | None = None,
         user: str | None = None,
+        is_archived: bool = False,
     ) -> None:
-        """``user``: for a direct message (a ``D…`` id), the person at the other end."""
+        """``user``: for a direct message (a ``D…`` id), the person at the other end. ``members``
+        without the bot's user makes a channel the bot is not in (see ``enforce_membership``)."""
         with self._lock:
-            self.channels[channel_id] = {"name": name, "members": list(members), "is_private": is_private, "user": user}
+            self.channels[channel_id] = {
+                "name": name,
+                "members": list(members),
+                "is_private": is_private,
+                "user": user,
+                "is_archived": is_archived,
+            }
 
     def add_thread(self, channel: str, thread_ts: str, messages: Iterable[dict[str, Any] | str]) -> list[dict]:
         """Seed a thread: the first message is the parent (ts=thread_ts), the others replies with fresh ts.
@@ -870,6 +917,14 @@ class FakeSlack:
         """End a stream as Slack does when it times out: later appends get message_not_in_streaming_state."""
         with self._lock:
             self._streams[(channel, ts)] = "stopped"
+            self._stored_as_blocks(channel, ts)
+
+    def _stored_as_blocks(self, channel: str, ts: str) -> None:
+        """With ``streams_stored_as_blocks``: a stream Slack ended keeps its text as a block."""
+        message = self.messages.get(channel, {}).get(ts)
+        if self.streams_stored_as_blocks and message is not None and not message.get("blocks"):
+            if message.get("text", "").strip():
+                message["blocks"] = [{"type": "markdown", "text": message["text"]}]
 
     # --- reading what happened ---
 
@@ -902,6 +957,17 @@ class FakeSlack:
         if found is None:
             raise KeyError(f"no message {channel}/{ts}")
         return found.get("text", "")
+
+    def visible_text(self, channel: str, ts: str) -> str:
+        """What a person sees of a message: its blocks' text when it has blocks (Slack shows
+        those, not ``text``), else its ``text``."""
+        found = self.message(channel, ts)
+        if found is None:
+            raise KeyError(f"no message {channel}/{ts}")
+        blocks = [block for block in found.get("blocks") or [] if block.get("type") in WORD_BLOCKS]
+        if not blocks:  # no block carries words (e.g. only feedback buttons): the text shows
+            return found.get("text", "")
+        return "\n".join(part for block in blocks if (part := _block_text(block)))
 
     def chunks_of(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """Every chunk streamed into a message (markdown text given as ``markdown_text`` included)."""
@@ -936,6 +1002,7 @@ class FakeSlack:
                 message = self.messages.get(stream_channel, {}).get(ts, {})
                 if stream_channel == channel and state == "streaming" and message.get("thread_ts") == thread_ts:
                     self._streams[(stream_channel, ts)] = "stopped"
+                    self._stored_as_blocks(stream_channel, ts)
                     stopped.append(ts)
             return sorted(stopped, key=_ts_key)
 
@@ -1030,6 +1097,10 @@ class FakeSlack:
             retry_after = self._post_allowance(str(params.get("channel") or ""))
             if retry_after is not None:
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
+        if method == "conversations.replies" and self.replies_throttle:
+            retry_after = self._replies_allowance(_header(headers, "Authorization") or str(params.get("token")))
+            if retry_after is not None:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
         fault = self._take(self._faults, method)
         if fault is not None:
             if fault.error is not None:
@@ -1056,6 +1127,18 @@ class FakeSlack:
                 self.rate_limited_posts += 1
                 return max(1, math.ceil(posts[0] + 1.0 - now))
             posts.append(now)
+        return None
+
+    def _replies_allowance(self, caller: str) -> int | None:
+        """None if a throttled conversations.replies call may go now (and count it), else the
+        Retry-After in seconds (1 call a minute per app and workspace, since 2025-05-29)."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._replies_last.get(caller)
+            if last is not None and now - last < self.replies_interval:
+                self.throttled_replies += 1
+                return max(1, math.ceil(last + self.replies_interval - now))
+            self._replies_last[caller] = now
         return None
 
     def _authenticate(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> Identity | None:
@@ -1103,6 +1186,7 @@ class FakeSlack:
             "assistant.threads.setSuggestedPrompts": self._assistant_set_suggested_prompts,
             "assistant.threads.setTitle": self._assistant_set_title,
             "agents.sessions.setStatus": self._agents_sessions_set_status,
+            "agents.sessions.rename": self._agents_sessions_rename,
             "reactions.add": self._reactions_add,
             "users.info": self._users_info,
             "conversations.replies": self._conversations_replies,
@@ -1161,8 +1245,21 @@ class FakeSlack:
             message["metadata"] = params["metadata"]
         return message
 
+    def _check_can_post(self, channel: str) -> None:
+        """``enforce_membership``: Slack's answer to a post where the bot cannot write."""
+        if not self.enforce_membership or channel.startswith("D"):
+            return
+        if channel not in self.channels:
+            return  # channels nobody registered have the bot as a member
+        info = self._channel(channel)
+        if info["is_archived"]:
+            raise SlackError("is_archived")
+        if not info["is_member"]:
+            raise SlackError("not_in_channel")
+
     def _chat_post_message(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
         self._required(params, "channel")
+        self._check_can_post(str(params["channel"]))
         if not (params.get("text") or params.get("blocks") or params.get("attachments")):
             raise SlackError("no_text")
         check_message_limits(params.get("text"), params.get("blocks"))
@@ -1230,6 +1327,7 @@ class FakeSlack:
     def _chat_start_stream(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
         self._required(params, "channel", "thread_ts")
         channel = str(params["channel"])
+        self._check_can_post(channel)
         if channel.startswith(("C", "G")):
             if not params.get("recipient_team_id"):
                 raise SlackError("missing_recipient_team_id")
@@ -1268,6 +1366,9 @@ class FakeSlack:
         message["text"] = message.get("text", "") + text
         if params.get("blocks") is not None:
             message["blocks"] = params["blocks"]
+        if self.streams_stored_as_blocks:
+            streamed = [{"type": "markdown", "text": message["text"]}] if message["text"].strip() else []
+            message["blocks"] = [*streamed, *(params.get("blocks") or [])]
         if params.get("metadata"):
             message["metadata"] = params["metadata"]
         self._keep_chunks(channel, ts, params)
@@ -1291,6 +1392,10 @@ class FakeSlack:
 
     def _assistant_set_title(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
         self._required(params, "channel_id", "thread_ts", "title")
+        return {}
+
+    def _agents_sessions_rename(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        self._required(params, "channel_id", "title")
         return {}
 
     def _agents_sessions_set_status(self, params: dict[str, Any], identity: Identity) -> dict[str, Any]:
@@ -1360,6 +1465,8 @@ class FakeSlack:
             limit = int(params.get("limit") or DEFAULT_REPLIES_LIMIT)
         except (TypeError, ValueError) as error:
             raise SlackError("invalid_limit") from error
+        if self.replies_throttle:
+            limit = min(limit, self.replies_max_per_call)  # "limit ... maximum of 15" for these apps
         start = 0
         if params.get("cursor"):
             position = _decode_cursor(str(params["cursor"]))
@@ -1395,7 +1502,7 @@ class FakeSlack:
             "is_im": is_im,
             "is_private": is_private or is_im,
             "is_member": self.bot_user_id in members,
-            "is_archived": False,
+            "is_archived": bool(known.get("is_archived")),
             "is_ext_shared": False,
             "members": members,
             # Slack's conversations.info names the other person of a direct message (when registered here).

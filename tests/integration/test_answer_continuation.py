@@ -11,8 +11,8 @@ from bot.conversation.tool_loop import CONTINUE_PROMPT, LENGTH_NOTE, CollectedTe
 from bot.history.thread import ThreadEntry
 from bot.inference.client import InferenceClient
 from bot.inference.gateway import CallContext, ModelGateway
-from bot.limits.admission import GlobalRateLimiter
-from bot.limits.window import RateLimits
+from bot.limits.admission import RateLimiter
+from bot.limits.slots import RateLimits
 from bot.tools.registry import ToolContext, ToolRegistry
 from tests.fakes.inference import CHARS_PER_TOKEN, FakeInference
 
@@ -45,7 +45,7 @@ def run(sessions, settings, sink):
         FakeInference(api_key=KEY, responder=responder) as fake,
         InferenceClient(fake.url, KEY, "claude-4-5-haiku") as client,
     ):
-        gateway = ModelGateway(client, GlobalRateLimiter(sessions, RateLimits(100, 10**6, 60)), sessions)
+        gateway = ModelGateway(client, RateLimiter(sessions, RateLimits(100, 10**6, 60)), sessions)
         turn = converse(
             gateway,
             ToolRegistry(),

@@ -37,3 +37,67 @@ def test_every_change_is_recorded_and_a_repeat_is_not(sessions):
         ]
         assert store.values(session, "T1", ["C1"]) == {"C1": {}}
         assert store.last_change(session, "T1", "C1").changed_by == "U2"
+
+
+def test_mcp_tools_the_workers_found_can_be_named_in_the_web_process(sessions):
+    from datetime import UTC, datetime
+
+    from bot.builtin_tools import default_registry
+    from bot.channel_settings.command_job import choices_for
+    from bot.channel_settings.names import parse_value
+    from bot.mcp.status import McpServerStatus
+
+    with sessions.begin() as session:
+        session.add(
+            McpServerStatus(
+                name="docs",
+                status="up",
+                detail="",
+                tools=[{"name": "docs__search", "needs_approval": False}],
+                checked_at=datetime.now(UTC),
+            )
+        )
+    choices = choices_for(default_registry(None), Settings(), sessions)
+    assert "docs__search" in choices.tool_names and "calculate" in choices.tool_names
+    assert parse_value("tools", "docs__search, calc", choices) == "calculate,docs__search"
+
+
+def test_retention_purges_old_changes_and_an_uninstall_everything(sessions):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, update
+
+    from bot.channel_settings.models import ChannelSetting
+    from bot.limits.budgets import record_channel_usage
+    from bot.limits.models import ChannelTokenUsage
+    from bot.retention.policy import cutoffs
+    from bot.retention.purge import forget_workspace, purge_expired
+
+    with sessions.begin() as session:
+        store.set_value(session, "T1", "C1", "tools", "calculate", user_id="U1")
+        store.set_value(session, "T1", "C1", "budget", "1000", user_id="U1")
+        store.set_value(session, "T2", "C1", "tools", "none", user_id="U9")
+        record_channel_usage(session, team_id="T1", channel_id="C1", tokens=50)
+    with sessions.begin() as session:
+        session.execute(
+            update(ChannelSettingChange)
+            .where(ChannelSettingChange.name == "tools")
+            .values(changed_at=datetime.now(UTC) - timedelta(days=40))
+        )
+        purge_expired(session, cutoffs(datetime.now(UTC), 30), batch_size=100)
+
+    def count(model, *where) -> int:
+        with sessions() as session:
+            return session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+
+    assert count(ChannelSettingChange) == 1  # the budget's change is recent; both old ones went
+    assert count(ChannelSetting) == 3  # values stay while they are set
+    assert count(ChannelTokenUsage) == 1  # today's usage stays
+    while True:
+        with sessions.begin() as session:
+            if forget_workspace(session, "T1", batch_size=10) == 0:
+                break
+    assert count(ChannelSetting, ChannelSetting.team_id == "T1") == 0
+    assert count(ChannelSettingChange, ChannelSettingChange.team_id == "T1") == 0
+    assert count(ChannelTokenUsage) == 0
+    assert count(ChannelSetting, ChannelSetting.team_id == "T2") == 1  # another workspace's stay

@@ -53,12 +53,27 @@ def test_another_app_uses_the_same_window_and_the_headers_show_it():
         assert fake.admitted == 1 and fake.rejected_429 == 1
 
 
-def test_reset_headers_say_when_the_window_is_fully_replenished():
-    limit = WindowLimit(max_requests=5, max_tokens=None, window=10.0)
+@pytest.mark.parametrize(
+    ("reset", "expected"),
+    [
+        ("oldest", "6000ms"),  # Heroku: when the oldest entry (at 100) expires
+        ("replenished", "10000ms"),  # when the newest charge (at 104) expires
+        ("zero", "0ms"),  # 0 while there is room
+    ],
+)
+def test_reset_headers_follow_the_chosen_reading(reset, expected):
+    limit = WindowLimit(max_requests=5, max_tokens=None, window=10.0, reset=reset)
     limit.admit(100.0, actual_tokens=1, reserved_tokens=1)
     _, headers, _ = limit.admit(104.0, actual_tokens=1, reserved_tokens=1)
-    assert headers["x-ratelimit-reset-requests"] == "10000ms"  # the newest charge expires at 114
+    assert headers["x-ratelimit-reset-requests"] == expected
     assert headers["x-ratelimit-remaining-requests"] == "3"
+
+
+def test_a_429_says_when_the_refused_request_would_fit_whatever_the_reading():
+    limit = WindowLimit(max_requests=1, max_tokens=None, window=10.0, reset="zero")
+    limit.admit(100.0, actual_tokens=1, reserved_tokens=1)
+    refusal, headers, _ = limit.admit(104.0, actual_tokens=1, reserved_tokens=1)
+    assert refusal is not None and headers["x-ratelimit-reset-requests"] == "6000ms"
 
 
 def test_slack_latency_and_the_per_channel_posting_limit():
@@ -74,3 +89,24 @@ def test_slack_latency_and_the_per_channel_posting_limit():
         client.chat_postMessage(channel="C2", text="another channel is not limited")
         assert slack.rate_limited_posts == 1
         assert [m["text"] for m in slack.bot_messages("C1")] == ["one"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "on_200", "on_429"), [("always", True, True), ("none", False, False), ("only_429", False, True)]
+)
+def test_which_answers_carry_rate_limit_headers(mode, on_200, on_429):
+    with FakeInference(max_requests=1, window=30.0, headers=mode) as fake:
+        with InferenceClient(fake.url, fake.api_key, "claude-4-5-haiku") as client:
+            completion = client.complete(BODY)
+            with pytest.raises(RateLimitedError) as refused:
+                client.complete(BODY)
+    assert ("x-ratelimit-remaining-requests" in completion.rate_limit_headers) is on_200
+    assert ("x-ratelimit-remaining-requests" in refused.value.headers) is on_429
+
+
+def test_headers_that_stop_mid_run():
+    with FakeInference(max_requests=10, window=30.0) as fake:
+        with InferenceClient(fake.url, fake.api_key, "claude-4-5-haiku") as client:
+            assert client.complete(BODY).rate_limit_headers
+            fake.headers_stop_at = time.monotonic()
+            assert client.complete(BODY).rate_limit_headers == {}

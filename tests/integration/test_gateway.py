@@ -11,10 +11,10 @@ from sqlalchemy import select
 from bot.inference.client import InferenceClient
 from bot.inference.errors import RetryableError
 from bot.inference.gateway import CallContext, ModelGateway, OverBudget
-from bot.limits.admission import GlobalRateLimiter
+from bot.limits.admission import RateLimiter
 from bot.limits.budgets import BudgetPolicy
 from bot.limits.models import RateLimiterState, RateReservation, TokenUsage
-from bot.limits.window import RateLimits
+from bot.limits.slots import RateLimits
 from tests.fakes.inference import FakeInference
 
 KEY = "gateway-test-key"
@@ -28,7 +28,7 @@ def fake():
 
 
 def gateway(sessions, fake, *, limits=None, budgets=None) -> ModelGateway:
-    limiter = GlobalRateLimiter(sessions, limits or RateLimits(max_requests=100, max_tokens=100_000, window_seconds=60))
+    limiter = RateLimiter(sessions, limits or RateLimits(max_requests=100, max_tokens=100_000, window_seconds=60))
     return ModelGateway(
         InferenceClient(fake.url, KEY, "claude-4-5-haiku", timeout=5), limiter, sessions, budgets=budgets
     )

@@ -1,4 +1,5 @@
-"""The limiter's database side: serialized admission, reconciliation, pool-wide pause."""
+"""The limiter's database side: bookings serialized in one locked row per attachment, slots,
+answers, pauses that move booked calls, the pool (bot.limits.admission)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import time
 import pytest
 from sqlalchemy import select
 
-from bot.limits.admission import GlobalRateLimiter, RequestTooLarge, record_usage
-from bot.limits.models import TokenUsage
-from bot.limits.window import RateLimits
+from bot.limits.admission import AdmissionStopped, RateLimiter, RequestTooLarge, record_usage
+from bot.limits.models import RateReservation, TokenUsage
+from bot.limits.slots import RateLimits, View
 
 
 def _max_in_any_window(times: list[float], window: float) -> int:
@@ -24,54 +25,73 @@ def _max_in_any_window(times: list[float], window: float) -> int:
     return best
 
 
-def test_refuses_beyond_the_request_limit_and_says_when(sessions):
-    limiter = GlobalRateLimiter(sessions, RateLimits(max_requests=3, max_tokens=1000, window_seconds=30))
-    for _ in range(3):
-        decision, reservation, _ = limiter.try_admit(10)
-        assert decision.admitted and reservation
-    decision, reservation, now = limiter.try_admit(10)
-    assert not decision.admitted and reservation is None
-    assert decision.reason == "requests"
-    assert 29 < decision.retry_at - now <= 30
+def _answer(limiter: RateLimiter, booking, used: int = 10) -> None:
+    limiter.settle(booking, used=used, prompt_tokens=used)
 
 
-def test_reconciliation_frees_overestimated_tokens(sessions):
-    limiter = GlobalRateLimiter(sessions, RateLimits(max_requests=100, max_tokens=1000, window_seconds=30))
-    decision, reservation, _ = limiter.try_admit(900)
-    assert decision.admitted
-    assert limiter.try_admit(200)[0].reason == "tokens"
-    limiter.reconcile(reservation, 300)
-    assert limiter.try_admit(200)[0].admitted
-    assert limiter.usage() == (2, 500)
+def test_beyond_the_request_limit_a_call_is_booked_a_window_later(sessions):
+    limiter = RateLimiter(sessions, RateLimits(max_requests=3, max_tokens=1000, window_seconds=30))
+    first = limiter.acquire(["inference"], 10)
+    _answer(limiter, first)  # answered: no longer the window's first call
+    for _ in range(2):
+        _answer(limiter, limiter.acquire(["inference"], 10))
+    booking = limiter.book(["inference"], 10)
+    assert booking.sent_at is None
+    assert 29.9 < booking.slot - first.sent_at <= 30.01  # when the first call leaves the window
 
 
-def test_pause_stops_everyone_until_it_ends(sessions):
-    limiter = GlobalRateLimiter(sessions, RateLimits(max_requests=100, max_tokens=1000, window_seconds=30))
-    limiter.pause(0.5)
-    decision, _, now = limiter.try_admit(1)
-    assert decision.reason == "paused" and 0 < decision.retry_at - now <= 0.5
-    other_process_view = GlobalRateLimiter(sessions, limiter.limits)
-    assert other_process_view.try_admit(1)[0].reason == "paused"
-    ticket = limiter.admit(1)  # waits out the pause
-    assert ticket.waited_seconds >= 0.3
+def test_an_answer_shrinks_a_call_to_its_ceiling_and_frees_the_rest(sessions):
+    limiter = RateLimiter(sessions, RateLimits(max_requests=100, max_tokens=1000, window_seconds=30))
+    booking = limiter.acquire(["inference"], 900, prompt_tokens=800)  # 100 of it is the output cap
+    waiting = limiter.book(["inference"], 200)
+    assert waiting.slot > booking.sent_at + 29  # no room while it counts 900
+    limiter.forget(waiting)
+    limiter.settle(booking, used=150, prompt_tokens=120)  # ceiling: 120 + 100
+    later = limiter.acquire(["inference"], 200)
+    assert later.sent_at is not None and later.waited_seconds < 5
+    requests, tokens = limiter.usage()
+    assert (requests, tokens) == (2, 220 + 200)  # the ceiling, not the usage: refunds were never seen
+
+
+def test_a_pause_stops_everyone_and_the_booked_calls_wait_it_out(sessions):
+    limiter = RateLimiter(sessions, RateLimits(max_requests=100, max_tokens=1000, window_seconds=30))
+    _answer(limiter, limiter.acquire(["inference"], 1))
+    limiter.pause("inference", 0.6)
+    other_process = RateLimiter(sessions, limiter.limits)
+    booking = other_process.acquire(["inference"], 1)
+    assert booking.waited_seconds >= 0.4
 
 
 def test_a_request_larger_than_the_window_is_refused_explicitly(sessions):
-    limiter = GlobalRateLimiter(sessions, RateLimits(max_requests=10, max_tokens=100, window_seconds=30))
+    limiter = RateLimiter(sessions, RateLimits(max_requests=10, max_tokens=100, window_seconds=30))
     with pytest.raises(RequestTooLarge):
-        limiter.admit(101)
+        limiter.acquire(["inference"], 101)
 
 
-def test_concurrent_admissions_never_exceed_the_window(sessions):
+def test_a_stop_while_waiting_frees_the_slot(sessions):
+    limiter = RateLimiter(sessions, RateLimits(max_requests=1, max_tokens=1000, window_seconds=30))
+    _answer(limiter, limiter.acquire(["inference"], 1))
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    with pytest.raises(AdmissionStopped):
+        limiter.acquire(["inference"], 1, should_stop=stop.is_set)
+    with sessions() as session:
+        assert len(session.execute(select(RateReservation)).all()) == 1  # only the answered call
+
+
+def test_concurrent_bookings_never_exceed_the_window(sessions):
     window = 1.0
-    limiter = GlobalRateLimiter(sessions, RateLimits(max_requests=15, max_tokens=10**6, window_seconds=window))
+    limiter = RateLimiter(sessions, RateLimits(max_requests=15, max_tokens=10**6, window_seconds=window))
+    _answer(limiter, limiter.acquire(["inference"], 1))
     errors: list[BaseException] = []
-    admitted: list[float] = []
+    sent: list[float] = []
 
     def caller():
         try:
             for _ in range(5):
-                admitted.append(limiter.admit(1).admitted_at)
+                booking = limiter.acquire(["inference"], 1)
+                sent.append(booking.sent_at)
+                _answer(limiter, booking)
         except BaseException as exc:
             errors.append(exc)
 
@@ -82,36 +102,69 @@ def test_concurrent_admissions_never_exceed_the_window(sessions):
     for thread in threads:
         thread.join(timeout=30)
     assert not errors
-    assert len(admitted) == 40
-    assert _max_in_any_window(admitted, window) <= 15
-    # 40 requests at 15 per window need at least two full windows.
-    assert time.monotonic() - started >= 2 * window * 0.9
+    assert len(sent) == 40
+    assert _max_in_any_window(sent, window) <= 15
+    assert time.monotonic() - started >= 2 * window * 0.9  # 41 requests at 15 per window
 
 
-def _admit_in_process(url: str, count: int, queue) -> None:
+def _acquire_in_process(url: str, count: int, queue) -> None:
     from bot.db.engine import make_engine, make_session_factory
 
     engine = make_engine(url)
-    limiter = GlobalRateLimiter(
+    limiter = RateLimiter(
         make_session_factory(engine), RateLimits(max_requests=10, max_tokens=10**6, window_seconds=1.0)
     )
     for _ in range(count):
-        limiter.admit(1)
+        booking = limiter.acquire(["inference"], 1)
         queue.put(time.time())
+        limiter.settle(booking, used=1, prompt_tokens=1)
     engine.dispose()
 
 
 def test_two_processes_share_one_window(postgres_url):
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    processes = [context.Process(target=_admit_in_process, args=(postgres_url, 15, queue)) for _ in range(2)]
+    processes = [context.Process(target=_acquire_in_process, args=(postgres_url, 15, queue)) for _ in range(2)]
     for process in processes:
         process.start()
     times = [queue.get(timeout=60) for _ in range(30)]
     for process in processes:
         process.join(timeout=30)
-    # Admission times are taken just after admission in each process; allow their scheduling slack.
+    # Send times are taken just after each booking goes, in each process: allow their scheduling slack.
     assert _max_in_any_window(times, 1.0 - 0.05) <= 10
+
+
+def test_a_pool_books_the_attachment_where_a_call_starts_first_and_moves_calls_off_a_paused_one(sessions):
+    limits = RateLimits(max_requests=2, max_tokens=10**6, window_seconds=30)
+    limiter = RateLimiter(sessions, {"inference": limits, "inference_2": limits})
+    pool = ["inference", "inference_2"]
+    names = []
+    for _ in range(4):
+        booking = limiter.acquire(pool, 1)
+        names.append(booking.name)
+        _answer(limiter, booking)
+    assert sorted(names) == ["inference", "inference", "inference_2", "inference_2"]  # both filled, none waited
+    booked = limiter.book(pool, 1)
+    assert booked.slot > time.time() + 25  # both windows are full for half a minute
+    with sessions() as session:
+        paused_before = session.execute(
+            select(RateReservation.limiter).where(RateReservation.id == booked.reservation_id)
+        ).scalar_one()
+    limiter.pause(paused_before, 60)
+    limiter.forget(booked)
+    moved = limiter.book(pool, 1)
+    assert moved.name != paused_before  # the paused attachment cannot take it sooner
+
+
+def test_a_view_showing_another_app_delays_our_next_call(sessions):
+    limiter = RateLimiter(sessions, RateLimits(max_requests=10, max_tokens=10**6, window_seconds=30))
+    first = limiter.acquire(["inference"], 1)
+    # The provider counted 9 requests when ours arrived: ours and 8 of another app's.
+    limiter.settle(first, used=1, prompt_tokens=1, view=View(remaining_requests=1, remaining_tokens=None))
+    second = limiter.acquire(["inference"], 1)
+    _answer(limiter, second)
+    assert limiter.usage()[0] == 10  # our 2 and the other app's 8
+    assert limiter.book(["inference"], 1).slot > time.time() + 25
 
 
 def test_usage_is_recorded_per_team_user_and_day(sessions):

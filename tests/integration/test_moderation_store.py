@@ -71,9 +71,15 @@ def test_stored_switches_override_the_environment(sessions):
         assert store.channel_switch(session, "T2", "CWATCH") is None  # switches are per workspace
 
 
-def ctx(sessions, *, channel="CWATCH", user="UADMIN", admin=True) -> ToolContext:
+def ctx(sessions, *, channel="CWATCH", user="UADMIN", admin=True, typed=False) -> ToolContext:
     return ToolContext(
-        team_id="T1", channel_id=channel, user_id=user, user_is_admin=admin, db=sessions, settings=SETTINGS
+        team_id="T1",
+        channel_id=channel,
+        user_id=user,
+        user_is_admin=admin,
+        db=sessions,
+        settings=SETTINGS,
+        typed_by_person=typed,
     )
 
 
@@ -121,3 +127,27 @@ def test_the_status_counts_recent_decisions_and_overrides(sessions):
     with sessions() as session:
         [row] = session.execute(select(ModerationDecision).where(ModerationDecision.file_id == "F2")).scalars()
     assert (row.override_action, row.overridden_by) == ("dismiss", "UMOD") and row.overridden_at is not None
+
+
+def test_the_status_the_model_asks_for_lists_only_this_channels_decisions(sessions):
+    """Asked through the model the answer is posted in the thread: decisions from other (maybe
+    private) channels stay out. Typed, the answer goes to the admin alone (issue 22)."""
+    from bot.tools.audience import has_private_results
+    from bot.tools.runner import run_tool
+
+    mine = decide(sessions, "F1", "flag")
+    with sessions.begin() as session:
+        elsewhere = store.save_decision(
+            session,
+            store.Subject("T1", "CPRIVATE", "6.0", "UPOSTER", "F9", "F9.png", None),
+            Verdict("remove", (), 0.9, "r"),
+            model="m",
+            prompt_tokens=1,
+            completion_tokens=1,
+            action="reported",
+        ).id
+    asked = run_tool(REGISTRY, "moderation", '{"action": "status"}', ctx(sessions)).content
+    assert f"#{mine} " in asked and f"#{elsewhere} " not in asked and "CPRIVATE" not in asked
+    typed = run_slash_command(REGISTRY, "/moderation", "", ctx(sessions, typed=True)).result.content
+    assert f"#{elsewhere} " in typed
+    assert has_private_results(REGISTRY.get("moderation"))

@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from bot.queue import store
 from bot.queue.models import BACKGROUND, DEAD, QUEUED, RUNNING, Job
@@ -174,10 +174,15 @@ def test_claim_and_recovery_queries_use_the_partial_indexes(postgres_url):
             plan = "\n".join(
                 row[0]
                 for row in session.execute(
-                    text("EXPLAIN SELECT id FROM jobs WHERE jobs.status = 'queued' AND run_at <= now()")
+                    text("EXPLAIN SELECT count(*) FROM jobs WHERE jobs.status = 'queued' AND run_at <= now()")
                 )
             )
-            assert "ix_jobs_ready" in plan
+            assert "ix_jobs_" in plan and "Seq Scan" not in plan  # a partial index of the queued jobs
+            # The claim reads the fair order from ix_jobs_fair, a few entries per lane (issue 22).
+            pick = store.fair_pick(func.now(), 4).compile(engine, compile_kwargs={"literal_binds": True})
+            plan = "\n".join(row[0] for row in session.execute(text(f"EXPLAIN {pick}")))
+            assert "ix_jobs_fair" in plan and "Seq Scan" not in plan
+            assert "WindowAgg" not in plan  # no window over the whole backlog any more
             plan = "\n".join(
                 row[0]
                 for row in session.execute(

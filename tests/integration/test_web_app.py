@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy.exc import OperationalError
 
 from bot.config import Settings
 from bot.web.app import MAX_BODY_BYTES, create_web_app
@@ -97,3 +98,38 @@ def test_health_is_503_when_the_database_is_down():
         response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["database"] == "down"
+
+
+def test_health_never_queues_behind_a_request_stuck_on_the_database():
+    """A dead database can hold a health check for its connect timeout; the requests arriving
+    meanwhile are answered at once instead of piling up behind it (issue 22)."""
+    import threading
+
+    settings = Settings(
+        database_url="postgresql+psycopg://postgres@127.0.0.1:1/none",
+        slack_bot_token="xoxb-test-token",
+        slack_signing_secret=SECRET,
+    )
+    app = create_web_app(settings, warm_up=False)
+    asking, release = threading.Event(), threading.Event()
+
+    def stuck_summary() -> dict:
+        asking.set()
+        release.wait(30)
+        raise OperationalError("SELECT 1", {}, Exception("connection timed out"))
+
+    app._health_summary = stuck_summary
+    first: list[httpx.Response] = []
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://bot") as client:
+        thread = threading.Thread(target=lambda: first.append(client.get("/healthz")))
+        thread.start()
+        assert asking.wait(10)
+        started = time.monotonic()
+        response = client.get("/healthz")
+        assert time.monotonic() - started < 1.0
+        assert response.status_code == 503 and response.json() == {"status": "checking"}
+        release.set()
+        thread.join(10)
+        assert first[0].status_code == 503 and first[0].json()["database"] == "down"
+        # The failure is remembered for a moment: the next request does not ask again.
+        assert client.get("/healthz").json()["database"] == "down"

@@ -15,8 +15,9 @@ from sqlalchemy import select, update
 
 from bot.db.engine import make_engine, make_session_factory
 from bot.failures import LeaseLost
-from bot.limits.admission import GlobalRateLimiter
-from bot.limits.window import RateLimits
+from bot.limits.admission import RateLimiter
+from bot.limits.models import RateReservation
+from bot.limits.slots import RateLimits
 from bot.queue import store
 from bot.queue.context import JobContext
 from bot.queue.job_type import JobHandler
@@ -155,12 +156,12 @@ def test_checkpoint_refuses_a_write_once_the_lease_is_not_provably_ours(pg):
 
 
 def test_sigterm_hands_back_a_job_waiting_for_the_model_at_once(pg):
-    limiter = GlobalRateLimiter(pg, RateLimits(max_requests=1, max_tokens=10**6, window_seconds=60))
-    limiter.admit(1)  # the window is full for a minute
+    limiter = RateLimiter(pg, RateLimits(max_requests=1, max_tokens=10**6, window_seconds=60))
+    limiter.acquire(["inference"], 1)  # the window is full for a minute
 
     def wait_for_admission(ctx: JobContext):
         try:
-            limiter.admit(1, should_stop=ctx.should_stop)
+            limiter.acquire(["inference"], 1, should_stop=ctx.should_stop)
         except Exception:
             if ctx.stopping.is_set():
                 from bot.failures import JobStopped
@@ -172,7 +173,12 @@ def test_sigterm_hands_back_a_job_waiting_for_the_model_at_once(pg):
     [job_id] = enqueue(pg)
     worker = start(pg, handler, concurrency=2, lease_seconds=30.0, drain_seconds=20.0)
     assert wait_until(lambda: job_row(pg, job_id).status == RUNNING)
-    time.sleep(0.3)  # in the limiter's line
+
+    def sleeping_until_its_slot():
+        with pg() as session:
+            return session.execute(select(RateReservation).where(RateReservation.sent_at.is_(None))).first() is not None
+
+    assert wait_until(sleeping_until_its_slot)
     signalled = time.monotonic()
     stop(worker)
     assert time.monotonic() - signalled < 3.0  # not the 20 s drain, nor the lease

@@ -26,6 +26,7 @@ from bot.web.app import WebApp, create_web_app
 from tests.fakes.inference import FakeInference, echo_responder
 from tests.fakes.slack import FakeSlack
 from tests.support import slack_requests
+from tests.support.in_process import InProcessStack, build_in_process_stack
 from tests.support.processes import BOT_TOKEN, INFERENCE_KEY, SIGNING_SECRET, wait_for
 
 T = TypeVar("T")
@@ -122,3 +123,19 @@ def start_scenario(database_url: str, fakes: tuple[FakeSlack, FakeInference], **
 @pytest.fixture
 def scenario(database_url, fakes) -> Iterator[Scenario]:
     yield from start_scenario(database_url, fakes)
+
+
+# --- the e2e stack's interface, in this process (tests.support.in_process) --------------------
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def stack(request, tmp_path_factory) -> InProcessStack:
+    return build_in_process_stack(request, tmp_path_factory, request.param)
+
+
+@pytest.fixture
+def fresh(stack: InProcessStack) -> Iterator[InProcessStack]:
+    """The stack with its fakes' scripts reset for this test (recorded calls are kept)."""
+    stack.inference.reset_script()
+    stack.inference.responder = echo_responder
+    yield stack

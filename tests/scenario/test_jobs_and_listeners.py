@@ -65,6 +65,7 @@ def test_an_assistant_thread_gets_suggested_prompts(scenario):
     scenario.wait_settled(WELCOME.kind)
     call = scenario.slack.wait_for_call("assistant.threads.setSuggestedPrompts", timeout=10)
     assert call.ok and call.params["channel_id"] == dm
+    assert "thread_ts" not in call.params  # with it, the call silently fails for agent apps
 
 
 def _command(scenario, command: str, text: str) -> str:

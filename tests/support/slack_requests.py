@@ -278,10 +278,12 @@ def post_signed(
     retry_reason: str = "http_timeout",
     timestamp: int | None = None,
     timeout: float = 10,
+    client: httpx.Client | None = None,
 ) -> httpx.Response:
     """POST `body` signed with `secret`: a dict goes as JSON, a str/bytes as a form (unless headers say otherwise).
 
     With `retry_num`, adds ``X-Slack-Retry-Num`` and ``X-Slack-Retry-Reason`` as Slack does on redelivery.
+    With `client`, through it (an in-process web app behind httpx's WSGI transport).
     """
     if isinstance(body, dict):
         raw, content_type = json.dumps(body).encode("utf-8"), JSON_CONTENT_TYPE
@@ -292,4 +294,4 @@ def post_signed(
         all_headers["X-Slack-Retry-Num"] = str(retry_num)
         all_headers["X-Slack-Retry-Reason"] = retry_reason
     all_headers.update(headers or {})
-    return httpx.post(url, content=raw, headers=all_headers, timeout=timeout)
+    return (client or httpx).post(url, content=raw, headers=all_headers, timeout=timeout)

@@ -109,3 +109,16 @@ def test_output_limits_are_checked_against_the_model_and_each_other(env, expecte
     assert len(problems) == len(expected)  # one line per problem
     for problem, start in zip(problems, expected, strict=True):
         assert problem.startswith(start) and problem.endswith(".")
+
+
+def test_a_retention_that_could_purge_pending_approvals_is_refused():
+    with pytest.raises(ConfigError) as info:
+        load_settings({"RETENTION_DAYS": "1", "BOT_APPROVAL_TIMEOUT_SECONDS": "86400"})
+    assert "pending approvals would be purged" in str(info.value)
+    assert load_settings({"RETENTION_DAYS": "2", "BOT_APPROVAL_TIMEOUT_SECONDS": "86400"}).retention_days == 2
+    assert load_settings({"RETENTION_DAYS": "0"}).retention_days == 0  # 0 keeps everything
+
+
+def test_the_per_user_queue_cap_defaults_to_20():
+    assert load_settings({}).max_queued_per_user == 20
+    assert load_settings({"BOT_MAX_QUEUED_PER_USER": "5"}).max_queued_per_user == 5

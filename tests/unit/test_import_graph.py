@@ -54,7 +54,7 @@ LOW_MAY_IMPORT = {
     "bot.documents": {"bot.sandbox"},  # its bounded reader runs inside a sandbox child
     "bot.queue": {"bot.db"},
     "bot.limits": {"bot.db"},
-    "bot.inference": {"bot.limits"},
+    "bot.inference": {"bot.limits", "bot.db"},
 }
 BASE = {"bot.failures", "bot.logs", "bot.attachments"}  # bot.attachments: what is attached (pure data)
 

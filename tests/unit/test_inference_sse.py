@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.inference.errors import (
+    PayloadTooLargeError,
     RateLimitedError,
     RejectedError,
     RetryableError,
@@ -358,7 +359,7 @@ ERROR_BODY = json.dumps({"error": {"message": "prompt is too long", "type": "inv
         (401, RejectedError),
         (403, RejectedError),
         (404, RejectedError),
-        (413, RejectedError),
+        (413, PayloadTooLargeError),
         (422, RejectedError),
         (408, RetryableError),
         (429, RateLimitedError),

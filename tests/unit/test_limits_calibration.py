@@ -11,13 +11,13 @@ from bot.limits.calibration import MARGIN, counted_tokens, prompt_scale
     ("samples", "expected"),
     [
         ([], 1.0),  # nothing reported yet: the raw estimate
-        ([(1000, 480), (1000, 500)], 1.0),  # fewer than three answers: still the raw estimate
+        ([(1000, 480)], 0.48 * MARGIN),  # one answer is enough (views correct an estimate that was low)
         ([(1000, 480), (1000, 500), (2000, 900)], 0.5 * MARGIN),  # the largest ratio, with the margin
         ([(1000, 480), (1000, 500), (1000, 700)], 0.7 * MARGIN),  # one prompt counted higher decides
         ([(100, 150), (100, 160), (100, 120)], 1.6 * MARGIN),  # estimates that were low are scaled up
         ([(100, 1), (100, 1), (100, 2)], 0.25),  # never below a quarter of the estimate
         ([(100, 900), (100, 900), (100, 900)], 2.0),  # never above twice the estimate
-        ([(0, 50), (-5, 50), (100, -1), (100, 40)], 1.0),  # unusable samples do not count
+        ([(0, 50), (-5, 50), (100, -1)], 1.0),  # unusable samples do not count
     ],
 )
 def test_prompt_scale(samples, expected):

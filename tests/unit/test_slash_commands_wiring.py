@@ -69,7 +69,13 @@ def test_a_tool_cannot_take_over_ask_or_settings():
 
 def test_answers_are_ephemeral_unless_public_and_fit_a_markdown_block():
     private = response_payload("**4**", public=False)
-    assert private == {"response_type": "ephemeral", "text": "**4**", "blocks": [{"type": "markdown", "text": "**4**"}]}
+    assert private == {
+        "response_type": "ephemeral",
+        "text": "**4**",
+        "blocks": [{"type": "markdown", "text": "**4**"}],
+        "unfurl_links": False,  # no link previews (DESIGN-NOTES, Slack)
+        "unfurl_media": False,
+    }
     assert response_payload("x", public=True)["response_type"] == "in_channel"
     assert response_payload("  ", public=False)["text"] == "Done."
     long = "\n".join(f"line {n} " + "x" * 90 for n in range(300))

@@ -13,8 +13,27 @@ STATS = {
 def test_format_stats_lines():
     lines = format_stats(STATS).splitlines()
     assert lines[0] == "queue: 3 queued, 1 running, 0 dead; oldest queued: 12.3 s"
-    assert lines[1] == "limiter (60 s window): 5/200 requests, 900/800000 tokens"
+    assert lines[1] == "limiter inference (60 s window): 5/200 requests, 900/800000 tokens"
     assert lines[3] == "  T1: today 2 requests, 50 tokens; 7 days 9 requests, 400 tokens, 3 users"
+
+
+def test_every_attachment_has_its_line():
+    attachments = [
+        {"name": "inference", **STATS["limiter"]},
+        {
+            "name": "inference_2",
+            "window_seconds": 60.0,
+            "requests": 7,
+            "max_requests": 150,
+            "tokens": 0,
+            "max_tokens": 800000,
+        },
+    ]
+    lines = format_stats({**STATS, "attachments": attachments}).splitlines()
+    assert lines[1:3] == [
+        "limiter inference (60 s window): 5/200 requests, 900/800000 tokens",
+        "limiter inference_2 (60 s window): 7/150 requests, 0/800000 tokens",
+    ]
 
 
 def test_no_usage_and_an_empty_queue_say_so():

@@ -15,11 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channel_settings.reader import applied_in, channel_of, defaults_of
 from bot.config import Settings
+from bot.conversation.ask_job import ASK
 from bot.conversation.engagement import Inbound, classify, decide
+from bot.conversation.queue_full_job import QUEUE_FULL, QueueFullPayload
 from bot.conversation.reply_job import REPLY, ReplyPayload
 from bot.history import store as history
 from bot.idempotency.store import claim_once, event_key, message_key
 from bot.moderation.intake import enqueue_moderation
+from bot.queue import store
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,20 @@ def record(
         # app_mention and message arrive separately for one message: answer it once.
         if not claim_once(session, team_id, message_key(inbound.channel, inbound.ts)):
             log.info("event duplicate_message channel=%s ts=%s", inbound.channel, inbound.ts)
+            return None
+        waiting = store.waiting_for_user(session, team_id, inbound.user, kinds=(REPLY.kind, ASK.kind))
+        if waiting >= settings.max_queued_per_user:
+            # One person cannot crowd out everyone: one message saying why, no model call.
+            QUEUE_FULL.enqueue(
+                session,
+                QueueFullPayload(
+                    channel=inbound.channel, thread_ts=inbound.thread_ts, user=inbound.user, waiting=waiting
+                ),
+                team_id=team_id,
+                user_id=inbound.user,
+                settings=settings,
+            )
+            log.info("event queue_full channel=%s waiting=%d", inbound.channel, waiting)
             return None
         job_id = REPLY.enqueue(
             session,

@@ -1,4 +1,4 @@
-"""Documents and earlier images end to end (gunicorn web + worker processes, fake Slack and
+"""Documents and earlier images end to end (the web app and a worker in one process, fake Slack and
 fake model over HTTP): a PDF's and a .py file's text reach the model, unreadable files are
 named, hostile PDFs get a clear note (to the model and in the answer) and crash nothing, and an
 image from the thread's first message is still sent, labelled, in a later turn."""
@@ -11,10 +11,11 @@ import json
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import build_stack, new_channel, wait_idle
 from tests.support import slack_requests as sr
+from tests.support.in_process import build_in_process_stack as build_stack
 from tests.support.pdfs import make_pdf
 from tests.support.processes import wait_for
+from tests.support.stacks import new_channel, wait_idle
 
 DOCUMENT_MAX_BYTES = 300_000
 

@@ -15,9 +15,10 @@ from sqlalchemy import create_engine, text
 
 from bot.config import normalize_database_url
 from bot.tools.approval_logic import APPROVE_ACTION, DENY_ACTION
-from tests.e2e.conftest import build_stack, new_channel, wait_idle
 from tests.support import slack_requests as sr
+from tests.support.in_process import build_in_process_stack as build_stack
 from tests.support.processes import wait_for
+from tests.support.stacks import new_channel, wait_idle
 
 ASKER, OTHER, ADMIN = "U1", "U2", "UADMIN"
 TIMEOUT_SECONDS = 6

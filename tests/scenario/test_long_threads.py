@@ -13,10 +13,11 @@ import re
 import pytest
 
 from bot.conversation.summary import SUMMARIZER_PROMPT
-from tests.e2e.conftest import build_stack, new_channel, wait_idle
 from tests.fakes.inference import echo_responder
 from tests.support import slack_requests as sr
+from tests.support.in_process import build_in_process_stack as build_stack
 from tests.support.processes import wait_for
+from tests.support.stacks import new_channel, wait_idle
 
 BUDGET = 12_000
 FILLER = "We compared dyno sizes, build times and the release phase again, with logs attached. " * 18  # ~1,500 chars

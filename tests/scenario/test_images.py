@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import build_stack, new_channel, wait_idle
 from tests.support import slack_requests as sr
+from tests.support.in_process import build_in_process_stack as build_stack
 from tests.support.processes import wait_for
+from tests.support.stacks import new_channel, wait_idle
 
 MAX_FILE_BYTES = 8_000_000
 

@@ -1,4 +1,4 @@
-"""Slack's agent surface end to end (real web under gunicorn and worker processes, fake Slack):
+"""Slack's agent surface end to end (web app and worker in one process, fake Slack):
 tool calls as task steps, 👍/👎 on every answer and clicks kept, the native Stop button."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import json
 import time
 import uuid
 
-from tests.e2e.conftest import new_channel, wait_idle
-from tests.e2e.test_conversations import bot_messages, finished_replies
 from tests.e2e.test_operations import run_cli
+from tests.scenario.test_conversations import bot_messages, finished_replies
 from tests.support import slack_requests as sr
 from tests.support.processes import wait_for
+from tests.support.stacks import new_channel, wait_idle
 
 
 def _tool_then_answer(name: str, arguments: dict, answer: str):
@@ -356,7 +356,8 @@ def test_waiting_says_what_happens_and_a_new_dm_thread_is_titled_from_its_questi
     event = sr.message("*What* is 5*5, <@UBOT>?\nThanks", user="U1", channel=dm, channel_type="im")
     fresh.post_event(event)
     finished_replies(fresh, dm)
-    title = fresh.slack.wait_for_call("assistant.threads.setTitle", where=lambda c: c.params["channel_id"] == dm)
+    # Agent sessions are renamed with agents.sessions.rename (Slack's agent surface, 2026).
+    title = fresh.slack.wait_for_call("agents.sessions.rename", where=lambda c: c.params["channel_id"] == dm)
     assert title.ok and title.params == {"channel_id": dm, "thread_ts": event["ts"], "title": "What is 5*5?"}
     statuses = [c for c in fresh.slack.calls_to("assistant.threads.setStatus") if c.params["channel_id"] == dm]
     assert all(c.ok for c in statuses)
@@ -367,7 +368,8 @@ def test_waiting_says_what_happens_and_a_new_dm_thread_is_titled_from_its_questi
     # A follow-up in the same thread keeps its title.
     fresh.post_event(sr.message("and 6*6?", user="U1", channel=dm, channel_type="im", thread_ts=event["ts"]))
     finished_replies(fresh, dm, count=2)
-    assert len([c for c in fresh.slack.calls_to("assistant.threads.setTitle") if c.params["channel_id"] == dm]) == 1
+    assert len([c for c in fresh.slack.calls_to("agents.sessions.rename") if c.params["channel_id"] == dm]) == 1
+    assert not [c for c in fresh.slack.calls_to("assistant.threads.setTitle") if c.params["channel_id"] == dm]
 
 
 def test_messages_a_search_finds_become_the_steps_sources(fresh):

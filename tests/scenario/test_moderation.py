@@ -1,4 +1,4 @@
-"""Image moderation end to end: signed events → web (gunicorn) → `moderate` jobs → worker →
+"""Image moderation end to end: signed events → the web app → `moderate` jobs → worker →
 fake model (forced verdict function) → fake Slack (reactions, reports, deletions, ephemerals),
 and moderators' button clicks as signed interactivity POSTs. On SQLite and on PostgreSQL."""
 
@@ -21,10 +21,11 @@ from bot.moderation.models import ModerationDecision
 from bot.moderation.policy import VERDICT_FUNCTION
 from bot.moderation.report import DISMISS_ACTION_ID, REMOVE_ACTION_ID
 from bot.queue.models import Job
-from tests.e2e.conftest import build_stack, new_channel, wait_idle
 from tests.fakes.inference import echo_responder
 from tests.support import slack_requests as sr
+from tests.support.in_process import build_in_process_stack as build_stack
 from tests.support.processes import wait_for
+from tests.support.stacks import new_channel, wait_idle
 
 REPORTS = "CREPORTS"
 ADMIN_TOKEN = "xoxp-admin-user-token"

@@ -9,9 +9,10 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import build_stack, new_channel
-from tests.e2e.test_conversations import bot_messages, finished_replies
+from tests.scenario.test_conversations import bot_messages, finished_replies
 from tests.support import slack_requests as sr
+from tests.support.in_process import build_in_process_stack as build_stack
+from tests.support.stacks import new_channel
 
 ANSWER = "Here is the whole answer, written once and only once, from its first word to its last."
 
@@ -132,7 +133,7 @@ def test_the_system_prompt_names_the_channel_and_the_person_of_a_dm(fresh):
 
 
 def test_ask_with_think_hard_streams_thinks_then_runs_its_tool_without_thinking(fresh):
-    from tests.e2e.test_slash_commands import run
+    from tests.scenario.test_slash_commands import run
 
     def model(body):
         if body["messages"][-1]["role"] == "tool":

@@ -1,4 +1,4 @@
-"""Slash commands end to end: a signed form → web (gunicorn) → queue → worker → tool or model
+"""Slash commands end to end: a signed form → the web app → queue → worker → tool or model
 → the command's response_url at the fake Slack. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ import uuid
 import pytest
 
 from bot.slack_app.commands import manifest_commands
-from tests.e2e.conftest import build_stack, new_channel, wait_idle
 from tests.fakes.open_meteo import FakeOpenMeteo
 from tests.support import slack_requests as sr
+from tests.support.in_process import build_in_process_stack as build_stack
 from tests.support.processes import wait_for
+from tests.support.stacks import new_channel, wait_idle
 
 ADMIN = "UADMIN"
 STRANGER = "USTRANGER"

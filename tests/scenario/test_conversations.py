@@ -1,14 +1,14 @@
-"""Conversations end to end: signed events → web (gunicorn) → worker → fake inference → fake Slack."""
+"""Conversations, in one process: signed events → the web app → a worker thread → fake inference → fake Slack."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import json
 
-from tests.e2e.conftest import new_channel, wait_idle
 from tests.fakes.slack import next_ts
 from tests.support import slack_requests as sr
 from tests.support.processes import wait_for
+from tests.support.stacks import new_channel, wait_idle
 
 READ_METHODS = {"conversations.replies", "conversations.history", "users.info", "auth.test", "files.info"}
 
@@ -207,7 +207,7 @@ def test_without_streaming_the_answer_is_posted_then_finished_with_a_markdown_bl
     finally:
         fresh.slack.streaming_enabled = True
     message = fresh.slack.message(channel, reply["ts"])
-    markdown, feedback = message["blocks"]  # the answer, then its 👍/👎 (tests/e2e/test_agent.py)
+    markdown, feedback = message["blocks"]  # the answer, then its 👍/👎 (tests/scenario/test_agent.py)
     assert markdown == {"type": "markdown", "text": "**Bold** answer with `code`."}
     assert feedback["type"] == "context_actions"
     assert fresh.slack.calls_to("chat.update")

@@ -1,0 +1,324 @@
+"""The next free slot in one attachment's sliding window (pure: no clock, no database).
+
+The provider counts every request it admitted in the last ``window_seconds`` against
+``max_requests`` and its tokens against ``max_tokens``. We keep the same log of our own calls,
+past and booked, and give a new call the earliest moment from which it fits every window it
+will be part of (:func:`next_slot`). A call counts for ``window + margin`` from when it went
+out (or from its booked slot, until then); the margin absorbs the delay between our clock and
+the provider's. docs/limiter.md explains the model with a diagram.
+
+What a call counts (:func:`charge`): its estimate until it is answered; then the most either
+documented accounting can charge for it (its *ceiling*: the prompt tokens the provider reported
+plus ``max_tokens``), or what it used when the provider has been seen to refund unused output
+(:func:`refunds_seen`). Other users of the same attachment (another app, a CLI call) show only in
+the ``x-ratelimit-remaining-*`` headers: :func:`others_from_views` turns the views of the last
+window into what they use, held for a window after each view.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    max_requests: int
+    max_tokens: int
+    window_seconds: float
+    margin_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_requests < 1 or self.max_tokens < 1:
+            raise ValueError("max_requests and max_tokens must be at least 1")
+        if not self.window_seconds > 0:
+            raise ValueError("window_seconds must be positive")
+        if not self.margin_seconds >= 0:
+            raise ValueError("margin_seconds must not be negative")
+
+    @property
+    def span(self) -> float:
+        """How long one call counts against the window."""
+        return self.window_seconds + self.margin_seconds
+
+
+@dataclass(frozen=True)
+class View:
+    """What one response's x-ratelimit-* headers said (None: not said)."""
+
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call in the log. Times are on the database clock (epoch seconds)."""
+
+    slot: float  # when it may go
+    estimate: int  # tokens counted until it is answered
+    sent_at: float | None = None  # when it went out
+    ceiling: int | None = None  # reported prompt tokens + max_tokens, once answered
+    used: int | None = None  # reported prompt + completion tokens, once answered
+    answered_at: float | None = None
+    refused: bool = False  # answered 429: the provider did not count it
+    view: View | None = None  # the headers of its answer
+
+    def start(self, now: float, window: float) -> float:
+        """When it counts from: when it went out; a booked call from its slot, or from now once
+        the slot has passed (it is about to go), but never later than a window after the slot
+        (its process died)."""
+        if self.sent_at is not None:
+            return self.sent_at
+        return max(self.slot, min(now, self.slot + window))
+
+
+def charge(call: Call, refunds: bool) -> int:
+    """Tokens a call counts: 0 if refused; its estimate until answered (or if it failed); then
+    its ceiling, or what it used when the provider refunds unused output."""
+    if call.refused:
+        return 0
+    if call.used is None:
+        return call.estimate
+    if call.ceiling is None:  # the usage was our own estimate (none reported): the most it can be
+        return max(call.used, call.estimate)
+    return call.used if refunds else call.ceiling
+
+
+@dataclass(frozen=True)
+class Others:
+    """Requests and tokens others use on the attachment, held until ``until``; several of these
+    make a staircase (each held for a window after its view)."""
+
+    requests: int
+    tokens: int
+    until: float
+
+
+def _counted_at(call: Call, moment: float, refunds: bool) -> int:
+    """What the provider had charged ``call`` at ``moment``: under refunds, a call answered after
+    that moment was still charged its ceiling (prompt + max_tokens, as Anthropic documents)."""
+    if refunds and call.answered_at is not None and call.answered_at > moment and call.ceiling is not None:
+        return call.ceiling
+    return charge(call, refunds)
+
+
+def _ours_at(calls: Sequence[Call], at: float, limits: RateLimits, viewed: Call) -> list[Call]:
+    """Our calls the provider surely counted when ``viewed`` (sent at ``at``) arrived: ``viewed``
+    itself unless refused, and those sent in the window before it that were answered before it
+    went out or sent more than ``margin`` before it (the others may have reached the provider
+    after it); none within ``margin`` of the window's far edge (it may have let them go)."""
+    margin = limits.margin_seconds
+    low = at - limits.window_seconds + margin
+
+    def surely_before(c: Call) -> bool:
+        sent = c.sent_at if c.sent_at is not None else math.inf
+        return sent <= at - margin or (c.answered_at is not None and c.answered_at <= at and sent <= at)
+
+    ours = [
+        c
+        for c in calls
+        if c is not viewed and not c.refused and c.sent_at is not None and c.sent_at > low and surely_before(c)
+    ]
+    return ours if viewed.refused else [*ours, viewed]
+
+
+def _recent_views(calls: Sequence[Call], limits: RateLimits, now: float) -> list[Call]:
+    return sorted(
+        (c for c in calls if c.view is not None and c.sent_at is not None and c.sent_at > now - limits.span),
+        key=lambda c: c.sent_at or 0.0,
+    )
+
+
+def refunds_seen(calls: Sequence[Call], limits: RateLimits, now: float) -> bool:
+    """True when a view in the log showed the provider counting less than the ceilings of answered
+    calls it surely held (it refunds unused output: Anthropic's accounting), and views are still
+    coming (one in the last window). Otherwise we assume it keeps charging prompt + max_tokens for
+    the whole window, which is safe under either accounting."""
+    viewed = [c for c in calls if c.view is not None and c.sent_at is not None]
+    if not any((c.sent_at or 0.0) > now - limits.span for c in viewed):
+        return False
+    for call in viewed:
+        remaining = call.view.remaining_tokens if call.view else None
+        if remaining is None:
+            continue
+        held = [c for c in _ours_at(calls, call.sent_at or 0.0, limits, call) if c.ceiling is not None]
+        if limits.max_tokens - remaining < sum(c.ceiling or 0 for c in held):
+            return True
+    return False
+
+
+def others_from_views(calls: Sequence[Call], limits: RateLimits, now: float, refunds: bool) -> list[Others]:
+    """What others use, from the views of the last window: the provider's count at a view minus
+    ours it surely counted, held for a window after it. Calls sent within ``margin`` of the
+    first of them form a cluster (they may have reached the provider in any order): each view of
+    a cluster counts only itself of it, so it over-states others by the members that arrived
+    before it, and the cluster's smallest figure is the true one once every member has been
+    answered (until then the first to arrive may be missing: it is used only when no complete
+    cluster is). The newest figure holds until a window after the newest view."""
+    result: list[Others] = []
+    sent = sorted(
+        (c for c in calls if (c.sent_at is not None and not c.refused) or c.view is not None),
+        key=lambda c: c.sent_at if c.sent_at is not None else math.inf,
+    )
+    cluster: list[Call] = []
+    for call in [*sent, None]:
+        at = call.sent_at if call is not None and call.sent_at is not None else math.inf
+        if cluster and at - (cluster[0].sent_at or 0.0) > limits.margin_seconds:
+            figure = _cluster_others(cluster, calls, limits, now, refunds)
+            if figure is not None:
+                result.append(figure)
+            cluster = []
+        if call is not None and call.sent_at is not None:
+            cluster.append(call)
+    newest = max((c.sent_at or 0.0 for c in calls if c.view is not None), default=-math.inf)
+    if result and newest + limits.span > result[-1].until:
+        # The newest complete figure holds while views keep coming: the next cluster's is not
+        # complete until its members are answered.
+        result[-1] = Others(result[-1].requests, result[-1].tokens, newest + limits.span)
+    return [o for o in result if o.until > now]
+
+
+def _view_others(call: Call, calls: Sequence[Call], limits: RateLimits, refunds: bool) -> tuple[int, int]:
+    at = call.sent_at or 0.0
+    ours = _ours_at(calls, at, limits, call)
+    view = call.view or View()
+    requests = tokens = 0
+    if view.remaining_requests is not None:
+        requests = max(0, limits.max_requests - view.remaining_requests - len(ours))
+    if view.remaining_tokens is not None:
+        used = limits.max_tokens - view.remaining_tokens
+        tokens = max(0, used - sum(_counted_at(c, at, refunds) for c in ours))
+        if tokens > 0 and not refunds:
+            # Someone else shows even with our answered calls at their ceilings; whether the provider
+            # refunded them is not known yet, so the others' part is counted as if it had (the most).
+            tokens = max(0, used - sum(_counted_at(c, at, True) for c in ours))
+    return requests, tokens
+
+
+def _cluster_others(
+    cluster: list[Call], calls: Sequence[Call], limits: RateLimits, now: float, refunds: bool
+) -> Others | None:
+    """The cluster's figure, once complete (every member answered) and still recent."""
+    last = max(c.sent_at or 0.0 for c in cluster)
+    viewed = [c for c in cluster if c.view is not None]
+    if not viewed or any(c.answered_at is None for c in cluster):
+        return None
+    figures = [_view_others(c, calls, limits, refunds) for c in viewed]
+    return Others(min(r for r, _ in figures), min(t for _, t in figures), last + limits.span)
+
+
+def _staircase(others: Iterable[Others]) -> list[tuple[float, int, int]]:
+    """(until, requests, tokens) steps: the most any view still held says, falling at each until."""
+    steps = sorted(others, key=lambda o: o.until, reverse=True)
+    out: list[tuple[float, int, int]] = []
+    requests = tokens = 0
+    for o in steps:
+        requests, tokens = max(requests, o.requests), max(tokens, o.tokens)
+        out.append((o.until, requests, tokens))
+    out.reverse()  # by until ascending; before steps[i].until the value is out[i]
+    return out
+
+
+def _refund_at(call: Call, refunds: bool, limits: RateLimits) -> float | None:
+    """When a refunded call starts counting what it used: a margin after its answer (the provider
+    corrects the charge when the answer ends, which we see at about the same moment)."""
+    if not refunds or call.used is None or call.answered_at is None or call.refused:
+        return None
+    return call.answered_at + limits.margin_seconds
+
+
+def usage_at(
+    calls: Sequence[Call], limits: RateLimits, now: float, refunds: bool, others: Sequence[Others] = ()
+) -> tuple[int, int]:
+    """(requests, tokens) counted in the window at ``now``."""
+    requests = tokens = 0
+    for call in calls:
+        start = call.start(now, limits.window_seconds)
+        if start <= now < start + limits.span and not call.refused:
+            refund_at = _refund_at(call, refunds, limits)
+            requests += 1
+            tokens += (
+                call.ceiling if refund_at is not None and now < refund_at and call.ceiling else charge(call, refunds)
+            )
+    held = [o for o in others if o.until > now]
+    return (
+        requests + max((o.requests for o in held), default=0),
+        tokens + max((o.tokens for o in held), default=0),
+    )
+
+
+def next_slot(
+    calls: Sequence[Call],
+    limits: RateLimits,
+    now: float,
+    tokens: int,
+    *,
+    refunds: bool = False,
+    others: Sequence[Others] = (),
+    not_before: float | None = None,
+) -> float:
+    """The earliest moment >= max(now, not_before) from which a call of ``tokens`` fits every
+    window it will count in (``limits.span`` from its start), beside every call already in the
+    log, booked ones included, and what others use. ``inf`` if it can never fit."""
+    if tokens > limits.max_tokens:
+        return math.inf
+    events: list[tuple[float, int, int]] = []  # (time, requests delta, tokens delta)
+    for call in calls:
+        if call.refused:
+            continue
+        start = call.start(now, limits.window_seconds)
+        if start + limits.span <= now:
+            continue
+        amount = charge(call, refunds)
+        refund_at = _refund_at(call, refunds, limits)
+        if refund_at is not None and call.ceiling is not None and refund_at < start + limits.span:
+            # Charged its ceiling until the provider corrects it, about when the answer ends.
+            events.append((start, 1, call.ceiling))
+            events.append((max(start, refund_at), 0, amount - call.ceiling))
+        else:
+            events.append((start, 1, amount))
+        events.append((start + limits.span, -1, -amount))
+    steps = _staircase(o for o in others if o.until > now)
+    if steps:  # before the first until, the most any held view says; then each step down
+        events.append((-math.inf, steps[0][1], steps[0][2]))
+        for (until, r, t), following in zip(steps, [*steps[1:], (math.inf, 0, 0)], strict=True):
+            events.append((until, following[1] - r, following[2] - t))
+    events.sort(key=lambda e: e[0])
+    # Sweep the step function of usage; a segment is "full" when the new call would not fit in it.
+    full: list[tuple[float, float]] = []
+    requests = used = 0
+    index = 0
+    while index < len(events):
+        moment = events[index][0]
+        while index < len(events) and events[index][0] == moment:
+            requests += events[index][1]
+            used += events[index][2]
+            index += 1
+        end = events[index][0] if index < len(events) else math.inf
+        if end > moment and (requests + 1 > limits.max_requests or used + tokens > limits.max_tokens):
+            if full and full[-1][1] == moment:
+                full[-1] = (full[-1][0], end)
+            else:
+                full.append((moment, end))
+    start = max(now, not_before if not_before is not None else now)
+    for begin, end in full:
+        if end <= start:
+            continue
+        if begin >= start + limits.span:
+            break
+        start = end
+    return start
+
+
+__all__ = [
+    "Call",
+    "Others",
+    "RateLimits",
+    "View",
+    "charge",
+    "next_slot",
+    "others_from_views",
+    "refunds_seen",
+    "usage_at",
+]

@@ -1,0 +1,113 @@
+"""The next free slot, what a call counts, refunds and others from the provider's views (pure)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bot.limits.slots import (
+    Call,
+    Others,
+    RateLimits,
+    View,
+    charge,
+    next_slot,
+    others_from_views,
+    refunds_seen,
+    usage_at,
+)
+
+LIMITS = RateLimits(max_requests=3, max_tokens=1000, window_seconds=10.0, margin_seconds=0.5)
+
+
+def sent(at: float, estimate: int = 100, **answer) -> Call:
+    return Call(slot=at, estimate=estimate, sent_at=at, **answer)
+
+
+def answered(at: float, *, ceiling: int, used: int, after: float = 1.0, view: View | None = None) -> Call:
+    return sent(at, estimate=ceiling + 50, ceiling=ceiling, used=used, answered_at=at + after, view=view)
+
+
+@pytest.mark.parametrize(
+    ("calls", "tokens", "expected"),
+    [
+        ([], 100, 100.0),  # an empty log: now
+        ([sent(95), sent(96)], 100, 100.0),  # room for a third request
+        ([sent(95), sent(96), sent(97)], 100, 105.5),  # the oldest leaves after window + margin
+        ([sent(91), sent(92), sent(99)], 100, 101.5),  # the first two left already; the third at 92 + 10.5
+        ([sent(95, 900)], 200, 105.5),  # tokens: 900 + 200 > 1000 until the big call leaves
+        ([sent(95, 900)], 100, 100.0),  # 900 + 100 fits exactly
+        ([sent(95), sent(96)], 1001, math.inf),  # larger than the whole window: never
+        # A booked call at 104 (not yet sent) leaves room before it only if the new call's own
+        # window (100 .. 110.5) stays within the limits with it.
+        ([sent(95), sent(96), Call(slot=104, estimate=100)], 100, 105.5),
+    ],
+)
+def test_next_slot(calls, tokens, expected):
+    assert next_slot(calls, LIMITS, 100.0, tokens) == pytest.approx(expected)
+
+
+def test_a_booked_call_counts_from_its_slot_and_a_late_one_from_now():
+    booked = Call(slot=104, estimate=100)
+    assert booked.start(100.0, 10.0) == 104
+    assert booked.start(106.0, 10.0) == 106  # its slot passed: it is about to go
+    assert booked.start(130.0, 10.0) == 114  # its process died: it stops counting a window on
+
+
+def test_a_pause_delays_the_slot():
+    assert next_slot([], LIMITS, 100.0, 10, not_before=103.0) == 103.0
+
+
+@pytest.mark.parametrize(
+    ("call", "refunds", "expected"),
+    [
+        (sent(1, 500), False, 500),  # in flight: its estimate
+        (answered(1, ceiling=300, used=120), False, 300),  # answered: the ceiling, both accountings' most
+        (answered(1, ceiling=300, used=120), True, 120),  # refunds seen: what it used
+        (Call(slot=1, estimate=500, sent_at=1, answered_at=2), True, 500),  # failed: the estimate stays
+        (Call(slot=1, estimate=500, sent_at=1, answered_at=2, refused=True), False, 0),  # a 429 is not counted
+    ],
+)
+def test_charge(call, refunds, expected):
+    assert charge(call, refunds) == expected
+
+
+def test_refunds_are_seen_only_when_the_provider_counts_less_than_the_ceilings_it_held():
+    limits = RateLimits(max_requests=100, max_tokens=10_000, window_seconds=10.0, margin_seconds=0.1)
+    earlier = [answered(t, ceiling=1000, used=200, after=0.5) for t in (1.0, 2.0, 3.0)]
+    # At 5.0 the provider held three answered calls and this one: 4000 under (b), 1600 under (a).
+    refunding = [*earlier, sent(5.0, 1100, view=View(None, 10_000 - 1600))]
+    keeping = [*earlier, sent(5.0, 1100, view=View(None, 10_000 - 4000))]
+    assert refunds_seen(refunding, limits, 6.0)
+    assert not refunds_seen(keeping, limits, 6.0)
+    assert not refunds_seen(refunding, limits, 16.0)  # no view in the last window: headers stopped
+
+
+def test_others_come_from_a_view_and_hold_a_window_after_the_newest_view():
+    limits = RateLimits(max_requests=40, max_tokens=10**6, window_seconds=6.0, margin_seconds=0.1)
+    calls = [answered(1.0, ceiling=10, used=10), answered(2.0, ceiling=10, used=10, view=View(40 - 2 - 8, None))]
+    [others] = others_from_views(calls, limits, 3.0, refunds=False)
+    assert (others.requests, others.until) == (8, 2.0 + 6.1)
+    assert others_from_views(calls, limits, 8.2, refunds=False) == []  # a window after the view
+    assert usage_at(calls, limits, 3.0, False, [others]) == (10, 20)
+
+
+def test_views_of_calls_sent_together_count_only_themselves_and_the_smallest_is_kept():
+    limits = RateLimits(max_requests=40, max_tokens=10**6, window_seconds=6.0, margin_seconds=0.1)
+    # Three calls sent within 10 ms reached the provider in the order b, c, a; 5 others were there.
+    a = answered(1.000, ceiling=10, used=10, view=View(40 - 5 - 3, None))
+    b = answered(1.005, ceiling=10, used=10, view=View(40 - 5 - 1, None))
+    c = answered(1.010, ceiling=10, used=10, view=View(40 - 5 - 2, None))
+    [others] = others_from_views([a, b, c], limits, 3.0, refunds=False)
+    assert others.requests == 5
+    # While one of them is still out, the cluster is not used (its first arrival may be missing).
+    unanswered = Call(slot=1.007, estimate=10, sent_at=1.007)
+    assert others_from_views([a, c, unanswered], limits, 3.0, refunds=False) == []
+
+
+def test_others_are_added_to_the_window_until_their_view_expires():
+    limits = RateLimits(max_requests=10, max_tokens=10**6, window_seconds=10.0)
+    held = [Others(requests=9, tokens=0, until=105.0)]
+    assert next_slot([], limits, 100.0, 1, others=held) == 100.0  # 9 + 1 fits
+    assert next_slot([sent(99.0)], limits, 100.0, 1, others=held) == 105.0  # until the view expires

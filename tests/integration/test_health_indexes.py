@@ -34,8 +34,12 @@ def test_each_status_count_reads_its_partial_index(postgres_url):
             for statement, parameters in counts
         ]
     engine.dispose()
-    for plan, index in zip(plans, ["ix_jobs_ready", "ix_jobs_leased", "ix_jobs_dead"], strict=True):
-        assert index in plan, plan
+    # Any partial index whose predicate is the counted status answers the count without the table
+    # (the queued jobs have three: the ready order, the fair order and each user's queue).
+    partial = [{"ix_jobs_ready", "ix_jobs_fair", "ix_jobs_user_queue"}, {"ix_jobs_leased"}, {"ix_jobs_dead"}]
+    for plan, indexes in zip(plans, partial, strict=True):
+        assert any(index in plan for index in indexes), plan
+        assert "Seq Scan" not in plan, plan
 
 
 def test_the_summary_is_built_at_most_once_a_second(database_url, monkeypatch):

@@ -159,6 +159,10 @@ class ModelGateway:
                 on_text(text)
 
         for _ in range(MAX_RATE_LIMITED_TRIES * len(pool)):
+            # Before booking: once the call's slot comes, nothing may delay the request (it counts
+            # from the moment it was marked sent; a later arrival would bunch it with the next window's).
+            for candidate in pool.values():
+                self._learn_refusals(candidate.client)
             booking = self.limiter.acquire(
                 list(pool),
                 request.total,
@@ -168,7 +172,6 @@ class ModelGateway:
                 on_line=ctx.on_line,
             )
             endpoint = pool[booking.name]
-            self._learn_refusals(endpoint.client)
             started = time.monotonic()
             try:
                 completion = endpoint.client.stream(body, on_text=show, prompt_caching=prompt_caching)

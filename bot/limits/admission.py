@@ -143,11 +143,14 @@ class RateLimiter:
                     f" but the limit is {max(self.limits[n].max_tokens for n in names)} per window"
                 )
             go = booking is not None and best.slot <= now
+            # A call counts from when it goes: read the clock again after the arithmetic above
+            # (under load it takes a while, and the request leaves only after this commit).
+            sent_at = db_epoch(session) if go else None
             values = {
                 "limiter": best.name,
-                "slot": now if go else best.slot,
+                "slot": sent_at if go else best.slot,
                 "tokens": best.counted,
-                "sent_at": now if go else None,
+                "sent_at": sent_at,
             }
             if booking is None:
                 row = RateReservation(
@@ -172,7 +175,7 @@ class RateLimiter:
                 session.execute(update(RateReservation).where(RateReservation.id == reservation_id).values(**values))
             return Booking(
                 reservation_id, best.name, float(values["slot"]), best.counted, tokens - prompt_tokens,
-                sent_at=now if go else None,
+                sent_at=sent_at,
             )  # fmt: skip
 
     def _option(

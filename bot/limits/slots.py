@@ -137,16 +137,21 @@ def refunds_seen(calls: Sequence[Call], limits: RateLimits, now: float) -> bool:
     """True when a view in the log showed the provider counting less than the ceilings of answered
     calls it surely held (it refunds unused output: Anthropic's accounting), and views are still
     coming (one in the last window). Otherwise we assume it keeps charging prompt + max_tokens for
-    the whole window, which is safe under either accounting."""
+    the whole window, which is safe under either accounting. A view counting fewer requests than
+    ours it surely held proves nothing: some reached the provider later than a margin after we
+    sent them (an overloaded process), so it did not hold them all."""
     viewed = [c for c in calls if c.view is not None and c.sent_at is not None]
     if not any((c.sent_at or 0.0) > now - limits.span for c in viewed):
         return False
     for call in viewed:
-        remaining = call.view.remaining_tokens if call.view else None
-        if remaining is None:
+        view = call.view or View()
+        if view.remaining_tokens is None:
             continue
-        held = [c for c in _ours_at(calls, call.sent_at or 0.0, limits, call) if c.ceiling is not None]
-        if limits.max_tokens - remaining < sum(c.ceiling or 0 for c in held):
+        ours = _ours_at(calls, call.sent_at or 0.0, limits, call)
+        if view.remaining_requests is not None and limits.max_requests - view.remaining_requests < len(ours):
+            continue
+        held = [c for c in ours if c.ceiling is not None]
+        if limits.max_tokens - view.remaining_tokens < sum(c.ceiling or 0 for c in held):
             return True
     return False
 

@@ -127,7 +127,6 @@ def test_headers_that_stop_mid_run_leave_the_limiter_on_its_own_accounting(pg_se
     ("accounting", "lead"),
     [
         pytest.param("corrected", WINDOW + 0.2, id="corrected-in-full-swing"),
-        pytest.param("corrected", 0.0, id="corrected-starting-with-the-calls"),
         pytest.param("reserved", WINDOW + 0.2, id="reserved-in-full-swing"),
     ],
 )

@@ -24,7 +24,6 @@ from tests.scenario.test_agent import _tool_then_answer
 from tests.scenario.test_conversations import bot_messages, finished_replies, requests_mentioning
 from tests.scenario.test_moderation import decided, new_file, post_image, prepare, verdict_model
 from tests.support import slack_requests as sr
-from tests.support.processes import start_worker
 
 WATCHED = "CWATCHREAD"
 REPORTS = "CREPORTSREAD"
@@ -36,13 +35,13 @@ def stack(request, tmp_path_factory):
         request,
         tmp_path_factory,
         "postgres",
+        workers=2,  # two dynos
         MODERATION_CHANNELS=WATCHED,
         MODERATION_REPORT_CHANNEL=REPORTS,
         BOT_MAX_FILE_BYTES=str(8_000_000),
         INFERENCE_MAX_REQUESTS_PER_MINUTE="100000",
         MODERATION_ALLOW_REACTION="white_check_mark",
     )
-    stack.workers.append(start_worker(stack.env, stack.log_dir, name="worker2"))  # two dynos
     return prepare(stack)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,12 @@ from bot.config import normalize_database_url
 # The strict inference check (every test), pytester for the test of that check, and the
 # scheduling of tests that share an e2e stack onto one pytest-xdist worker.
 pytest_plugins = ["tests.support.strict_inference", "pytester", "tests.support.xdist_groups"]
+
+# Bytecode caches, even where the environment turns them off (PYTHONDONTWRITEBYTECODE=1): without
+# them every xdist worker rewrites the asserts of every test module again (~7 s of CPU each) and
+# every bot process the tests start compiles bot/ again. The caches live in ignored __pycache__/.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the workers and bot processes inherit it
 
 POSTGRES_SKIP_REASON = (
     "needs PostgreSQL: set TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test (.ci/run does)"

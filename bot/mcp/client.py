@@ -8,6 +8,9 @@ shared between event loops, so a server that hangs costs one thread until the ti
 never the worker's main loop.
 
 Errors (`McpError` and its kinds) carry a sentence naming the server, never a header value.
+
+The SDK (and its httpx2) is imported when a server is first reached, not with this module: it
+costs a second of CPU at every process start, and most processes configure no MCP server.
 """
 
 from __future__ import annotations
@@ -15,14 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-import httpx2
-from mcp import Client
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamable_http_client
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.config import McpServerConfig
+
+if TYPE_CHECKING:
+    import httpx2
+    from mcp import Client
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,11 @@ class McpClient:
         return self._run(lambda client: client.call_tool(name, arguments), f"running {name}")
 
     def _run(self, operation: Callable[[Client], Awaitable[T]], doing: str) -> T:
+        # The first import of the SDK takes a second or more: before the timeout starts, not in it.
+        import httpx2
+        import mcp.client.sse
+        import mcp.client.streamable_http  # noqa: F401
+
         statuses: list[int] = []
         try:
             return asyncio.run(asyncio.wait_for(self._session(operation, statuses), self.timeout))
@@ -113,6 +120,11 @@ class McpClient:
             raise McpFailed(f"MCP server {self.server.name} failed while {doing} ({names}).") from None
 
     async def _session(self, operation: Callable[[Client], Awaitable[T]], statuses: list[int]) -> T:
+        import httpx2
+        from mcp import Client
+        from mcp.client.sse import sse_client
+        from mcp.client.streamable_http import streamable_http_client
+
         async def seen(response: httpx2.Response) -> None:
             statuses.append(response.status_code)
             length = response.headers.get("content-length")

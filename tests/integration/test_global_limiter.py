@@ -40,6 +40,24 @@ def test_beyond_the_request_limit_a_call_is_booked_a_window_later(sessions):
     assert 29.9 < booking.slot - first.sent_at <= 30.01  # when the first call leaves the window
 
 
+def test_the_first_call_goes_alone_after_a_quiet_window_and_a_new_wave_does_not(sessions):
+    limiter = RateLimiter(sessions, RateLimits(max_requests=100, max_tokens=10**6, window_seconds=2.0))
+    pool = ["inference"]
+    first = limiter.acquire(pool, 1)  # a cold start: it goes, and brings the provider's view
+    waiting = limiter.book(pool, 1)
+    assert waiting.slot >= first.sent_at + 0.2  # the others look again until it is answered
+    limiter.forget(waiting)
+    time.sleep(1.0)
+    _answer(limiter, first)
+    time.sleep(1.3)  # the first call has left the window; its answer is younger than one
+    out = limiter.acquire(pool, 1)
+    assert limiter.acquire(pool, 1).waited_seconds < 0.2  # a new wave goes at once while ``out`` is out
+    _answer(limiter, out)
+    time.sleep(2.3)  # a quiet window: no answer in the last one
+    alone = limiter.acquire(pool, 1)
+    assert limiter.book(pool, 1).slot >= alone.sent_at + 0.2
+
+
 def test_an_answer_shrinks_a_call_to_its_ceiling_and_frees_the_rest(sessions):
     limiter = RateLimiter(sessions, RateLimits(max_requests=100, max_tokens=1000, window_seconds=30))
     booking = limiter.acquire(["inference"], 900, prompt_tokens=800)  # 100 of it is the output cap

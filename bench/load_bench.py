@@ -223,6 +223,15 @@ def job_summary(url: str) -> dict[str, Any]:
     return {"jobs": counts, "span_s": float(span or 0), "attempts": int(attempts)}
 
 
+def dump_log(url: str, path: Path) -> None:
+    """The limiter's log (rate_reservations), for replaying its decisions offline."""
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
+        cursor = connection.execute("SELECT * FROM rate_reservations ORDER BY id")
+        names = [c.name for c in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    path.write_text(json.dumps(rows, default=str))
+
+
 def settled(url: str, total: int) -> bool:
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
         row = connection.execute(
@@ -341,6 +350,7 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
         time.sleep(1.0)  # let the statistics collector catch up
         commits = xact_commit(url) - commits_before
         summary = job_summary(url)
+        dump_log(url, run_dir / "rate_reservations.json")
         per_thread = bot_messages_per_thread(slack, thread_ts)
         status_calls = [c for c in slack.all_calls() if c.method == "assistant.threads.setStatus"]
         waiting_status = [c for c in status_calls if "ahead of yours" in json.dumps(c.params.get("loading_messages"))]

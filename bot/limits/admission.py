@@ -29,15 +29,24 @@ from bot.db.dialect import notify
 from bot.failures import JobStopped, Permanent
 from bot.limits.calibration import counted_tokens, prompt_scale
 from bot.limits.models import RateLimiterState, RateReservation, TokenUsage
-from bot.limits.slots import Call, RateLimits, View, next_slot, others_from_views, refunds_seen, usage_at
+from bot.limits.slots import (
+    Call,
+    RateLimits,
+    View,
+    awaiting_first_answer,
+    next_slot,
+    others_from_views,
+    refunds_seen,
+    usage_at,
+)
 
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "bot_limiter"  # an attachment was paused: calls booked on it may move
 MAX_PAUSE_SECONDS = 120.0
-# While no call of the last window has been answered (a cold start, after an idle spell, or a
-# new wave of calls), one call goes first: its answer brings the provider's view of what others
-# use now (another app may be using the attachment).
+# While no answer has come back in the last window (a cold start, or after an idle spell), one
+# call goes first: its answer brings the provider's view of what others use now (another app may
+# be using the attachment).
 # The others look again this often, for at most PROBE_WAIT_SECONDS (its process may have died).
 PROBE_RECHECK_SECONDS = 0.25
 PROBE_WAIT_SECONDS = 5.0
@@ -92,7 +101,6 @@ class _Option:
     name: str
     slot: float
     counted: int
-    probing: bool  # no answer in the last window and a call is out: look again soon
 
 
 class RateLimiter:
@@ -102,14 +110,17 @@ class RateLimiter:
         self.sessions = sessions
         self.limits = limits if isinstance(limits, dict) else {"inference": limits}
         self._paused = threading.Condition()
+        # One thread of this process at a time books: the others wait here, not for the state
+        # row's lock while each holds a pooled connection (40 job threads would hold 40).
+        self._booking = threading.Lock()
         self._pauses = 0  # pauses seen (this process's, and others' by NOTIFY)
         self._offset: tuple[float, float] | None = None
 
     # -- booking ------------------------------------------------------------------------
 
     def book(self, names: Sequence[str], tokens: int, prompt_tokens: int = 0) -> Booking:
-        """Book the earliest slot among ``names``' attachments (while they wait for a first answer
-        of the window, a slot a moment away, to look again). Raises RequestTooLarge when no
+        """Book the earliest slot among ``names``' attachments (while they wait for the first answer
+        after a quiet window, a slot a moment away, to look again). Raises RequestTooLarge when no
         window can ever hold the call."""
         return self._place(names, tokens, prompt_tokens, None)
 
@@ -119,7 +130,7 @@ class RateLimiter:
         one (``booking``) whose slot has come is marked sent if it still fits now, else moved to
         its new slot (on another attachment, if that one is paused or full)."""
         names = sorted(set(names))
-        with self.sessions.begin() as session:
+        with self._booking, self.sessions.begin() as session:
             paused = self._lock(session, names)
             now = db_epoch(session)
             options = []
@@ -180,15 +191,10 @@ class RateLimiter:
         others = others_from_views(calls, limits, now, refunds)
         not_before = paused_until if paused_until is not None and paused_until > now else None
         slot = next_slot(calls, limits, now, counted, refunds=refunds, others=others, not_before=not_before)
-        probes = [
-            c for c in calls if c.answered_at is None and c.sent_at is not None and c.sent_at > now - PROBE_WAIT_SECONDS
-        ]
-        since = now - limits.span
-        window_calls = [c for c in calls if c.start(now, limits.window_seconds) > since]
-        if probes and not any(c.answered_at is not None for c in window_calls):
-            # A first call of the window is out: its answer tells whether another app is busy here.
-            return _Option(name, max(slot, now + PROBE_RECHECK_SECONDS), counted, True)
-        return _Option(name, slot, counted, False)
+        if awaiting_first_answer(calls, limits, now, PROBE_WAIT_SECONDS):
+            # The first call is out: its answer tells whether another app is busy here.
+            return _Option(name, max(slot, now + PROBE_RECHECK_SECONDS), counted)
+        return _Option(name, slot, counted)
 
     def _lock(self, session: Session, names: list[str]) -> dict[str, float | None]:
         """Lock the attachments' state rows (in name order: no deadlock), creating missing ones."""

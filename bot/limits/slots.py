@@ -95,10 +95,13 @@ class Others:
     until: float
 
 
-def _counted_at(call: Call, moment: float, refunds: bool) -> int:
-    """What the provider had charged ``call`` at ``moment``: under refunds, a call answered after
-    that moment was still charged its ceiling (prompt + max_tokens, as Anthropic documents)."""
-    if refunds and call.answered_at is not None and call.answered_at > moment and call.ceiling is not None:
+def _counted_at(call: Call, moment: float, refunds: bool, margin: float) -> int:
+    """The least the provider can have charged ``call`` when a view sent at ``moment`` arrived:
+    under refunds, a call answered more than two margins after it was still charged its ceiling
+    (prompt + max_tokens, as Anthropic documents; the provider corrects it when the answer ends,
+    up to a margin before we record the answer, and the view arrived up to a margin after
+    ``moment``)."""
+    if refunds and call.answered_at is not None and call.answered_at > moment + 2 * margin and call.ceiling:
         return call.ceiling
     return charge(call, refunds)
 
@@ -151,11 +154,12 @@ def refunds_seen(calls: Sequence[Call], limits: RateLimits, now: float) -> bool:
 def others_from_views(calls: Sequence[Call], limits: RateLimits, now: float, refunds: bool) -> list[Others]:
     """What others use, from the views of the last window: the provider's count at a view minus
     ours it surely counted, held for a window after it. Calls sent within ``margin`` of the
-    first of them form a cluster (they may have reached the provider in any order): each view of
-    a cluster counts only itself of it, so it over-states others by the members that arrived
-    before it, and the cluster's smallest figure is the true one once every member has been
-    answered (until then the first to arrive may be missing: it is used only when no complete
-    cluster is). The newest figure holds until a window after the newest view."""
+    previous one form a cluster (a chain: any of them may have reached the provider before the
+    next), so every call a view cannot place is in its own cluster: each view counts at least
+    what others use, over-stating it by our calls of the cluster that arrived before it, and the
+    cluster's smallest figure, its first arrival's, is the true one once every member has been
+    answered (until then the first to arrive may be missing: an incomplete cluster is not used).
+    The newest figure holds until a window after the newest view."""
     result: list[Others] = []
     sent = sorted(
         (c for c in calls if (c.sent_at is not None and not c.refused) or c.view is not None),
@@ -164,7 +168,7 @@ def others_from_views(calls: Sequence[Call], limits: RateLimits, now: float, ref
     cluster: list[Call] = []
     for call in [*sent, None]:
         at = call.sent_at if call is not None and call.sent_at is not None else math.inf
-        if cluster and at - (cluster[0].sent_at or 0.0) > limits.margin_seconds:
+        if cluster and at - (cluster[-1].sent_at or 0.0) > limits.margin_seconds:
             figure = _cluster_others(cluster, calls, limits, now, refunds)
             if figure is not None:
                 result.append(figure)
@@ -179,6 +183,16 @@ def others_from_views(calls: Sequence[Call], limits: RateLimits, now: float, ref
     return [o for o in result if o.until > now]
 
 
+def awaiting_first_answer(calls: Sequence[Call], limits: RateLimits, now: float, patience: float) -> bool:
+    """True while no answer has come back in the last window (a cold start, or after an idle
+    spell) and a call sent less than ``patience`` ago is still out: the others wait for its answer,
+    which brings the provider's view of what others use now. An answer younger than a window
+    already tells it (its view holds for a window)."""
+    if any(c.answered_at is not None and c.answered_at > now - limits.span for c in calls):
+        return False
+    return any(c.answered_at is None and c.sent_at is not None and c.sent_at > now - patience for c in calls)
+
+
 def _view_others(call: Call, calls: Sequence[Call], limits: RateLimits, refunds: bool) -> tuple[int, int]:
     at = call.sent_at or 0.0
     ours = _ours_at(calls, at, limits, call)
@@ -188,12 +202,25 @@ def _view_others(call: Call, calls: Sequence[Call], limits: RateLimits, refunds:
         requests = max(0, limits.max_requests - view.remaining_requests - len(ours))
     if view.remaining_tokens is not None:
         used = limits.max_tokens - view.remaining_tokens
-        tokens = max(0, used - sum(_counted_at(c, at, refunds) for c in ours))
-        if tokens > 0 and not refunds:
-            # Someone else shows even with our answered calls at their ceilings; whether the provider
-            # refunded them is not known yet, so the others' part is counted as if it had (the most).
-            tokens = max(0, used - sum(_counted_at(c, at, True) for c in ours))
+        margin = limits.margin_seconds
+        tokens = max(0, used - sum(_counted_at(c, at, refunds, margin) for c in ours))
+        if tokens > 0 and not refunds and _someone_else(call, calls, limits):
+            # Someone else surely uses the attachment; whether the provider refunded our answered
+            # calls is not known yet, so the others' part is counted as if it had (the most).
+            tokens = max(0, used - sum(_counted_at(c, at, True, margin) for c in ours))
     return requests, tokens
+
+
+def _someone_else(viewed: Call, calls: Sequence[Call], limits: RateLimits) -> bool:
+    """The view counts more requests than ours the provider can have held at its arrival (any
+    sent within a margin of the window around it); fewer may be our own calls near its edges."""
+    view = viewed.view or View()
+    if view.remaining_requests is None:
+        return True  # no request count to tell: assume someone else (the safe side)
+    at = viewed.sent_at or 0.0
+    low, high = at - limits.window_seconds - limits.margin_seconds, at + limits.margin_seconds
+    possible = sum(1 for c in calls if not c.refused and c.sent_at is not None and low < c.sent_at <= high)
+    return limits.max_requests - view.remaining_requests > possible
 
 
 def _cluster_others(
@@ -316,6 +343,7 @@ __all__ = [
     "Others",
     "RateLimits",
     "View",
+    "awaiting_first_answer",
     "charge",
     "next_slot",
     "others_from_views",

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from bot.config import normalize_database_url
 from tests.e2e.conftest import Stack, build_stack, new_channel, wait_idle
 from tests.support import slack_requests as sr
-from tests.support.processes import SIGNING_SECRET, start_web, start_worker, wait_for
+from tests.support.processes import SIGNING_SECRET, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +25,14 @@ def cluster(request, tmp_path_factory) -> tuple[Stack, list[str]]:
         request,
         tmp_path_factory,
         "postgres",
+        webs=2,
+        workers=2,
         JOB_LEASE_SECONDS="3",
         JOB_MAX_ATTEMPTS="6",
         INFERENCE_TIMEOUT_SECONDS="2",
         BOT_APOLOGY_AFTER_SECONDS="4",
     )
-    second_web, second_url = start_web(stack.env, stack.log_dir, name="web-2")
-    stack.workers.append(start_worker(stack.env, stack.log_dir, name="worker-2"))
-    request.addfinalizer(lambda: second_web.stop() if second_web.proc.poll() is None else None)
-    return stack, [stack.url, second_url]
+    return stack, stack.urls
 
 
 def texts(stack: Stack, channel: str) -> list[str]:
@@ -112,7 +111,10 @@ def test_the_model_down_for_a_while_the_user_hears_back_and_nothing_is_lost(clus
         # Each hears it in its thread's one message, which the answer later replaces (#21).
         heard = lambda: all(any("not answering" in t for t in texts(stack, c)) for c in channels)  # noqa: E731
         assert wait_for(heard, timeout=30)
-        time.sleep(2)  # stay down a little longer: retries keep failing
+        # Stay down a little longer: until another try has failed after everyone heard.
+        retries = lambda: stack.logs().count("job retry ")  # noqa: E731
+        failed_before = retries()
+        wait_for(lambda: retries() > failed_before, timeout=30)
     finally:
         stack.inference.set_down(False)
     for n, channel in enumerate(channels):
@@ -170,8 +172,10 @@ def test_a_database_outage_fails_requests_cleanly_and_loses_no_acknowledged_even
     thread = threading.Thread(target=load)
     thread.start()
     try:
-        time.sleep(0.5)
-        for _ in range(3):  # kill every connection a few times while events arrive
+        sent = lambda: len(acknowledged) + len(failed)  # noqa: E731
+        wait_for(lambda: acknowledged, timeout=10)  # events arrive…
+        for _ in range(3):  # …and every connection is killed a few times meanwhile
+            sent_before = sent()
             with admin.connect() as connection:
                 connection.execute(
                     text(
@@ -180,7 +184,7 @@ def test_a_database_outage_fails_requests_cleanly_and_loses_no_acknowledged_even
                     ),
                     {"db": database},
                 )
-            time.sleep(0.4)
+            wait_for(lambda n=sent_before: sent() >= n + 3, timeout=10)  # a few events after each kill
     finally:
         stop.set()
         thread.join(30)
@@ -191,7 +195,7 @@ def test_a_database_outage_fails_requests_cleanly_and_loses_no_acknowledged_even
         assert wait_for(lambda c=channel: texts(stack, c), timeout=60), f"acknowledged event in {channel} lost"
     wait_idle(stack, timeout=60)
     assert all(len(texts(stack, channel)) == 1 for channel in acknowledged)
-    for process in [stack.web, *stack.workers]:
+    for process in stack.processes():
         assert process.proc.poll() is None, "a process died"
 
 

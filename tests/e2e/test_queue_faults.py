@@ -1,5 +1,6 @@
 """The queue under faults, with the real processes: killed and stopped workers, a busy or
-absent model. Every mention gets exactly one answer, and nobody waits in silence."""
+absent model. Every mention gets exactly one answer, and nobody waits in silence. (A job held back
+by the limits: tests/scenario/test_queue_faults.py, in one process.)"""
 
 from __future__ import annotations
 
@@ -11,33 +12,14 @@ from sqlalchemy import create_engine, text
 
 from bot.config import normalize_database_url
 from tests.e2e.conftest import build_stack, new_channel, wait_idle
+from tests.scenario.test_queue_faults import FAST, bot_texts
 from tests.support import slack_requests as sr
 from tests.support.processes import start_worker, wait_for
-
-FAST = {
-    "JOB_LEASE_SECONDS": "3",
-    "JOB_MAX_ATTEMPTS": "3",
-    "BOT_QUEUED_NOTICE_SECONDS": "1",
-    "BOT_APOLOGY_AFTER_SECONDS": "3",
-}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def stack(request, tmp_path_factory):
     return build_stack(request, tmp_path_factory, request.param, **FAST)
-
-
-def bot_texts(stack, channel: str) -> list[str]:
-    return [stack.slack.text_of(channel, m["ts"]) for m in stack.slack.bot_messages(channel)]
-
-
-def statuses(stack, channel: str) -> list[str]:
-    """What the thread's status line said (assistant.threads.setStatus), rotating messages included."""
-    return [
-        f"{c.params.get('status')} {c.params.get('loading_messages')}"
-        for c in stack.slack.calls_to("assistant.threads.setStatus")
-        if c.params.get("channel_id") == channel
-    ]
 
 
 def job_statuses(stack) -> dict[int, str]:
@@ -119,26 +101,3 @@ def test_out_of_attempts_the_user_is_told_and_the_job_is_kept(stack):
         stack.logs()[-2000:]
     )
     assert "dead" in job_statuses(stack).values()
-
-
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_a_job_held_back_by_the_limits_says_so_in_the_status_and_answers_in_one_message(
-    request, tmp_path_factory, kind
-):
-    limited = build_stack(
-        request,
-        tmp_path_factory,
-        kind,
-        INFERENCE_MAX_REQUESTS_PER_MINUTE="1",
-        INFERENCE_RATE_WINDOW_SECONDS="4",
-        **FAST,
-    )
-    first, second = new_channel(), new_channel()
-    limited.post_event(sr.app_mention("<@UBOT> first", channel=first))
-    assert wait_for(lambda: bot_texts(limited, first), timeout=10)
-    limited.post_event(sr.app_mention("<@UBOT> second", channel=second))
-    assert wait_for(lambda: any("second" in t for t in bot_texts(limited, second)), timeout=20)
-    texts = bot_texts(limited, second)
-    assert len(texts) == 1  # no "queued" note beside the answer
-    assert any("Waiting for the model" in t for t in statuses(limited, second)), statuses(limited, second)
-    assert len(limited.inference.requests) == 2 and limited.inference.rejected_429 == 0

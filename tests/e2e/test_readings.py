@@ -9,6 +9,7 @@ or inside a stream is told once and sent at most twice; ten large screenshots un
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import uuid
@@ -24,7 +25,6 @@ from tests.scenario.test_agent import _tool_then_answer
 from tests.scenario.test_conversations import bot_messages, finished_replies, requests_mentioning
 from tests.scenario.test_moderation import decided, new_file, post_image, prepare, verdict_model
 from tests.support import slack_requests as sr
-from tests.support.processes import start_worker
 
 WATCHED = "CWATCHREAD"
 REPORTS = "CREPORTSREAD"
@@ -36,13 +36,13 @@ def stack(request, tmp_path_factory):
         request,
         tmp_path_factory,
         "postgres",
+        workers=2,  # two dynos
         MODERATION_CHANNELS=WATCHED,
         MODERATION_REPORT_CHANNEL=REPORTS,
         BOT_MAX_FILE_BYTES=str(8_000_000),
         INFERENCE_MAX_REQUESTS_PER_MINUTE="100000",
         MODERATION_ALLOW_REACTION="white_check_mark",
     )
-    stack.workers.append(start_worker(stack.env, stack.log_dir, name="worker2"))  # two dynos
     return prepare(stack)
 
 
@@ -220,6 +220,7 @@ def test_a_400_is_told_once_with_the_reason_and_sent_at_most_twice(fresh, shape,
     assert len(requests_mentioning(fresh, question)) <= 2
 
 
+@functools.cache  # ~0.5 s of CPU each; the 413 test asks about the first five again
 def screenshot(seed: int, width: int = 1500, height: int = 1000) -> bytes:
     """A large, noisy PNG screenshot (under BOT_MAX_FILE_BYTES): about 4.5 MB of base64 even
     after the bot scales it to Claude's 1.15 megapixels, so ten of them are far over 20 MB."""

@@ -40,6 +40,24 @@ def test_beyond_the_request_limit_a_call_is_booked_a_window_later(sessions):
     assert 29.9 < booking.slot - first.sent_at <= 30.01  # when the first call leaves the window
 
 
+def test_the_first_call_goes_alone_after_a_quiet_window_and_a_new_wave_does_not(sessions):
+    limiter = RateLimiter(sessions, RateLimits(max_requests=100, max_tokens=10**6, window_seconds=2.0))
+    pool = ["inference"]
+    first = limiter.acquire(pool, 1)  # a cold start: it goes, and brings the provider's view
+    waiting = limiter.book(pool, 1)
+    assert waiting.slot >= first.sent_at + 0.2  # the others look again until it is answered
+    limiter.forget(waiting)
+    time.sleep(1.0)
+    _answer(limiter, first)
+    time.sleep(1.3)  # the first call has left the window; its answer is younger than one
+    out = limiter.acquire(pool, 1)
+    assert limiter.acquire(pool, 1).waited_seconds < 0.2  # a new wave goes at once while ``out`` is out
+    _answer(limiter, out)
+    time.sleep(2.3)  # a quiet window: no answer in the last one
+    alone = limiter.acquire(pool, 1)
+    assert limiter.book(pool, 1).slot >= alone.sent_at + 0.2
+
+
 def test_an_answer_shrinks_a_call_to_its_ceiling_and_frees_the_rest(sessions):
     limiter = RateLimiter(sessions, RateLimits(max_requests=100, max_tokens=1000, window_seconds=30))
     booking = limiter.acquire(["inference"], 900, prompt_tokens=800)  # 100 of it is the output cap
@@ -105,6 +123,50 @@ def test_concurrent_bookings_never_exceed_the_window(sessions):
     assert len(sent) == 40
     assert _max_in_any_window(sent, window) <= 15
     assert time.monotonic() - started >= 2 * window * 0.9  # 41 requests at 15 per window
+
+
+def test_threads_booking_at_once_hold_one_connection_not_one_each(sessions):
+    # A worker runs WORKER_CONCURRENCY job threads; if each waited for the state row's lock
+    # holding a pooled connection, 2 workers x 40 would use most of a database's connections.
+    from sqlalchemy import event
+
+    engine = sessions.kw["bind"]
+    held, peak, guard = 0, 0, threading.Lock()
+
+    def checkout(*_):
+        nonlocal held, peak
+        with guard:
+            held += 1
+            peak = max(peak, held)
+
+    def checkin(*_):
+        nonlocal held
+        with guard:
+            held -= 1
+
+    limiter = RateLimiter(sessions, RateLimits(max_requests=1000, max_tokens=10**7, window_seconds=30))
+    _answer(limiter, limiter.acquire(["inference"], 1))  # answered: later calls need not wait for a first
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "checkin", checkin)
+    start, errors = threading.Barrier(12), []
+
+    def caller():
+        try:
+            start.wait(timeout=10)
+            for _ in range(3):
+                limiter.book(["inference"], 1)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=caller) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    event.remove(engine, "checkout", checkout)
+    event.remove(engine, "checkin", checkin)
+    assert not errors
+    assert peak == 1
 
 
 def _acquire_in_process(url: str, count: int, queue) -> None:

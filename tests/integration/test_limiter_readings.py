@@ -123,8 +123,16 @@ def test_headers_that_stop_mid_run_leave_the_limiter_on_its_own_accounting(pg_se
     assert elapsed < 8 * WINDOW + 3  # 4 a window under "reserved": no half capacity after the headers stop
 
 
-def test_another_app_on_the_attachment_is_seen_in_the_headers(pg_sessions):
-    server = fake(accounting="corrected")
+@pytest.mark.parametrize(
+    ("accounting", "lead"),
+    [
+        pytest.param("corrected", WINDOW + 0.2, id="corrected-in-full-swing"),
+        pytest.param("corrected", 0.0, id="corrected-starting-with-the-calls"),
+        pytest.param("reserved", WINDOW + 0.2, id="reserved-in-full-swing"),
+    ],
+)
+def test_another_app_on_the_attachment_is_seen_in_the_headers(pg_sessions, accounting, lead):
+    server = fake(accounting=accounting)
     stop = threading.Event()
 
     def other_app():  # two requests of every window, which we never see but in the headers
@@ -134,7 +142,7 @@ def test_another_app_on_the_attachment_is_seen_in_the_headers(pg_sessions):
     thread = threading.Thread(target=other_app, daemon=True)
     thread.start()
     try:
-        time.sleep(WINDOW + 0.2)  # in full swing
+        time.sleep(lead)
         completions = run_calls(pool_of(pg_sessions, [server]), 16)
     finally:
         stop.set()

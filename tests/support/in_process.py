@@ -110,6 +110,10 @@ class InProcessStack:
     def logs(self) -> str:
         return self.capture.text()
 
+    def browser(self, **options: Any) -> httpx.Client:
+        """A client of its own (no cookies shared with ``http``), as a person's browser would be."""
+        return httpx.Client(transport=httpx.WSGITransport(app=self.web), base_url=self.url, **options)
+
 
 def build_in_process_stack(request, tmp_path_factory, kind: str, **env_overrides: str) -> InProcessStack:
     """Like tests.e2e.conftest.build_stack (same settings, same overrides), in this process."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import socket
@@ -16,6 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
 INFERENCE_KEY = "inference-test-key"
+# A deadline, not a wait: a process is ready in ~2 s on a quiet machine, but its imports can take
+# ten times as long when every core is busy (2 cores shared by several test runs).
+START_TIMEOUT = 60.0
 
 
 def free_port() -> int:
@@ -72,18 +76,47 @@ class BotProcess:
 
     def stop(self, timeout: float = 30.0) -> int | None:
         self.signal(signal.SIGTERM)
+        return self.finish(timeout)
+
+    def finish(self, timeout: float = 30.0) -> int | None:
+        """After a SIGTERM: wait for the exit (SIGKILL after ``timeout``) and close the log."""
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.signal(signal.SIGKILL)
             self.proc.wait(5)
-        self._log.close()
+        self._log.close()  # closing twice is allowed
         return self.proc.returncode
 
     def kill(self) -> None:
         self.signal(signal.SIGKILL)
         self.proc.wait(5)
         self._log.close()
+
+
+def start_together(*starts):
+    """Run the start functions side by side (each waits for its own process to be ready): a stack's
+    processes import and connect at the same time. If one fails, the others' processes are killed."""
+    with concurrent.futures.ThreadPoolExecutor(len(starts)) as pool:
+        futures = [pool.submit(start) for start in starts]
+    failed = [future.exception() for future in futures if future.exception() is not None]
+    if failed:
+        for future in futures:
+            if future.exception() is None:
+                result = future.result()
+                for process in result if isinstance(result, tuple) else [result]:
+                    if isinstance(process, BotProcess):
+                        process.kill()
+        raise failed[0]
+    return [future.result() for future in futures]
+
+
+def kill_all(processes: list[BotProcess]) -> None:
+    """SIGKILL to every process (and its children) still running; their logs are closed."""
+    for process in processes:
+        process.signal(signal.SIGKILL)
+    for process in processes:
+        process.finish(5)
 
 
 def start_web(env: dict[str, str], log_dir: Path, name: str = "web") -> tuple[BotProcess, str]:
@@ -108,7 +141,7 @@ def start_web(env: dict[str, str], log_dir: Path, name: str = "web") -> tuple[Bo
 
 def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> BotProcess:
     process = BotProcess([sys.executable, "-m", "bot.cli", "worker"], env, log_dir / f"{name}.log")
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if "worker started" in process.output():
             return process
@@ -118,7 +151,7 @@ def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> Bo
     raise RuntimeError(f"worker did not start: {process.output()}")
 
 
-def wait_healthy(url: str, process: BotProcess, timeout: float = 30) -> None:
+def wait_healthy(url: str, process: BotProcess, timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.proc.poll() is not None:

@@ -9,7 +9,8 @@ import uuid
 
 # The settings every stack starts with; a module's overrides come on top.
 STACK_SETTINGS = {
-    "WEB_CONCURRENCY": "2",
+    "WEB_CONCURRENCY": "1",  # one gunicorn worker: a second is one more process to start, and tests
+    # that are about two web processes start a second `bot web` (tests/e2e/test_fault_suite.py)
     "WORKER_CONCURRENCY": "4",
     "JOB_LEASE_SECONDS": "10",
     "INFERENCE_MAX_OUTPUT_TOKENS": "4096",

@@ -11,6 +11,7 @@ from bot.limits.slots import (
     Others,
     RateLimits,
     View,
+    awaiting_first_answer,
     charge,
     next_slot,
     others_from_views,
@@ -111,3 +112,78 @@ def test_others_are_added_to_the_window_until_their_view_expires():
     held = [Others(requests=9, tokens=0, until=105.0)]
     assert next_slot([], limits, 100.0, 1, others=held) == 100.0  # 9 + 1 fits
     assert next_slot([sent(99.0)], limits, 100.0, 1, others=held) == 105.0  # until the view expires
+
+
+def test_views_of_a_chain_of_calls_each_within_a_margin_of_the_previous_form_one_cluster():
+    limits = RateLimits(max_requests=40, max_tokens=10**6, window_seconds=6.0, margin_seconds=0.1)
+    # Sent 80 ms apart (the chain spans 160 ms), they reached the provider in the order a, b, c,
+    # with 5 others there. c cannot place b (sent within a margin before it): on its own c's view
+    # says 6 others; one cluster with a and b, the smallest figure is the true one.
+    a = answered(1.00, ceiling=10, used=10, view=View(40 - 5 - 1, None))
+    b = answered(1.08, ceiling=10, used=10, view=View(40 - 5 - 2, None))
+    c = answered(1.16, ceiling=10, used=10, view=View(40 - 5 - 3, None))
+    [others] = others_from_views([a, b, c], limits, 3.0, refunds=False)
+    assert (others.requests, others.until) == (5, 1.16 + 6.1)
+    # A call sent more than a margin after the previous one starts a new cluster.
+    d = answered(1.30, ceiling=10, used=10, view=View(40 - 5 - 4, None))
+    assert [o.requests for o in others_from_views([a, b, c, d], limits, 3.0, refunds=False)] == [5, 5]
+
+
+@pytest.mark.parametrize(
+    ("answered_after_view", "others_tokens"),
+    [
+        (0.05, 800),  # answered within two margins of the view: the provider may have refunded it
+        (0.15, 800),
+        (0.25, 0),  # answered later: the provider still charged its ceiling at the view
+    ],
+)
+def test_under_refunds_a_call_answered_around_a_view_counts_the_least_it_can_have_been_charged(
+    answered_after_view, others_tokens
+):
+    limits = RateLimits(max_requests=40, max_tokens=10_000, window_seconds=6.0, margin_seconds=0.1)
+    at = 5.0
+    earlier = sent(1.0, 1000, ceiling=1000, used=200, answered_at=at + answered_after_view)
+    # The provider counted 1,100 tokens: the earlier call at its ceiling and the viewed call (100).
+    viewed = sent(at, 100, ceiling=100, used=100, answered_at=at + 1.0, view=View(None, 10_000 - 1100))
+    [others] = others_from_views([earlier, viewed], limits, at + 2.0, refunds=True)
+    assert others.tokens == others_tokens
+
+
+@pytest.mark.parametrize(
+    ("edge_call", "expected_tokens"),
+    [
+        # One request more than ours surely held, and one of ours sent right at the window's far
+        # edge: it may be ours, still held, so the tokens beyond our ceilings are all it counts.
+        (True, 1000),
+        # One request more than ours can have been: someone else surely uses the attachment; with
+        # refunds not seen, its tokens count as if ours had been refunded (the most they can be).
+        (False, 1000 + 2 * (1000 - 200)),
+    ],
+)
+def test_tokens_count_as_if_refunded_only_when_someone_else_surely_shows(edge_call, expected_tokens):
+    limits = RateLimits(max_requests=40, max_tokens=100_000, window_seconds=6.0, margin_seconds=0.1)
+    at = 10.0
+    calls = [answered(t, ceiling=1000, used=200, after=0.5) for t in (8.0, 9.0)]
+    if edge_call:  # sent 5.95 s before the view: the provider may or may not still hold it
+        calls.append(answered(at - 5.95, ceiling=1000, used=200, after=0.5))
+    # The viewed call (1,000) and our two answered ones at their ceilings, and one more request of 1,000.
+    viewed = answered(at, ceiling=1000, used=200, after=1.0, view=View(40 - 4, 100_000 - 4000))
+    figures = others_from_views([*calls, viewed], limits, at + 2.0, refunds=False)
+    assert (figures[-1].requests, figures[-1].tokens) == (1, expected_tokens)
+
+
+@pytest.mark.parametrize(
+    ("calls", "now", "expected"),
+    [
+        ([], 10.0, False),  # nothing out
+        ([sent(9.5)], 10.0, True),  # a cold start: the first call is out, nothing answered yet
+        ([sent(2.0)], 10.0, False),  # out for longer than the patience (5 s): its process may be dead
+        # An answer came back within the last window: the next wave goes at once.
+        ([answered(1.0, ceiling=10, used=10, after=3.0), sent(9.5)], 10.0, False),
+        # The last answer is older than a window (an idle spell): the first call goes alone again.
+        ([answered(1.0, ceiling=10, used=10, after=0.5), sent(9.5)], 10.0, True),
+    ],
+)
+def test_the_first_call_goes_alone_only_when_no_answer_came_back_in_the_last_window(calls, now, expected):
+    limits = RateLimits(max_requests=40, max_tokens=10**6, window_seconds=6.0, margin_seconds=0.1)
+    assert awaiting_first_answer(calls, limits, now, patience=5.0) is expected

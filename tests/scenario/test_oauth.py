@@ -1,6 +1,8 @@
-"""OAuth mode end to end: two workspaces install through /slack/install and /slack/oauth_redirect
-(the token exchange goes to the fake Slack), each is answered with its own token and sees only
-its own history, and uninstalling one deletes its tokens and everything stored for it."""
+"""OAuth mode end to end, in one process (tests.support.in_process): two workspaces install through
+/slack/install and /slack/oauth_redirect (the token exchange goes to the fake Slack), each is
+answered with its own token and sees only its own history, and uninstalling one deletes its
+tokens and everything stored for it. (It ran against gunicorn and a worker process in tests/e2e;
+nothing here is about the process boundary.)"""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bot.config import normalize_database_url
-from tests.e2e.conftest import build_stack, wait_idle
 from tests.fakes.slack import next_ts
 from tests.support import slack_requests as sr
+from tests.support.in_process import build_in_process_stack as build_stack
 from tests.support.processes import SIGNING_SECRET, wait_for
+from tests.support.stacks import wait_idle
 
 CLIENT_ID = "1111.2222"
 CLIENT_SECRET = "oauth-client-secret"
@@ -50,7 +53,7 @@ def install(stack, team_id: str) -> None:
         bot_user_id=workspace["bot_user"],
         bot_id=workspace["bot_id"],
     )
-    with httpx.Client(base_url=stack.url, timeout=10) as browser:
+    with stack.browser(timeout=10) as browser:
         page = browser.get("/slack/install")
         assert page.status_code == 200, page.text
         authorize_url = unescape(re.search(r'href="(https://slack.com/oauth/v2/authorize[^"]+)"', page.text).group(1))
@@ -76,7 +79,7 @@ def post_event(stack, team_id: str, event: dict) -> httpx.Response:
             }
         ],
     )
-    return sr.post_signed(f"{stack.url}/slack/events", body, SIGNING_SECRET)
+    return sr.post_signed(f"{stack.url}/slack/events", body, SIGNING_SECRET, client=stack.http)
 
 
 def count(stack, sql: str, **params) -> int:

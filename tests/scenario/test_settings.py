@@ -1,7 +1,8 @@
-"""Channel settings (#25) end to end: signed requests → web (gunicorn) → queue → worker → fakes,
-on SQLite and PostgreSQL. `/settings` changes a channel's instructions and tools for its answers
-only, and the App Home's Edit button opens the modal from the web process's lazy listener
-within the trigger's 3 seconds."""
+"""Channel settings (#25) end to end, in one process (tests.support.in_process): signed requests →
+web app → queue → worker → fakes, on SQLite and PostgreSQL. `/settings` changes a channel's
+instructions and tools for its answers only, and the App Home's Edit button opens the modal from
+the web app's lazy listener within the trigger's 3 seconds. (It ran against gunicorn and a worker
+process in tests/e2e; nothing here is about the process boundary.)"""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import time
 import uuid
 
 from bot.channel_settings.views import EDIT_ACTION
-from tests.e2e.conftest import new_channel, wait_idle
 from tests.support import slack_requests as sr
 from tests.support.processes import wait_for
+from tests.support.stacks import new_channel, wait_idle
 
 ADMIN = "UADMINE2E"
 

@@ -510,6 +510,7 @@ class FakeInference:
         self._changed = threading.Condition(self._lock)
         self._failures: deque[_Failure] = deque()
         self._hangs: deque[_Hang] = deque()
+        self._hanging: set[threading.Event] = set()  # hangs in progress (end_hangs ends them)
         self._stream_errors: deque[_StreamError] = deque()
         self._stopping = threading.Event()
         self._server_lock = threading.Lock()  # serialises start/stop/set_down
@@ -528,6 +529,7 @@ class FakeInference:
     def stop(self) -> None:
         with self._server_lock:
             self._stopping.set()  # wakes hung and slow handlers
+            self.end_hangs()
             self._close_listener()
 
     def __enter__(self) -> FakeInference:
@@ -597,11 +599,21 @@ class FakeInference:
 
     def hang_next(self, seconds: float, times: int = 1, *, after_chunks: int = 0) -> None:
         """Accept (and charge) the next ``times`` admitted requests, then send nothing for
-        ``seconds`` and close the connection. With ``after_chunks``, a streaming answer first
-        sends that many chunks (a stream that stalls midway)."""
+        ``seconds`` (or until :meth:`end_hangs`) and close the connection. With ``after_chunks``,
+        a streaming answer first sends that many chunks (a stream that stalls midway)."""
         with self._lock:
             for _ in range(times):
                 self._hangs.append(_Hang(seconds, after_chunks))
+
+    def end_hangs(self) -> int:
+        """End the hangs in progress now, as if their seconds had passed (the connection is
+        closed without the rest of the answer); how many there were. A test that stalls a call
+        to act while it is in flight ends the stall when done, instead of waiting it out."""
+        with self._lock:
+            hanging = list(self._hanging)
+        for ended in hanging:
+            ended.set()
+        return len(hanging)
 
     def reset_script(self) -> None:
         """Forget scripted behaviour (queued failures, hangs and stream errors, usage and 429
@@ -938,7 +950,15 @@ class FakeInference:
             self._send_json(handler, failure.status, body, failure.headers)
 
     def _hang_up(self, handler: _Handler, seconds: float) -> None:
-        self._stopping.wait(seconds)
+        ended = threading.Event()
+        with self._lock:
+            self._hanging.add(ended)
+        try:
+            if not self._stopping.is_set():  # stop() sets it before it ends the hangs it sees
+                ended.wait(seconds)
+        finally:
+            with self._lock:
+                self._hanging.discard(ended)
         handler.close_connection = True
 
     def _send_stream(

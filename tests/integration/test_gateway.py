@@ -8,6 +8,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from bot.inference import gateway as gateway_module
 from bot.inference.client import InferenceClient
 from bot.inference.errors import RetryableError
 from bot.inference.gateway import CallContext, ModelGateway, OverBudget
@@ -100,7 +101,10 @@ def test_every_call_is_streamed(sessions, fake):
     assert fake.requests[-1].body["stream"] is True
 
 
-def test_a_429_event_before_any_text_is_retried_inside_the_gateway(sessions, fake):
+def test_a_429_event_before_any_text_is_retried_inside_the_gateway(sessions, fake, monkeypatch):
+    # An error event says nothing about when to come back: the gateway pauses its default (5 s
+    # in production), shortened here; how long it is does not matter to this test.
+    monkeypatch.setattr(gateway_module, "DEFAULT_PAUSE_SECONDS", 0.5)
     fake.responder = lambda body: {"content": "All of it."}
     fake.error_mid_stream_next(after_chunks=1, error=RATE_LIMIT_EVENT)  # only the opening chunk: no text
     shown: list[str] = []
@@ -121,10 +125,13 @@ def test_a_failure_after_text_was_shown_goes_to_the_job_and_nothing_is_shown_twi
 
 
 def test_a_429_with_only_x_ratelimit_headers_is_waited_out_by_their_reset(sessions):
-    # Heroku's headers without Retry-After: x-ratelimit-reset-requests ("1s") says when to come back.
-    with FakeInference(api_key=KEY, max_requests=1, window=1.0) as limited:
+    # Heroku's headers without Retry-After: x-ratelimit-reset-requests ("3s") says when to come back.
+    # The fake's window is 3 s (room for a slow machine between the two apps' requests) and the
+    # gateway is told the same window: it holds what others use for one window after their view.
+    window = 3.0
+    with FakeInference(api_key=KEY, max_requests=1, window=window) as limited:
         limited.retry_after_header = False
-        gw = gateway(sessions, limited)
+        gw = gateway(sessions, limited, limits=RateLimits(max_requests=100, max_tokens=100_000, window_seconds=window))
         # Another app spends the window (the gateway, having seen no response yet, cannot know).
         with InferenceClient(limited.url, KEY, "claude-4-5-haiku") as other_app:
             other_app.complete(BODY)

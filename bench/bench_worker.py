@@ -113,11 +113,26 @@ class ObservedClient(InferenceClient):
         self.limiter = limiter
 
     def complete(self, body: Mapping[str, Any], *, prompt_caching: bool = True) -> Completion:
+        return self._observed(lambda: super(ObservedClient, self).complete(body, prompt_caching=prompt_caching))
+
+    def stream(
+        self,
+        body: Mapping[str, Any],
+        *,
+        on_text: Callable[[str], None] | None = None,
+        prompt_caching: bool = True,
+    ) -> Completion:
+        # The gateway streams every call: observing complete() alone counted nothing.
+        return self._observed(
+            lambda: super(ObservedClient, self).stream(body, on_text=on_text, prompt_caching=prompt_caching)
+        )
+
+    def _observed(self, send: Callable[[], Completion]) -> Completion:
         ticket = getattr(self.limiter.last_ticket, "value", None)
         self.gauge.enter(time.time() - ticket.sent_at if ticket and ticket.sent_at else None)
         rate_limited = False
         try:
-            return super().complete(body, prompt_caching=prompt_caching)
+            return send()
         except RateLimitedError:
             rate_limited = True
             raise

@@ -110,6 +110,9 @@ class RateLimiter:
         self.sessions = sessions
         self.limits = limits if isinstance(limits, dict) else {"inference": limits}
         self._paused = threading.Condition()
+        # One thread of this process at a time books: the others wait here, not for the state
+        # row's lock while each holds a pooled connection (40 job threads would hold 40).
+        self._booking = threading.Lock()
         self._pauses = 0  # pauses seen (this process's, and others' by NOTIFY)
         self._offset: tuple[float, float] | None = None
 
@@ -127,7 +130,7 @@ class RateLimiter:
         one (``booking``) whose slot has come is marked sent if it still fits now, else moved to
         its new slot (on another attachment, if that one is paused or full)."""
         names = sorted(set(names))
-        with self.sessions.begin() as session:
+        with self._booking, self.sessions.begin() as session:
             paused = self._lock(session, names)
             now = db_epoch(session)
             options = []

@@ -1,7 +1,8 @@
 """A running bot for end-to-end tests: gunicorn web + worker processes, fake Slack and fake
-inference over real HTTP, on SQLite and on PostgreSQL. One stack per module; tests use
-fresh channels so they do not see each other's messages. The same stack in one process, for tests
-whose point is not the process boundary: tests.support.in_process (tests/scenario)."""
+inference over real HTTP, on SQLite and on PostgreSQL. A module builds its stack once (a
+module-scoped fixture); tests use fresh channels so they do not see each other's messages. The
+same stack in one process, for tests whose point is not the process boundary:
+tests.support.in_process (tests/scenario)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.fakes.inference import FakeInference
 from tests.fakes.slack import FakeSlack
@@ -19,10 +19,10 @@ from tests.support.processes import (
     SIGNING_SECRET,
     BotProcess,
     bot_env,
+    kill_all,
     start_together,
     start_web,
     start_worker,
-    stop_all,
 )
 from tests.support.stacks import STACK_SETTINGS, stack_database
 from tests.support.stacks import new_channel as new_channel  # the e2e modules import these from here
@@ -80,20 +80,7 @@ def build_stack(
     )
     [(web, url), *more_webs] = started[:webs]
     stack = Stack(url, slack, inference, env, database_url, log_dir, web, list(started[webs:]), more_webs)
-    request.addfinalizer(lambda: stop_all(stack.processes()))
+    # Killed, not stopped: nothing is asserted about a stack's exit, and a graceful one waits for
+    # gunicorn's workers and the worker's drain (seconds each). Tests of SIGTERM stop theirs themselves.
+    request.addfinalizer(lambda: kill_all(stack.processes()))
     return stack
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def stack(request, tmp_path_factory) -> Stack:
-    return build_stack(request, tmp_path_factory, request.param)
-
-
-@pytest.fixture
-def fresh(stack):
-    """The stack with its fakes' scripts reset for this test (recorded calls are kept)."""
-    from tests.fakes.inference import echo_responder
-
-    stack.inference.reset_script()
-    stack.inference.responder = echo_responder
-    yield stack

@@ -1,5 +1,6 @@
 """Operating the bot: logs without secrets, /healthz, /setup, `bot stats`, Socket Mode,
-`bot serve` without Slack, and `bot chat` through a pipe."""
+`bot serve` without Slack, and `bot chat` through a pipe. (The settings `bot chat` sets:
+tests/scenario/test_chat.py, in one process.)"""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def secret_stack(request, tmp_path_factory):
     )
 
 
-def run_cli(env: dict, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+# A deadline: `bot chat` answers in seconds, but took over 60 s with every core busy (-n 4 on 2 cores).
+def run_cli(env: dict, *args: str, stdin: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
         env=env,
@@ -117,7 +119,9 @@ def test_info_logs_have_ids_durations_and_token_counts_but_no_secrets_or_text(se
 
 
 def test_web_without_slack_serves_health_and_setup_only(tmp_path, sqlite_url):
-    env = bot_env(sqlite_url, INFERENCE_URL="http://127.0.0.1:9", SLACK_BOT_TOKEN="", SLACK_SIGNING_SECRET="")
+    env = bot_env(
+        sqlite_url, INFERENCE_URL="http://127.0.0.1:9", SLACK_BOT_TOKEN="", SLACK_SIGNING_SECRET="", WEB_CONCURRENCY="1"
+    )
     web, url = start_web(env, tmp_path)
     try:
         assert httpx.get(f"{url}/setup", timeout=5).status_code == 200
@@ -200,16 +204,3 @@ def test_chat_through_a_pipe_answers_and_keeps_history(tmp_path, database_url):
         fresh = run_cli(env, "chat", stdin="a brand new topic\n")
         assert "my favourite colour is teal" not in json.dumps(inference.requests[-1][2])
         assert fresh.returncode == 0
-
-
-def test_chat_follows_the_workspace_defaults_it_sets(database_url):
-    with FakeInference(api_key=INFERENCE_KEY) as inference:
-        env = bot_env(database_url, INFERENCE_URL=inference.url, SLACK_BOT_TOKEN="", SLACK_SIGNING_SECRET="")
-        lines = "/settings instructions Speak like a lighthouse keeper.\n/settings tools teleport\nhello\n/settings\n"
-        chat = run_cli(env, "chat", stdin=lines)
-        assert chat.returncode == 0, chat.stderr
-        assert "Unknown tool: teleport." in chat.stdout and "Usage: /settings tools" in chat.stdout
-        assert "*instructions*: “Speak like a lighthouse keeper.” — _set here, by <@ULOCAL>" in chat.stdout
-        [request] = [r.body for r in inference.requests if isinstance(r.body, dict)]
-        system = request["messages"][0]["content"]
-        assert system.endswith("Speak like a lighthouse keeper.")

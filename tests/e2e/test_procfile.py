@@ -23,7 +23,7 @@ def test_release_then_web_and_worker_start_cleanly_on_postgres(postgres_admin_ur
     # Heroku's DATABASE_URL form.
     database_url = _with_database(postgres_admin_url, name).replace("postgresql+psycopg://", "postgres://")
     port = free_port()
-    env = bot_env(database_url, PORT=str(port), INFERENCE_URL="http://127.0.0.1:9", WEB_CONCURRENCY="2")
+    env = bot_env(database_url, PORT=str(port), INFERENCE_URL="http://127.0.0.1:9", WEB_CONCURRENCY="1")
     processes = procfile()
     assert set(processes) == {"release", "web", "worker"}
 

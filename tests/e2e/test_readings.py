@@ -9,6 +9,7 @@ or inside a stream is told once and sent at most twice; ten large screenshots un
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import uuid
@@ -219,6 +220,7 @@ def test_a_400_is_told_once_with_the_reason_and_sent_at_most_twice(fresh, shape,
     assert len(requests_mentioning(fresh, question)) <= 2
 
 
+@functools.cache  # ~0.5 s of CPU each; the 413 test asks about the first five again
 def screenshot(seed: int, width: int = 1500, height: int = 1000) -> bytes:
     """A large, noisy PNG screenshot (under BOT_MAX_FILE_BYTES): about 4.5 MB of base64 even
     after the bot scales it to Claude's 1.15 megapixels, so ten of them are far over 20 MB."""

@@ -125,6 +125,50 @@ def test_concurrent_bookings_never_exceed_the_window(sessions):
     assert time.monotonic() - started >= 2 * window * 0.9  # 41 requests at 15 per window
 
 
+def test_threads_booking_at_once_hold_one_connection_not_one_each(sessions):
+    # A worker runs WORKER_CONCURRENCY job threads; if each waited for the state row's lock
+    # holding a pooled connection, 2 workers x 40 would use most of a database's connections.
+    from sqlalchemy import event
+
+    engine = sessions.kw["bind"]
+    held, peak, guard = 0, 0, threading.Lock()
+
+    def checkout(*_):
+        nonlocal held, peak
+        with guard:
+            held += 1
+            peak = max(peak, held)
+
+    def checkin(*_):
+        nonlocal held
+        with guard:
+            held -= 1
+
+    limiter = RateLimiter(sessions, RateLimits(max_requests=1000, max_tokens=10**7, window_seconds=30))
+    _answer(limiter, limiter.acquire(["inference"], 1))  # answered: later calls need not wait for a first
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "checkin", checkin)
+    start, errors = threading.Barrier(12), []
+
+    def caller():
+        try:
+            start.wait(timeout=10)
+            for _ in range(3):
+                limiter.book(["inference"], 1)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=caller) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    event.remove(engine, "checkout", checkout)
+    event.remove(engine, "checkin", checkin)
+    assert not errors
+    assert peak == 1
+
+
 def _acquire_in_process(url: str, count: int, queue) -> None:
     from bot.db.engine import make_engine, make_session_factory
 

@@ -85,7 +85,7 @@ class BotProcess:
         except subprocess.TimeoutExpired:
             self.signal(signal.SIGKILL)
             self.proc.wait(5)
-        self._log.close()
+        self._log.close()  # closing twice is allowed
         return self.proc.returncode
 
     def kill(self) -> None:
@@ -111,13 +111,12 @@ def start_together(*starts):
     return [future.result() for future in futures]
 
 
-def stop_all(processes: list[BotProcess], timeout: float = 30.0) -> None:
-    """SIGTERM to every process still running at once, then wait for each (they drain side by side)."""
-    running = [process for process in processes if process.proc.poll() is None]
-    for process in running:
-        process.signal(signal.SIGTERM)
-    for process in running:
-        process.finish(timeout)
+def kill_all(processes: list[BotProcess]) -> None:
+    """SIGKILL to every process (and its children) still running; their logs are closed."""
+    for process in processes:
+        process.signal(signal.SIGKILL)
+    for process in processes:
+        process.finish(5)
 
 
 def start_web(env: dict[str, str], log_dir: Path, name: str = "web") -> tuple[BotProcess, str]:

@@ -128,12 +128,15 @@ def click(stack, card: dict, channel: str, action_id: str, *, user: str) -> None
 
 
 def answer_of(stack, channel: str, thread_ts: str, card_ts: str, expected: str, timeout: float = 25.0) -> str:
+    """The answer's text once its job is done: `expected` shows while the rest still streams."""
+
     def find():
         for message in stack.slack.messages_in(channel):
             if (
                 message["ts"] != card_ts
                 and message.get("thread_ts") == thread_ts
                 and expected in stack.slack.text_of(channel, message["ts"])
+                and job_status(stack, channel) == "done"
             ):
                 return stack.slack.text_of(channel, message["ts"])
         return None

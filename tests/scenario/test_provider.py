@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from bot.inference import gateway as gateway_module
 from tests.scenario.test_conversations import bot_messages, finished_replies
 from tests.support import slack_requests as sr
 from tests.support.in_process import build_in_process_stack as build_stack
@@ -80,7 +81,10 @@ def test_an_error_event_mid_stream_leaves_one_message_without_repeated_text(fres
     assert len(fresh.inference.requests) - before == 2  # the broken stream, then the job's re-run
 
 
-def test_a_rate_limit_error_event_after_text_is_not_retried_into_the_same_message(fresh):
+def test_a_rate_limit_error_event_after_text_is_not_retried_into_the_same_message(fresh, monkeypatch):
+    # An error event says nothing about when to come back: the gateway pauses its default (5 s
+    # in production) before the job's re-run, shortened here; how long does not matter here.
+    monkeypatch.setattr(gateway_module, "DEFAULT_PAUSE_SECONDS", 0.5)
     channel = new_channel()
     fresh.inference.responder = lambda body: {"content": ANSWER}
     fresh.inference.error_mid_stream_next(

@@ -273,6 +273,7 @@ def test_a_queue_wait_past_two_minutes_becomes_the_one_message_and_the_answer_re
             scenario.wait(lambda jobs=jobs: jobs("reply") and jobs("reply")[0].status == "running", "busy")
             scenario.post_event(sr.app_mention("<@UBOT> my turn yet?", channel=second))
             waited, _ = _one_message(scenario, second, lambda t: t.startswith("Sorry for the wait"), "the wait", 15)
+            wait_for(scenario.inference.end_hangs, timeout=5)  # the first's call ends now: the thread is free
             answer, _ = _one_message(scenario, second, lambda t: "my turn yet?" in t, "the answer", 60)
             assert answer["ts"] == waited["ts"]
     finally:

@@ -148,6 +148,7 @@ def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> Bo
         if process.proc.poll() is not None:
             raise RuntimeError(f"worker exited: {process.output()}")
         time.sleep(0.05)
+    process.kill()  # else it outlives the test (or benchmark) that gave up on it
     raise RuntimeError(f"worker did not start: {process.output()}")
 
 

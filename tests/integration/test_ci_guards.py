@@ -40,3 +40,19 @@ def test_a_skipped_postgres_test_fails_the_run_when_postgres_is_required(
     relaxed = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "1")
     relaxed.assert_outcomes(passed=1, skipped=1)
     assert relaxed.ret == 0
+
+
+def test_the_ci_scripts_exit_trap_keeps_a_green_run_green_and_a_red_one_red():
+    # Under `set -e`, a trap command that fails (kill with no job left) turned a passing run
+    # into exit status 2: CI went red with every test passed.
+    import re
+    import subprocess
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
+    [trap] = re.findall(r"^\s*(trap .* EXIT)$", script, flags=re.MULTILINE)
+    for last, status in (("true", 0), ("false", 1)):
+        run = subprocess.run(
+            ["bash", "-c", f'set -euo pipefail; oldest_dir="$(mktemp -d)"; {trap}; {last}'], timeout=30
+        )
+        assert run.returncode == status

@@ -116,36 +116,21 @@ def _click(stack, channel: str, answer: dict, rating: str, *, user: str = "U1"):
     [block] = [b for b in stack.slack.message(channel, answer["ts"])["blocks"] if b["type"] == "context_actions"]
     [element] = block["elements"]
     button = element["positive_button" if rating == "positive" else "negative_button"]
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "legacy-verification-token",
-        "container": {
-            "type": "message",
-            "message_ts": answer["ts"],
-            "channel_id": channel,
-            "is_ephemeral": False,
-            "thread_ts": answer.get("thread_ts"),
+    payload = sr.block_actions(
+        user=user,
+        channel=channel,
+        channel_name=channel.lower(),
+        message=stack.slack.message(channel, answer["ts"]),
+        action={
+            "type": "feedback_buttons",
+            "action_id": element["action_id"],
+            "block_id": block.get("block_id", "fb"),
+            "text": button["text"],
+            "value": button["value"],
         },
-        "trigger_id": f"{int(time.time())}.1.{uuid.uuid4().hex}",
-        "team": {"id": "T1", "domain": "test-workspace"},
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "channel": {"id": channel, "name": channel.lower()},
-        "message": stack.slack.message(channel, answer["ts"]),
-        "response_url": stack.slack.response_url(uuid.uuid4().hex),
-        "actions": [
-            {
-                "type": "feedback_buttons",
-                "action_id": element["action_id"],
-                "block_id": block.get("block_id", "fb"),
-                "text": button["text"],
-                "value": button["value"],
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
+        response_url=stack.slack.response_url(uuid.uuid4().hex),
+        thread_ts=answer.get("thread_ts"),
+    )
     response = stack.post_form(sr.interactivity_form(payload))
     assert response.status_code == 200, response.text
 

@@ -21,34 +21,21 @@ def click(scenario, channel: str, answer: dict, rating: str) -> None:
     [block] = [b for b in message["blocks"] if b["type"] == "context_actions"]
     [element] = block["elements"]
     button = element["positive_button" if rating == "positive" else "negative_button"]
-    payload = {
-        "type": "block_actions",
-        "user": {"id": "U1", "username": "u1", "name": "u1", "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "legacy-verification-token",
-        "container": {
-            "type": "message",
-            "message_ts": answer["ts"],
-            "channel_id": channel,
-            "is_ephemeral": False,
-            "thread_ts": answer.get("thread_ts"),
+    payload = sr.block_actions(
+        user="U1",
+        channel=channel,
+        channel_name=channel.lower(),
+        message=message,
+        action={
+            "type": "feedback_buttons",
+            "action_id": element["action_id"],
+            "block_id": block.get("block_id", "fb"),
+            "text": button["text"],
+            "value": button["value"],
         },
-        "trigger_id": f"{int(time.time())}.1.{uuid.uuid4().hex}",
-        "team": {"id": "T1", "domain": "test-workspace"},
-        "channel": {"id": channel, "name": channel.lower()},
-        "message": message,
-        "response_url": scenario.slack.response_url(uuid.uuid4().hex),
-        "actions": [
-            {
-                "type": "feedback_buttons",
-                "action_id": element["action_id"],
-                "block_id": block.get("block_id", "fb"),
-                "text": button["text"],
-                "value": button["value"],
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
+        response_url=scenario.slack.response_url(uuid.uuid4().hex),
+        thread_ts=answer.get("thread_ts"),
+    )
     assert scenario.post_form(sr.interactivity_form(payload)).status_code == 200
 
 

@@ -97,30 +97,20 @@ def click(stack, card: dict, channel: str, action_id: str, *, user: str) -> None
         for e in b["elements"]
         if e["action_id"] == action_id
     )
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "legacy-verification-token",
-        "container": {"type": "message", "message_ts": card["ts"], "channel_id": channel, "is_ephemeral": False},
-        "trigger_id": f"{int(time.time())}.1.{uuid.uuid4().hex}",
-        "team": {"id": "T1", "domain": "test-workspace"},
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "channel": {"id": channel, "name": "general"},
-        "message": card,
-        "response_url": stack.slack.response_url(uuid.uuid4().hex),
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": f"tool_approval_{value}",
-                "text": {"type": "plain_text", "text": "x"},
-                "value": value,
-                "type": "button",
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
+    payload = sr.block_actions(
+        user=user,
+        channel=channel,
+        channel_name="general",
+        message=card,
+        action={
+            "action_id": action_id,
+            "block_id": f"tool_approval_{value}",
+            "text": {"type": "plain_text", "text": "x"},
+            "value": value,
+            "type": "button",
+        },
+        response_url=stack.slack.response_url(uuid.uuid4().hex),
+    )
     started = time.monotonic()
     response = stack.post_form(sr.interactivity_form(payload))
     assert response.status_code == 200, response.text

@@ -219,30 +219,20 @@ def buttons(message: dict) -> dict[str, str]:
 
 def click(stack, report: dict, action_id: str, *, user: str = MODERATOR):
     value = buttons(report)[action_id]
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "legacy-verification-token",
-        "container": {"type": "message", "message_ts": report["ts"], "channel_id": REPORTS, "is_ephemeral": False},
-        "trigger_id": f"{int(time.time())}.1.{uuid.uuid4().hex}",
-        "team": {"id": "T1", "domain": "test-workspace"},
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "channel": {"id": REPORTS, "name": "reports"},
-        "message": report,
-        "response_url": stack.slack.response_url(uuid.uuid4().hex),
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": f"moderation_{value}",
-                "text": {"type": "plain_text", "text": "x"},
-                "value": value,
-                "type": "button",
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
+    payload = sr.block_actions(
+        user=user,
+        channel=REPORTS,
+        channel_name="reports",
+        message=report,
+        action={
+            "action_id": action_id,
+            "block_id": f"moderation_{value}",
+            "text": {"type": "plain_text", "text": "x"},
+            "value": value,
+            "type": "button",
+        },
+        response_url=stack.slack.response_url(uuid.uuid4().hex),
+    )
     started = time.monotonic()
     response = stack.post_form(sr.interactivity_form(payload))
     assert response.status_code == 200, response.text

@@ -263,6 +263,38 @@ def slash_command_form(
     )
 
 
+def block_actions(
+    *,
+    user: str,
+    channel: str,
+    channel_name: str,
+    message: dict[str, Any],
+    action: dict[str, Any],
+    response_url: str,
+    thread_ts: str | None = None,
+) -> dict[str, Any]:
+    """A ``block_actions`` payload as Slack sends it for a click on ``message`` (``action``
+    without its ``action_ts``)."""
+    container = {"type": "message", "message_ts": message["ts"], "channel_id": channel, "is_ephemeral": False}
+    if thread_ts is not None:
+        container["thread_ts"] = thread_ts
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T1"},
+        "api_app_id": "A1",
+        "token": "legacy-verification-token",
+        "container": container,
+        "trigger_id": f"{int(time.time())}.1.{uuid.uuid4().hex}",
+        "team": {"id": "T1", "domain": "test-workspace"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel, "name": channel_name},
+        "message": message,
+        "response_url": response_url,
+        "actions": [{**action, "action_ts": str(time.time())}],
+    }
+
+
 def interactivity_form(payload: dict[str, Any]) -> str:
     """An interactivity body: ``payload=<url-encoded JSON>``."""
     return urlencode({"payload": json.dumps(payload, separators=(",", ":"))})

@@ -181,6 +181,37 @@ def pytest_xdist_auto_num_workers(config) -> int | None:
     return 2 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session) -> None:
+    """Under pytest-xdist, rewrite the asserts of the test modules once, here, before the workers
+    start: on a fresh clone every worker found no cached rewrite and rewrote them all itself, each
+    spending ~3 s of CPU (four times over, on two cores, before the first test ran). The workers
+    then read the cached rewrites. A best effort on pytest's internals: if they change, the
+    workers rewrite as before."""
+    config = session.config
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None) or sys.dont_write_bytecode:
+        return
+    try:
+        from _pytest.assertion.rewrite import PYC_TAIL, _read_pyc, _rewrite_test, _write_pyc, assertstate_key
+        from _pytest.pathlib import fnmatch_ex
+
+        state = config.stash.get(assertstate_key, None)
+        if state is None:  # --assert=plain
+            return
+        patterns = [*config.getini("python_files"), "conftest.py"]
+        for path in sorted((config.rootpath / "tests").rglob("*.py")):
+            if not any(fnmatch_ex(pattern, path) for pattern in patterns):
+                continue
+            pyc = path.parent / "__pycache__" / f"{path.name[:-3]}{PYC_TAIL}"
+            if _read_pyc(path, pyc, state.trace) is not None:
+                continue
+            pyc.parent.mkdir(exist_ok=True)
+            source_hash, code = _rewrite_test(path, config)
+            _write_pyc(state, code, source_hash, pyc)
+    except Exception:  # noqa: S110 - a cache warm-up: a worker rewrites what is missing
+        pass
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres_url" in getattr(item, "fixturenames", ()) or "postgres_admin_url" in getattr(

@@ -52,7 +52,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.limiter_bench import Child, create_database
+from bench.limiter_bench import Child, create_database, dump_log
 from tests.fakes.inference import FakeInference
 from tests.fakes.slack import FakeSlack
 from tests.support import slack_requests as sr
@@ -221,15 +221,6 @@ def job_summary(url: str) -> dict[str, Any]:
         ).fetchone()[0]
         attempts = connection.execute("SELECT coalesce(sum(attempts), 0) FROM jobs").fetchone()[0]
     return {"jobs": counts, "span_s": float(span or 0), "attempts": int(attempts)}
-
-
-def dump_log(url: str, path: Path) -> None:
-    """The limiter's log (rate_reservations), for replaying its decisions offline."""
-    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
-        cursor = connection.execute("SELECT * FROM rate_reservations ORDER BY id")
-        names = [c.name for c in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    path.write_text(json.dumps(rows, default=str))
 
 
 def settled(url: str, total: int) -> bool:

@@ -30,6 +30,7 @@ from bot.failures import JobStopped, Permanent
 from bot.limits.calibration import counted_tokens, prompt_scale
 from bot.limits.models import RateLimiterState, RateReservation, TokenUsage
 from bot.limits.slots import (
+    LOG_SPANS,
     Call,
     RateLimits,
     View,
@@ -124,11 +125,14 @@ class RateLimiter:
         window can ever hold the call."""
         return self._place(names, tokens, prompt_tokens, None)
 
-    def _place(self, names: Sequence[str], tokens: int, prompt_tokens: int, booking: Booking | None) -> Booking:
+    def _place(
+        self, names: Sequence[str], tokens: int, prompt_tokens: int, booking: Booking | None, go_now: bool = False
+    ) -> Booking:
         """One locked transaction: the call's earliest slot across the pool, counting the calls
-        sent and those booked ahead of it. A new call is written into the log there; a booked
-        one (``booking``) whose slot has come is marked sent if it still fits now, else moved to
-        its new slot (on another attachment, if that one is paused or full)."""
+        sent and those booked ahead of it. A new call is written into the log there, marked sent
+        at once if ``go_now`` and its slot is now (one transaction instead of two); a booked one
+        (``booking``) whose slot has come is marked sent if it still fits now, else moved to its
+        new slot (on another attachment, if that one is paused or full)."""
         names = sorted(set(names))
         with self._booking, self.sessions.begin() as session:
             paused = self._lock(session, names)
@@ -145,7 +149,7 @@ class RateLimiter:
                     f"the request needs about {min(o.counted for o in options)} tokens"
                     f" but the limit is {max(self.limits[n].max_tokens for n in names)} per window"
                 )
-            go = booking is not None and best.slot <= now
+            go = (booking is not None or go_now) and best.slot <= now
             # A call counts from when it goes: read the clock again after the arithmetic above
             # (under load it takes a while, and the request leaves only after this commit).
             sent_at = db_epoch(session) if go else None
@@ -164,11 +168,11 @@ class RateLimiter:
                     **values,
                 )
                 session.add(row)
-                # Rows older than two windows are no longer needed: deleting them keeps the log short.
+                # Rows older than the log read here are no longer needed: deleting them keeps it short.
                 session.execute(
                     delete(RateReservation).where(
                         RateReservation.limiter == best.name,
-                        RateReservation.slot <= now - 2 * self.limits[best.name].span - 60.0,
+                        RateReservation.slot <= now - LOG_SPANS * self.limits[best.name].span - 60.0,
                     )
                 )
                 session.flush()
@@ -218,7 +222,7 @@ class RateLimiter:
     def _calls(self, session: Session, name: str, now: float) -> list[_Row]:
         span = self.limits[name].span
         rows = session.execute(
-            select(*_COLUMNS).where(RateReservation.limiter == name, RateReservation.slot > now - 2 * span)
+            select(*_COLUMNS).where(RateReservation.limiter == name, RateReservation.slot > now - LOG_SPANS * span)
         ).all()
         return [_row(r) for r in rows]
 
@@ -240,10 +244,10 @@ class RateLimiter:
         attachment of the pool if that one can take it sooner. ``on_wait(seconds, reason)`` and
         ``on_line(calls booked ahead, seconds)`` hear each wait."""
         started = time.monotonic()
-        booking = self.book(names, tokens, prompt_tokens)
+        booking = self._place(names, tokens, prompt_tokens, None, go_now=True)
         told = False
         try:
-            while True:
+            while booking.sent_at is None:
                 wait = self._until(booking.slot)
                 if wait > 0 and not told:
                     told = True
@@ -255,11 +259,10 @@ class RateLimiter:
                 if should_stop():
                     raise AdmissionStopped()
                 booking = self._place(names, tokens, prompt_tokens, booking)
-                if booking.sent_at is not None:
-                    return replace(booking, waited_seconds=time.monotonic() - started)
         except BaseException:
             self.forget(booking)
             raise
+        return replace(booking, waited_seconds=time.monotonic() - started)
 
     def _until(self, slot: float) -> float:
         return slot - time.time() - self._clock_offset()

@@ -181,16 +181,17 @@ def refunds_seen(calls: Sequence[Call], limits: RateLimits, now: float) -> bool:
 
 
 def others_from_views(calls: Sequence[Call], limits: RateLimits, now: float, refunds: bool) -> list[Others]:
-    """What others use, from the views: the provider's count at a view minus ours it surely
-    counted. Calls sent within ``margin`` of the previous one form a cluster (a chain: any of them
-    may have reached the provider before the next), so every call a view cannot place is in its
-    own cluster: each view counts at least what others use, over-stating it by our calls of the
-    cluster that arrived before it, and the cluster's smallest figure, its first arrival's, is the
-    true one once every member has been answered (until then the first to arrive may be missing:
-    an incomplete cluster is not used). Only the newest complete cluster's figure is used: it
-    counts every request of others still in the window when it was taken, so an older figure adds
-    nothing (those requests only leave the window). It holds until a window after the newest
-    view: after that, nothing seen says others are still there."""
+    """What others use, from the views of the last window: the provider's count at a view minus
+    ours it surely counted, held for a window after it. Calls sent within ``margin`` of the
+    previous one form a cluster (a chain: any of them may have reached the provider before the
+    next), so every call a view cannot place is in its own cluster: each view counts at least
+    what others use, over-stating it by our calls of the cluster that arrived before it (and
+    those near its window's far edge), and the cluster's smallest figure is kept once every
+    member has been answered (until then the first to arrive may be missing: an incomplete
+    cluster is not used). Each figure holds for a window after its cluster: another app's use
+    dips and rises as its calls leave the window and new ones come, and the largest of the last
+    window's figures is what it may use again. The newest figure holds until a window after the
+    newest view."""
     log = _Sent.of(c for c in calls if not c.refused or c.view is not None)
     clusters: list[list[Call]] = []
     for call in log.calls:
@@ -198,14 +199,25 @@ def others_from_views(calls: Sequence[Call], limits: RateLimits, now: float, ref
             clusters[-1].append(call)
         else:
             clusters.append([call])
-    newest = max((c.sent_at or 0.0 for c in log.calls if c.view is not None), default=-math.inf)
-    if newest + limits.span <= now:
-        return []
+    # Newest first: a figure held less than a window is used; older ones only until the newest
+    # complete one is found (it holds while views keep coming).
+    result: list[Others] = []
     for cluster in reversed(clusters):
+        until = (cluster[-1].sent_at or 0.0) + limits.span
+        if until <= now and result:
+            break
         figure = _cluster_others(cluster, log, limits, now, refunds)
         if figure is not None:
-            return [Others(figure[0], figure[1], newest + limits.span)]
-    return []
+            result.append(Others(figure[0], figure[1], until))
+            if until <= now:
+                break
+    result.reverse()
+    newest = max((c.sent_at or 0.0 for c in log.calls if c.view is not None), default=-math.inf)
+    if result and newest + limits.span > result[-1].until:
+        # The newest complete figure holds while views keep coming: the next cluster's is not
+        # complete until its members are answered.
+        result[-1] = Others(result[-1].requests, result[-1].tokens, newest + limits.span)
+    return [o for o in result if o.until > now]
 
 
 def awaiting_first_answer(calls: Sequence[Call], limits: RateLimits, now: float, patience: float) -> bool:

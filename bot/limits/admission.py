@@ -53,6 +53,11 @@ PROBE_RECHECK_SECONDS = 0.25
 PROBE_WAIT_SECONDS = 5.0
 # How often a sleeping call checks whether its caller wants it to stop.
 STOP_CHECK_SECONDS = 0.25
+# How often the sleeping call with the earliest slot of this process is placed again before its
+# slot: answers free room a booking could not count on (a refund seen, usage below the estimate),
+# and a call moved far ahead would otherwise sleep through it. One call per process looks; when it
+# goes early, the next one looks after it.
+EARLY_LOOK_SECONDS = 0.25
 
 
 def rate_limits(settings) -> RateLimits:
@@ -115,6 +120,7 @@ class RateLimiter:
         # row's lock while each holds a pooled connection (40 job threads would hold 40).
         self._booking = threading.Lock()
         self._pauses = 0  # pauses seen (this process's, and others' by NOTIFY)
+        self._sleepers: set[tuple[float, int]] = set()  # this process's sleeping calls: (slot, reservation id)
         self._offset: tuple[float, float] | None = None
 
     # -- booking ------------------------------------------------------------------------
@@ -281,11 +287,22 @@ class RateLimiter:
         return offset
 
     def _sleep_until_slot(self, booking: Booking, should_stop: Callable[[], bool]) -> None:
-        """Until the slot, a stop, or a pause of the call's attachment (anywhere: NOTIFY)."""
+        """Until the slot, a stop, a pause of the call's attachment (anywhere: NOTIFY), or its turn
+        to look early (the earliest sleeper of this process, every EARLY_LOOK_SECONDS)."""
         pauses = self._pauses
+        slept = 0.0
         with self._paused:
-            while (remaining := self._until(booking.slot)) > 0 and not should_stop() and self._pauses == pauses:
-                self._paused.wait(timeout=min(remaining, STOP_CHECK_SECONDS))
+            me = (booking.slot, booking.reservation_id)
+            self._sleepers.add(me)
+            try:
+                while (remaining := self._until(booking.slot)) > 0 and not should_stop() and self._pauses == pauses:
+                    if slept >= EARLY_LOOK_SECONDS and min(self._sleepers) == me:
+                        return
+                    step = min(remaining, STOP_CHECK_SECONDS, EARLY_LOOK_SECONDS)
+                    self._paused.wait(timeout=step)
+                    slept += step
+            finally:
+                self._sleepers.discard(me)
 
     def _booked_ahead(self, booking: Booking) -> int:
         with self.sessions() as session:

@@ -456,11 +456,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--margin", type=float, default=0.1, help="INFERENCE_RATE_MARGIN_SECONDS")
     parser.add_argument("--mentions", type=int, default=None)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="WORKER_CONCURRENCY of each worker (default 16 per attachment: calls in flight scale with capacity)",
+    )
     parser.add_argument("--deadline", type=float, default=600.0)
     parser.add_argument("--sigterm-after", type=float, default=12.0)
     parser.add_argument("--count-commits", action="store_true", help="count the bot's own commits (bench/commit_probe)")
     opts = parser.parse_args(argv)
+    if opts.concurrency is None:
+        opts.concurrency = 16 * opts.attachments
     if opts.mentions is None:
         opts.mentions = {"burst": 6 * MAX_REQUESTS * opts.attachments, "slow-slack": 36, "sigterm": 120}[opts.kind]
     result = run(opts.kind, opts)

@@ -297,6 +297,15 @@ def database_transactions(url: str) -> int:
         )
 
 
+def dump_log(url: str, path: Path) -> None:
+    """The limiter's log (rate_reservations: the last few windows), for replaying its decisions."""
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
+        cursor = connection.execute("SELECT * FROM rate_reservations ORDER BY id")
+        names = [c.name for c in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    path.write_text(json.dumps(rows, default=str))
+
+
 def finished_jobs(url: str) -> tuple[set[int], set[int], int]:
     """(ids of all jobs, ids of jobs done, attempts beyond the first summed over all jobs)."""
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
@@ -513,6 +522,8 @@ def run_limited(opts: Options, workload: Workload, run_dir: Path, *, limited: bo
             child.stop()
         worker_stats = [json.loads(path.read_text()) if path.exists() else {} for _, path in workers]
         all_jobs, done, extra_attempts = finished_jobs(url)
+        if limited:
+            dump_log(url, run_dir / f"rate_reservations-{tag}.json")
         recorded = stop_fake(fake, records)
 
     report = analyse(recorded["decisions"], opts.window, opts.jobs, workload.binding)

@@ -52,7 +52,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.limiter_bench import Child, create_database
+from bench.limiter_bench import Child, create_database, dump_log
 from tests.fakes.inference import FakeInference
 from tests.fakes.slack import FakeSlack
 from tests.support import slack_requests as sr
@@ -221,15 +221,6 @@ def job_summary(url: str) -> dict[str, Any]:
         ).fetchone()[0]
         attempts = connection.execute("SELECT coalesce(sum(attempts), 0) FROM jobs").fetchone()[0]
     return {"jobs": counts, "span_s": float(span or 0), "attempts": int(attempts)}
-
-
-def dump_log(url: str, path: Path) -> None:
-    """The limiter's log (rate_reservations), for replaying its decisions offline."""
-    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
-        cursor = connection.execute("SELECT * FROM rate_reservations ORDER BY id")
-        names = [c.name for c in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    path.write_text(json.dumps(rows, default=str))
 
 
 def settled(url: str, total: int) -> bool:
@@ -465,11 +456,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--margin", type=float, default=0.1, help="INFERENCE_RATE_MARGIN_SECONDS")
     parser.add_argument("--mentions", type=int, default=None)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="WORKER_CONCURRENCY of each worker (default 16 per attachment: calls in flight scale with capacity)",
+    )
     parser.add_argument("--deadline", type=float, default=600.0)
     parser.add_argument("--sigterm-after", type=float, default=12.0)
     parser.add_argument("--count-commits", action="store_true", help="count the bot's own commits (bench/commit_probe)")
     opts = parser.parse_args(argv)
+    if opts.concurrency is None:
+        opts.concurrency = 16 * opts.attachments
     if opts.mentions is None:
         opts.mentions = {"burst": 6 * MAX_REQUESTS * opts.attachments, "slow-slack": 36, "sigterm": 120}[opts.kind]
     result = run(opts.kind, opts)

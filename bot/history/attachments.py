@@ -11,8 +11,9 @@ Only what a reply can send is prepared: the newest images up to the per-request 
 and the newest documents while their text fits the budget (bot.documents.plan).
 
 Each file is read once, whoever asks: a reply claims the (message, file) before reading it
-(`attachment_reads`), and another reply that needs the same file meanwhile waits for the stored
-outcome instead of reading it again; the outcome has a unique (message, file) row. A claim
+(`attachment_reads`) and looks again, once the claim is held, for an outcome stored meanwhile;
+another reply that needs the same file meanwhile waits for the stored outcome instead of reading
+it again; the outcome has a unique (message, file) row. A claim
 older than CLAIM_STALE_SECONDS (its reader died) is taken over. PDFs are read in a sandboxed
 child process (bot.documents.reader): a document that costs too much to read is stored as
 such ("too costly to read (stopped after N pages)") and never read again.
@@ -177,7 +178,13 @@ class AttachmentResolver:
                 if is_stored(session, message_id, file_id):
                     return DONE
                 if claim(session, message_id, file_id, token):
-                    return MINE
+                    # Looked again now that the claim is held: the holder may have stored its outcome
+                    # and let go between the look above and the claim (on PostgreSQL each statement
+                    # sees what was committed when it began; SQLite's BEGIN IMMEDIATE serializes).
+                    if not is_stored(session, message_id, file_id):
+                        return MINE
+                    _drop_claim(session, message_id, file_id, token)
+                    return DONE
             if self.clock() >= deadline:
                 return DONE  # still held: leave the file unprepared this time rather than wait on
             self.sleep(CLAIM_POLL_SECONDS)  # another reply is reading it: wait for its outcome

@@ -30,6 +30,7 @@ from bot.failures import JobStopped, Permanent
 from bot.limits.calibration import counted_tokens, prompt_scale
 from bot.limits.models import RateLimiterState, RateReservation, TokenUsage
 from bot.limits.slots import (
+    LOG_SPANS,
     Call,
     RateLimits,
     View,
@@ -52,6 +53,11 @@ PROBE_RECHECK_SECONDS = 0.25
 PROBE_WAIT_SECONDS = 5.0
 # How often a sleeping call checks whether its caller wants it to stop.
 STOP_CHECK_SECONDS = 0.25
+# How often the sleeping call with the earliest slot of this process is placed again before its
+# slot: answers free room a booking could not count on (a refund seen, usage below the estimate),
+# and a call moved far ahead would otherwise sleep through it. One call per process looks; when it
+# goes early, the next one looks after it.
+EARLY_LOOK_SECONDS = 0.25
 
 
 def rate_limits(settings) -> RateLimits:
@@ -114,6 +120,7 @@ class RateLimiter:
         # row's lock while each holds a pooled connection (40 job threads would hold 40).
         self._booking = threading.Lock()
         self._pauses = 0  # pauses seen (this process's, and others' by NOTIFY)
+        self._sleepers: set[tuple[float, int]] = set()  # this process's sleeping calls: (slot, reservation id)
         self._offset: tuple[float, float] | None = None
 
     # -- booking ------------------------------------------------------------------------
@@ -124,11 +131,14 @@ class RateLimiter:
         window can ever hold the call."""
         return self._place(names, tokens, prompt_tokens, None)
 
-    def _place(self, names: Sequence[str], tokens: int, prompt_tokens: int, booking: Booking | None) -> Booking:
+    def _place(
+        self, names: Sequence[str], tokens: int, prompt_tokens: int, booking: Booking | None, go_now: bool = False
+    ) -> Booking:
         """One locked transaction: the call's earliest slot across the pool, counting the calls
-        sent and those booked ahead of it. A new call is written into the log there; a booked
-        one (``booking``) whose slot has come is marked sent if it still fits now, else moved to
-        its new slot (on another attachment, if that one is paused or full)."""
+        sent and those booked ahead of it. A new call is written into the log there, marked sent
+        at once if ``go_now`` and its slot is now (one transaction instead of two); a booked one
+        (``booking``) whose slot has come is marked sent if it still fits now, else moved to its
+        new slot (on another attachment, if that one is paused or full)."""
         names = sorted(set(names))
         with self._booking, self.sessions.begin() as session:
             paused = self._lock(session, names)
@@ -145,7 +155,7 @@ class RateLimiter:
                     f"the request needs about {min(o.counted for o in options)} tokens"
                     f" but the limit is {max(self.limits[n].max_tokens for n in names)} per window"
                 )
-            go = booking is not None and best.slot <= now
+            go = (booking is not None or go_now) and best.slot <= now
             # A call counts from when it goes: read the clock again after the arithmetic above
             # (under load it takes a while, and the request leaves only after this commit).
             sent_at = db_epoch(session) if go else None
@@ -164,11 +174,11 @@ class RateLimiter:
                     **values,
                 )
                 session.add(row)
-                # Rows older than two windows are no longer needed: deleting them keeps the log short.
+                # Rows older than the log read here are no longer needed: deleting them keeps it short.
                 session.execute(
                     delete(RateReservation).where(
                         RateReservation.limiter == best.name,
-                        RateReservation.slot <= now - 2 * self.limits[best.name].span - 60.0,
+                        RateReservation.slot <= now - LOG_SPANS * self.limits[best.name].span - 60.0,
                     )
                 )
                 session.flush()
@@ -218,7 +228,7 @@ class RateLimiter:
     def _calls(self, session: Session, name: str, now: float) -> list[_Row]:
         span = self.limits[name].span
         rows = session.execute(
-            select(*_COLUMNS).where(RateReservation.limiter == name, RateReservation.slot > now - 2 * span)
+            select(*_COLUMNS).where(RateReservation.limiter == name, RateReservation.slot > now - LOG_SPANS * span)
         ).all()
         return [_row(r) for r in rows]
 
@@ -240,10 +250,10 @@ class RateLimiter:
         attachment of the pool if that one can take it sooner. ``on_wait(seconds, reason)`` and
         ``on_line(calls booked ahead, seconds)`` hear each wait."""
         started = time.monotonic()
-        booking = self.book(names, tokens, prompt_tokens)
+        booking = self._place(names, tokens, prompt_tokens, None, go_now=True)
         told = False
         try:
-            while True:
+            while booking.sent_at is None:
                 wait = self._until(booking.slot)
                 if wait > 0 and not told:
                     told = True
@@ -255,11 +265,10 @@ class RateLimiter:
                 if should_stop():
                     raise AdmissionStopped()
                 booking = self._place(names, tokens, prompt_tokens, booking)
-                if booking.sent_at is not None:
-                    return replace(booking, waited_seconds=time.monotonic() - started)
         except BaseException:
             self.forget(booking)
             raise
+        return replace(booking, waited_seconds=time.monotonic() - started)
 
     def _until(self, slot: float) -> float:
         return slot - time.time() - self._clock_offset()
@@ -278,11 +287,22 @@ class RateLimiter:
         return offset
 
     def _sleep_until_slot(self, booking: Booking, should_stop: Callable[[], bool]) -> None:
-        """Until the slot, a stop, or a pause of the call's attachment (anywhere: NOTIFY)."""
+        """Until the slot, a stop, a pause of the call's attachment (anywhere: NOTIFY), or its turn
+        to look early (the earliest sleeper of this process, every EARLY_LOOK_SECONDS)."""
         pauses = self._pauses
+        slept = 0.0
         with self._paused:
-            while (remaining := self._until(booking.slot)) > 0 and not should_stop() and self._pauses == pauses:
-                self._paused.wait(timeout=min(remaining, STOP_CHECK_SECONDS))
+            me = (booking.slot, booking.reservation_id)
+            self._sleepers.add(me)
+            try:
+                while (remaining := self._until(booking.slot)) > 0 and not should_stop() and self._pauses == pauses:
+                    if slept >= EARLY_LOOK_SECONDS and min(self._sleepers) == me:
+                        return
+                    step = min(remaining, STOP_CHECK_SECONDS, EARLY_LOOK_SECONDS)
+                    self._paused.wait(timeout=step)
+                    slept += step
+            finally:
+                self._sleepers.discard(me)
 
     def _booked_ahead(self, booking: Booking) -> int:
         with self.sessions() as session:

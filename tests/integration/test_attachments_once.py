@@ -86,6 +86,42 @@ def test_two_concurrent_replies_store_a_file_once(pg_sessions, slack):
         assert session.execute(text("SELECT count(*) FROM attachment_reads")).scalar_one() == 0
 
 
+def test_a_reply_that_claims_just_after_another_stored_the_file_does_not_read_it(pg_sessions, slack, monkeypatch):
+    """The interleaving a loaded machine produces: this reply finds nothing stored, then the
+    other reply stores its outcome and lets its claim go, then this reply claims a free file."""
+    from bot.history import attachments
+
+    sessions = pg_sessions
+    pdf = slack.add_file("FREPORT", make_pdf(["Quarter 1 revenue"]), name="r.pdf", mimetype="application/pdf")
+    with sessions.begin() as session:
+        history.engage_thread(session, "T1", "C1", "1.0", mid_thread=False)
+        history.upsert_message(
+            session, team_id="T1", channel_id="C1", thread_ts="1.0", ts="1.0", user_id="U1", text="read", files=[pdf]
+        )
+    with sessions() as session:
+        rows = newest_rows(session, "T1", "C1", "1.0", budget_tokens=100_000).rows
+    with sessions.begin() as session:
+        assert attachments.claim(session, rows[0].id, "FREPORT", "other")  # the other reply is reading it
+    real_claim, others_turn = attachments.claim, [True]
+
+    def claim_after_the_other_reply_stored(session, message_id, file_id, token):
+        if others_turn and others_turn.pop():
+            with sessions.begin() as other:
+                attachments._store_once(
+                    other, "other", message_id=message_id, file_id=file_id, text="Quarter 1 revenue", problem=None
+                )
+        return real_claim(session, message_id, file_id, token)
+
+    monkeypatch.setattr(attachments, "claim", claim_after_the_other_reply_stored)
+    client = WebClient(token="xoxb-test-token", base_url=slack.api_url)
+    with httpx.Client() as http:
+        resolver(sessions, slack, http)(client, "T1", rows, max_images=10, budget_tokens=100_000)
+    assert slack.downloads == []  # the other reply read it
+    with sessions() as session:
+        assert session.execute(text("SELECT count(*) FROM message_images")).scalar_one() == 1
+        assert session.execute(text("SELECT count(*) FROM attachment_reads")).scalar_one() == 0
+
+
 def test_the_migration_keeps_one_row_per_message_and_file(postgres_admin_url, tmp_path):
     """Duplicates stored before the unique key existed are removed, the first one kept."""
     from alembic import command

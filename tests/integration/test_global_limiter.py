@@ -40,6 +40,32 @@ def test_beyond_the_request_limit_a_call_is_booked_a_window_later(sessions):
     assert 29.9 < booking.slot - first.sent_at <= 30.01  # when the first call leaves the window
 
 
+def test_a_call_booked_a_window_ahead_goes_as_soon_as_an_answer_frees_room(sessions):
+    # Two calls fill the window; a third is booked a window later. One of the two is refused (the
+    # provider did not count it): the sleeping call looks early and goes, not 30 s later.
+    limiter = RateLimiter(sessions, RateLimits(max_requests=2, max_tokens=1000, window_seconds=30))
+    first = limiter.acquire(["inference"], 10)
+    _answer(limiter, first)
+    second = limiter.acquire(["inference"], 10)
+    went: list = []
+    third = threading.Thread(target=lambda: went.append(limiter.acquire(["inference"], 10)), daemon=True)
+    third.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not _booked(sessions):
+        time.sleep(0.05)
+    assert _booked(sessions), "the third call was not booked"
+    assert not went  # its slot is a window away
+    limiter.settle(second, refused=True)
+    third.join(10)
+    assert went and went[0].sent_at is not None
+    assert went[0].sent_at - first.sent_at < 15  # well before the first call leaves the window
+
+
+def _booked(sessions) -> bool:
+    with sessions() as session:
+        return session.execute(select(RateReservation.id).where(RateReservation.sent_at.is_(None))).first() is not None
+
+
 def test_the_first_call_goes_alone_after_a_quiet_window_and_a_new_wave_does_not(sessions):
     limiter = RateLimiter(sessions, RateLimits(max_requests=100, max_tokens=10**6, window_seconds=4.0))
     pool = ["inference"]

@@ -155,17 +155,15 @@ def test_another_app_on_the_attachment_is_seen_in_the_headers(pg_sessions, accou
 def test_two_attachments_of_one_model_serve_one_burst_together(pg_sessions):
     servers = [fake(accounting="corrected"), fake(accounting="corrected")]
     try:
-        started = time.monotonic()
         completions = run_calls(pool_of(pg_sessions, servers), 36, threads=12)
-        elapsed = time.monotonic() - started
     finally:
         for server in servers:
             server.stop()
     assert len(completions) == 36
     assert [s.limit.rejected_429 for s in servers] == [0, 0]
-    assert all(s.limit.admitted >= 12 for s in servers)  # both took a share
-    # One attachment alone needs 6 windows for 36 calls; together about 3.
-    assert elapsed < 5 * WINDOW + 1.5
+    # Both took a share (how fast the pool serves a burst is measured in bench/load_bench.py
+    # --attachments 2, not timed here: a wall-clock bound failed on a busy machine).
+    assert all(s.limit.admitted >= 12 for s in servers)
     assert set(answered_questions(servers).values()) == {1}  # nothing sent twice
 
 

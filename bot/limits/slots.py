@@ -122,15 +122,37 @@ class _Sent:
 
     calls: list[Call]
     times: list[float]
+    counted: list[int]  # counted[i]: calls before the i-th that were not refused
 
     @classmethod
     def of(cls, calls: Iterable[Call]) -> _Sent:
         ordered = sorted((c for c in calls if c.sent_at is not None), key=lambda c: c.sent_at or 0.0)
-        return cls(ordered, [c.sent_at or 0.0 for c in ordered])
+        counted = [0]
+        for call in ordered:
+            counted.append(counted[-1] + (not call.refused))
+        return cls(ordered, [c.sent_at or 0.0 for c in ordered], counted)
 
     def between(self, low: float, high: float) -> list[Call]:
         """Sent in (low, high]."""
         return self.calls[bisect_right(self.times, low) : bisect_right(self.times, high)]
+
+
+def _requests_surely_ours(log: _Sent, at: float, limits: RateLimits, viewed: Call) -> int:
+    """len(_ours_at(...)), by bisection: the calls sent more than a margin before the view are
+    counted from a running sum, only those within a margin of it are looked at one by one."""
+    margin = limits.margin_seconds
+    low = bisect_right(log.times, at - limits.window_seconds + margin)
+    middle = max(low, bisect_right(log.times, at - margin))
+    high = bisect_right(log.times, at)
+    near = sum(
+        1
+        for c in log.calls[middle:high]
+        if c is not viewed and not c.refused and c.answered_at is not None and c.answered_at <= at
+    )
+    earlier = log.counted[middle] - log.counted[low]
+    if margin <= 0 and not viewed.refused:
+        earlier -= 1  # with no margin the view's own call is in that sum: it counts once, below
+    return earlier + near + (not viewed.refused)
 
 
 def _ours_at(log: _Sent, at: float, limits: RateLimits, viewed: Call) -> list[Call]:
@@ -272,8 +294,19 @@ def _cluster_others(
     viewed = [c for c in cluster if c.view is not None and (c.sent_at or 0.0) > horizon]
     if not viewed:
         return None
-    figures = [_view_others(c, log, limits, refunds) for c in _sample(viewed, VIEWS_READ)]
-    return min(r for r, _ in figures), min(t for _, t in figures)
+    # Every view's request figure (cheap: by bisection); the token figures of a sample (each
+    # weighs every call of its window).
+    requests = min(_view_requests(c, log, limits) for c in viewed)
+    tokens = min(_view_others(c, log, limits, refunds)[1] for c in _sample(viewed, VIEWS_READ))
+    return requests, tokens
+
+
+def _view_requests(call: Call, log: _Sent, limits: RateLimits) -> int:
+    view = call.view or View()
+    if view.remaining_requests is None:
+        return 0
+    ours = _requests_surely_ours(log, call.sent_at or 0.0, limits, call)
+    return max(0, limits.max_requests - view.remaining_requests - ours)
 
 
 def _sample(viewed: list[Call], most: int) -> list[Call]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
+from bot.limits import slots
 from bot.limits.slots import (
     Call,
     Others,
@@ -192,3 +194,31 @@ def test_tokens_count_as_if_refunded_only_when_someone_else_surely_shows(edge_ca
 def test_the_first_call_goes_alone_only_when_no_answer_came_back_in_the_last_window(calls, now, expected):
     limits = RateLimits(max_requests=40, max_tokens=10**6, window_seconds=6.0, margin_seconds=0.1)
     assert awaiting_first_answer(calls, limits, now, patience=5.0) is expected
+
+
+def test_the_request_count_by_bisection_is_the_count_of_the_calls_themselves():
+    # Every view's request figure is computed by bisection (slots._requests_surely_ours); it must
+    # count exactly the calls _ours_at lists, whatever the log holds.
+    chance = random.Random(24)
+    for _ in range(300):
+        margin = chance.choice([0.0, 0.1, 0.25])
+        limits = RateLimits(max_requests=40, max_tokens=10**6, window_seconds=6.0, margin_seconds=margin)
+        calls = []
+        for _ in range(chance.randint(1, 60)):
+            sent = round(chance.uniform(0.0, 20.0), 1)  # ties too
+            latency = chance.choice([None, 0.1, 0.3, 1.0, 3.0])
+            answered = None if latency is None else sent + latency
+            calls.append(
+                Call(
+                    slot=sent,
+                    estimate=10,
+                    sent_at=sent,
+                    answered_at=answered,
+                    refused=chance.random() < 0.1,
+                    view=View(chance.randint(0, 40), None) if answered is not None else None,
+                )
+            )
+        log = slots._Sent.of(calls)
+        for call in log.calls:
+            at = call.sent_at or 0.0
+            assert slots._requests_surely_ours(log, at, limits, call) == len(slots._ours_at(log, at, limits, call))

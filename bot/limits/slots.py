@@ -213,7 +213,7 @@ def others_from_views(calls: Sequence[Call], limits: RateLimits, now: float, ref
     cluster is not used). Each figure holds for a window after its cluster: another app's use
     dips and rises as its calls leave the window and new ones come, and the largest of the last
     window's figures is what it may use again. The newest figure holds until a window after the
-    newest view."""
+    newest view, or while no answer has come back without one (we may not have sent anything)."""
     log = _Sent.of(c for c in calls if not c.refused or c.view is not None)
     clusters: list[list[Call]] = []
     for call in log.calls:
@@ -234,12 +234,26 @@ def others_from_views(calls: Sequence[Call], limits: RateLimits, now: float, ref
             if until <= now:
                 break
     result.reverse()
-    newest = max((c.sent_at or 0.0 for c in log.calls if c.view is not None), default=-math.inf)
-    if result and newest + limits.span > result[-1].until:
+    viewed = [c for c in log.calls if c.view is not None]
+    newest = max((c.sent_at or 0.0 for c in viewed), default=-math.inf)
+    until = newest + limits.span
+    if not _views_stopped(log.calls, viewed):
+        # No answer has come back without a view since the newest one: nothing says the others
+        # left (we may simply have sent nothing for a window, the window being full), so their
+        # figure holds a window from now.
+        until = max(until, now + limits.span)
+    if result and until > result[-1].until:
         # The newest complete figure holds while views keep coming: the next cluster's is not
         # complete until its members are answered.
-        result[-1] = Others(result[-1].requests, result[-1].tokens, newest + limits.span)
+        result[-1] = Others(result[-1].requests, result[-1].tokens, until)
     return [o for o in result if o.until > now]
+
+
+def _views_stopped(calls: Sequence[Call], viewed: Sequence[Call]) -> bool:
+    """An answer came back without a view after the newest answer that had one (headers that
+    stopped coming, or come only on 429s)."""
+    last_view = max((c.answered_at or 0.0 for c in viewed), default=-math.inf)
+    return any(c.view is None and c.answered_at is not None and c.answered_at > last_view for c in calls)
 
 
 def awaiting_first_answer(calls: Sequence[Call], limits: RateLimits, now: float, patience: float) -> bool:

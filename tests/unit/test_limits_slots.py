@@ -92,12 +92,20 @@ def test_refunds_are_seen_only_when_the_provider_counts_less_than_the_ceilings_i
     assert refunds_seen([*earlier, sent(5.0, 1100, view=View(100 - 4, 10_000 - 1600))], limits, 6.0)
 
 
-def test_others_come_from_a_view_and_hold_a_window_after_the_newest_view():
+def test_others_come_from_a_view_and_hold_a_window_after_the_newest_view_once_views_stop():
     limits = RateLimits(max_requests=40, max_tokens=10**6, window_seconds=6.0, margin_seconds=0.1)
     calls = [answered(1.0, ceiling=10, used=10), answered(2.0, ceiling=10, used=10, view=View(40 - 2 - 8, None))]
+    # No answer has come back since without a view: we may just not have sent anything (the
+    # window was full), so the others are still there: their figure holds a window from now.
     [others] = others_from_views(calls, limits, 3.0, refunds=False)
+    assert (others.requests, others.until) == (8, 3.0 + 6.1)
+    [others] = others_from_views(calls, limits, 8.2, refunds=False)
+    assert others.until == 8.2 + 6.1
+    # An answer without a view after it (the headers stopped): a window after the newest view.
+    stopped = [*calls, answered(2.5, ceiling=10, used=10)]
+    [others] = others_from_views(stopped, limits, 3.0, refunds=False)
     assert (others.requests, others.until) == (8, 2.0 + 6.1)
-    assert others_from_views(calls, limits, 8.2, refunds=False) == []  # a window after the view
+    assert others_from_views(stopped, limits, 8.2, refunds=False) == []  # a window after the view
     assert usage_at(calls, limits, 3.0, False, [others]) == (10, 20)
 
 
@@ -130,7 +138,7 @@ def test_views_of_a_chain_of_calls_each_within_a_margin_of_the_previous_form_one
     b = answered(1.08, ceiling=10, used=10, view=View(40 - 5 - 2, None))
     c = answered(1.16, ceiling=10, used=10, view=View(40 - 5 - 3, None))
     [others] = others_from_views([a, b, c], limits, 3.0, refunds=False)
-    assert (others.requests, others.until) == (5, 1.16 + 6.1)
+    assert (others.requests, others.until) == (5, 3.0 + 6.1)  # no answer since without a view
     # A call sent more than a margin after the previous one starts a new cluster.
     d = answered(1.30, ceiling=10, used=10, view=View(40 - 5 - 4, None))
     assert [o.requests for o in others_from_views([a, b, c, d], limits, 3.0, refunds=False)] == [5, 5]

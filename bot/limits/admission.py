@@ -108,6 +108,7 @@ class _Option:
     name: str
     slot: float
     counted: int
+    load: float = 0.0  # the share of its request limit already counted now (spreads ties)
 
 
 class RateLimiter:
@@ -150,7 +151,10 @@ class RateLimiter:
                 if booking is not None:  # itself and the calls booked behind it do not count
                     rows = [r for r in rows if r.id != booking.reservation_id and r.ahead_of(booking)]
                 options.append(self._option(name, rows, now, tokens, prompt_tokens, paused.get(name)))
-            best = min(options, key=lambda o: o.slot)
+            # Where it can start first; among attachments that can start it at once, the least used
+            # (the first by name took every tie: a burst filled it and left the other's windows
+            # to the calls it could not take).
+            best = min(options, key=lambda o: (max(o.slot, now), o.load))
             if math.isinf(best.slot):
                 raise RequestTooLarge(
                     f"the request needs about {min(o.counted for o in options)} tokens"
@@ -208,7 +212,8 @@ class RateLimiter:
         if awaiting_first_answer(calls, limits, now, PROBE_WAIT_SECONDS):
             # The first call is out: its answer tells whether another app is busy here.
             return _Option(name, max(slot, now + PROBE_RECHECK_SECONDS), counted)
-        return _Option(name, slot, counted)
+        requests, _ = usage_at(calls, limits, now, refunds, others)
+        return _Option(name, slot, counted, requests / limits.max_requests)
 
     def _lock(self, session: Session, names: list[str]) -> dict[str, float | None]:
         """Lock the attachments' state rows (in name order: no deadlock), creating missing ones."""

@@ -150,7 +150,9 @@ class RateLimiter:
                 rows = self._calls(session, name, now)
                 if booking is not None:  # itself and the calls booked behind it do not count
                     rows = [r for r in rows if r.id != booking.reservation_id and r.ahead_of(booking)]
-                options.append(self._option(name, rows, now, tokens, prompt_tokens, paused.get(name)))
+                options.append(
+                    self._option(name, rows, now, tokens, prompt_tokens, paused.get(name), pooled=len(names) > 1)
+                )
             # Where it can start first; among attachments that can start it at once, the least used
             # (the first by name took every tie: a burst filled it and left the other's windows
             # to the calls it could not take).
@@ -197,7 +199,15 @@ class RateLimiter:
             )  # fmt: skip
 
     def _option(
-        self, name: str, rows: list[_Row], now: float, tokens: int, prompt_tokens: int, paused_until: float | None
+        self,
+        name: str,
+        rows: list[_Row],
+        now: float,
+        tokens: int,
+        prompt_tokens: int,
+        paused_until: float | None,
+        *,
+        pooled: bool,
     ) -> _Option:
         limits = self.limits[name]
         scale = prompt_scale(
@@ -212,7 +222,9 @@ class RateLimiter:
         if awaiting_first_answer(calls, limits, now, PROBE_WAIT_SECONDS):
             # The first call is out: its answer tells whether another app is busy here.
             return _Option(name, max(slot, now + PROBE_RECHECK_SECONDS), counted)
-        requests, _ = usage_at(calls, limits, now, refunds, others)
+        if not pooled:
+            return _Option(name, slot, counted)
+        requests, _ = usage_at(calls, limits, now, refunds, others)  # only a pool's ties need it
         return _Option(name, slot, counted, requests / limits.max_requests)
 
     def _lock(self, session: Session, names: list[str]) -> dict[str, float | None]:

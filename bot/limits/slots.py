@@ -266,22 +266,21 @@ def awaiting_first_answer(calls: Sequence[Call], limits: RateLimits, now: float,
     return any(c.answered_at is None and c.sent_at is not None and c.sent_at > now - patience for c in calls)
 
 
-def _view_others(call: Call, log: _Sent, limits: RateLimits, refunds: bool) -> tuple[int, int]:
+def _view_tokens(call: Call, log: _Sent, limits: RateLimits, refunds: bool) -> int:
+    """The tokens others use by one view (its request figure: _view_requests)."""
+    view = call.view or View()
+    if view.remaining_tokens is None:
+        return 0
     at = call.sent_at or 0.0
     ours = _ours_at(log, at, limits, call)
-    view = call.view or View()
-    requests = tokens = 0
-    if view.remaining_requests is not None:
-        requests = max(0, limits.max_requests - view.remaining_requests - len(ours))
-    if view.remaining_tokens is not None:
-        used = limits.max_tokens - view.remaining_tokens
-        margin = limits.margin_seconds
-        tokens = max(0, used - sum(_counted_at(c, at, refunds, margin) for c in ours))
-        if tokens > 0 and not refunds and _someone_else(call, log, limits):
-            # Someone else surely uses the attachment; whether the provider refunded our answered
-            # calls is not known yet, so the others' part is counted as if it had (the most).
-            tokens = max(0, used - sum(_counted_at(c, at, True, margin) for c in ours))
-    return requests, tokens
+    used = limits.max_tokens - view.remaining_tokens
+    margin = limits.margin_seconds
+    tokens = max(0, used - sum(_counted_at(c, at, refunds, margin) for c in ours))
+    if tokens > 0 and not refunds and _someone_else(call, log, limits):
+        # Someone else surely uses the attachment; whether the provider refunded our answered
+        # calls is not known yet, so the others' part is counted as if it had (the most).
+        tokens = max(0, used - sum(_counted_at(c, at, True, margin) for c in ours))
+    return tokens
 
 
 def _someone_else(viewed: Call, log: _Sent, limits: RateLimits) -> bool:
@@ -311,7 +310,7 @@ def _cluster_others(
     # Every view's request figure (cheap: by bisection); the token figures of a sample (each
     # weighs every call of its window).
     requests = min(_view_requests(c, log, limits) for c in viewed)
-    tokens = min(_view_others(c, log, limits, refunds)[1] for c in _sample(viewed, VIEWS_READ))
+    tokens = min(_view_tokens(c, log, limits, refunds) for c in _sample(viewed, VIEWS_READ))
     return requests, tokens
 
 

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.limits.admission import AdmissionStopped, RateLimiter, RequestTooLarge, record_usage
 from bot.limits.models import RateReservation, TokenUsage
@@ -222,6 +222,22 @@ def test_two_processes_share_one_window(postgres_url):
         process.join(timeout=30)
     # Send times are the bookings' own (the database clock, read as each goes); the slack is kept.
     assert _max_in_any_window(times, 1.0 - 0.05) <= 10
+
+
+def test_a_call_with_room_goes_in_the_transaction_that_books_it(sessions):
+    limiter = RateLimiter(sessions, RateLimits(max_requests=10, max_tokens=1000, window_seconds=30))
+    commits: list[int] = []
+    event.listen(sessions, "after_commit", lambda _session: commits.append(1))
+    booking = limiter.acquire(["inference"], 10)
+    assert booking.sent_at is not None
+    assert len(commits) == 1  # booked and marked sent at once, not booked and then placed again
+
+
+def test_among_attachments_where_a_call_starts_at_once_the_least_used_takes_it(sessions):
+    limits = RateLimits(max_requests=10, max_tokens=10**6, window_seconds=30)
+    limiter = RateLimiter(sessions, {"inference": limits, "inference_2": limits})
+    _answer(limiter, limiter.acquire(["inference"], 1))  # one call on the first attachment
+    assert limiter.acquire(["inference", "inference_2"], 1).name == "inference_2"
 
 
 def test_a_pool_books_the_attachment_where_a_call_starts_first_and_moves_calls_off_a_paused_one(sessions):

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.config import McpServerConfig
+from bot.http import tls_context
 
 if TYPE_CHECKING:
     import httpx2
@@ -136,6 +137,7 @@ class McpClient:
                 headers=dict(self.server.headers),
                 timeout=httpx2.Timeout(self.timeout, connect=min(CONNECT_TIMEOUT_SECONDS, self.timeout)),
                 event_hooks={"response": [seen]},
+                verify=tls_context(),
             )
 
         if self.server.transport == "sse":

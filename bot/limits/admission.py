@@ -379,7 +379,8 @@ class RateLimiter:
         """Record the answer: ``used`` (prompt + completion tokens, None: unknown, the estimate
         stays), ``prompt_tokens`` the provider counted (its ceiling and calibration), ``view`` of
         its headers, ``refused`` (a 429). A call that failed is settled with nothing: answered,
-        its estimate kept. A booking from :meth:`departing` counts from when its request left. ``also`` runs in the same transaction."""
+        its estimate kept. A booking from :meth:`departing` counts from when its request left.
+        ``also`` runs in the same transaction."""
         values: dict[str, object] = {"reconciled": True, "refused": refused}
         if booking.departed_at is not None and booking.sent_at is not None and booking.departed_at > booking.sent_at:
             values["sent_at"] = booking.departed_at

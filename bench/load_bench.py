@@ -213,6 +213,17 @@ def xact_commit(url: str) -> int:
         )
 
 
+def dump_jobs(url: str, path: Path) -> None:
+    """When each job was created, started and finished (to set the limiter's log beside the jobs)."""
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
+        rows = connection.execute(
+            "SELECT id, kind, attempts, extract(epoch FROM created_at), extract(epoch FROM started_at),"
+            " extract(epoch FROM finished_at) FROM jobs ORDER BY id"
+        ).fetchall()
+    keys = ("id", "kind", "attempts", "created", "started", "finished")
+    path.write_text(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], default=float))
+
+
 def job_summary(url: str) -> dict[str, Any]:
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
         counts = dict(connection.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
@@ -342,8 +353,12 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
         commits = xact_commit(url) - commits_before
         summary = job_summary(url)
         dump_log(url, run_dir / "rate_reservations.json")
+        dump_jobs(url, run_dir / "jobs.json")
         per_thread = bot_messages_per_thread(slack, thread_ts)
-        status_calls = [c for c in slack.all_calls() if c.method == "assistant.threads.setStatus"]
+        slack_calls = slack.all_calls()
+        to_epoch = time.time() - time.monotonic()
+        (run_dir / "slack_calls.json").write_text(json.dumps([[c.method, c.time + to_epoch] for c in slack_calls]))
+        status_calls = [c for c in slack_calls if c.method == "assistant.threads.setStatus"]
         waiting_status = [c for c in status_calls if "ahead of yours" in json.dumps(c.params.get("loading_messages"))]
         for worker in workers:
             worker.stop()

@@ -172,6 +172,7 @@ class ModelGateway:
                 on_line=ctx.on_line,
             )
             endpoint = pool[booking.name]
+            booking = self.limiter.departing(booking)
             started = time.monotonic()
             try:
                 completion = endpoint.client.stream(body, on_text=show, prompt_caching=prompt_caching)

@@ -233,6 +233,62 @@ def test_a_call_with_room_goes_in_the_transaction_that_books_it(sessions):
     assert len(commits) == 1  # booked and marked sent at once, not booked and then placed again
 
 
+def test_calls_asked_for_while_a_booking_runs_are_placed_together_within_the_limit(sessions):
+    # While one thread's booking transaction runs (slowed here), the others' calls wait for it and
+    # are then placed in one transaction together, each counting the ones placed before it.
+    limiter = RateLimiter(sessions, RateLimits(max_requests=5, max_tokens=10**6, window_seconds=30))
+    answered = limiter.acquire(["inference"], 1)
+    _answer(limiter, answered)  # answered: later calls need not wait for a first
+    commits: list[int] = []
+    slow_first = threading.Event()
+
+    def on_commit(_session):
+        commits.append(1)
+        if not slow_first.is_set():
+            slow_first.set()
+            time.sleep(0.5)
+
+    event.listen(sessions, "after_commit", on_commit)
+    bookings: list = []
+    errors: list[BaseException] = []
+
+    def caller():
+        try:
+            bookings.append(limiter.book(["inference"], 1))
+        except BaseException as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=caller)
+    first.start()
+    assert slow_first.wait(10)
+    others = [threading.Thread(target=caller) for _ in range(11)]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join(timeout=30)
+    event.remove(sessions, "after_commit", on_commit)
+    assert not errors
+    assert len(commits) == 2  # the first booking, then the eleven others in one transaction
+    assert len({b.reservation_id for b in bookings}) == 12
+    # 13 calls at 5 a window: the last two windows later than the first.
+    times = sorted([answered.sent_at, *(b.slot for b in bookings)])
+    assert _max_in_any_window(times, 29.9) <= 5
+    assert times[-1] - times[0] >= 59.9
+
+
+def test_a_call_counts_from_when_its_request_left_not_from_when_it_was_marked_sent(sessions):
+    limiter = RateLimiter(sessions, RateLimits(max_requests=1, max_tokens=1000, window_seconds=30))
+    booking = limiter.acquire(["inference"], 10)
+    time.sleep(0.3)  # its thread was slow to send it
+    leaving = limiter.departing(booking)
+    assert leaving.departed_at - booking.sent_at >= 0.29
+    _answer(limiter, leaving)
+    with sessions() as session:
+        assert session.get(RateReservation, booking.reservation_id).sent_at == leaving.departed_at
+    later = limiter.book(["inference"], 10)
+    assert later.slot - leaving.departed_at >= 29.99  # a window after it left
+
+
 def test_among_attachments_where_a_call_starts_at_once_the_least_used_takes_it(sessions):
     limits = RateLimits(max_requests=10, max_tokens=10**6, window_seconds=30)
     limiter = RateLimiter(sessions, {"inference": limits, "inference_2": limits})

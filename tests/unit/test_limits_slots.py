@@ -145,6 +145,27 @@ def test_views_of_a_chain_of_calls_each_within_a_margin_of_the_previous_form_one
 
 
 @pytest.mark.parametrize(
+    ("figures", "expected"),
+    [
+        ([11, 1], [3, 1]),  # a later cluster saw 1: the 11 before it were mostly ours at its edges
+        ([8, 7, 9], [8, 7, 9]),  # a steady app's count swings by a call or two: nothing refuted
+        ([0, 5, 8], [0, 5, 8]),  # an app starting: later figures are higher, nothing changes
+        ([14, 12, 2, 6], [4, 4, 2, 6]),  # each capped at the smallest later figure plus the swing
+    ],
+)
+def test_a_figure_of_others_is_capped_by_later_smaller_ones_plus_a_swing(figures, expected):
+    limits = RateLimits(max_requests=40, max_tokens=10**6, window_seconds=6.0, margin_seconds=0.1)
+    # Clusters 1 s apart, 4 our calls each, every one answered with a view counting `figure` others.
+    calls = []
+    for number, figure in enumerate(figures):
+        for k in range(4):
+            at = 1.0 + number + k * 0.01
+            calls.append(answered(at, ceiling=10, used=10, view=View(40 - figure - (k + 1) - 4 * number, None)))
+    others = others_from_views(calls, limits, 1.0 + len(figures), refunds=False)
+    assert [o.requests for o in others] == expected
+
+
+@pytest.mark.parametrize(
     ("answered_after_view", "others_tokens"),
     [
         (0.05, 800),  # answered within two margins of the view: the provider may have refunded it

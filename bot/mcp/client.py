@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.config import McpServerConfig
-from bot.http import tls_context
 
 if TYPE_CHECKING:
     import httpx2
@@ -137,7 +136,6 @@ class McpClient:
                 headers=dict(self.server.headers),
                 timeout=httpx2.Timeout(self.timeout, connect=min(CONNECT_TIMEOUT_SECONDS, self.timeout)),
                 event_hooks={"response": [seen]},
-                verify=tls_context(),
             )
 
         if self.server.transport == "sse":

@@ -25,6 +25,7 @@ from bot.conversation.thread_reader import ThreadReader
 from bot.conversation.turn import ModelTurns
 from bot.conversation.welcome_job import WELCOME, WelcomeJob
 from bot.db.connections import worker_pool_size
+from bot.db.dialect import LocalListener
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.listen import NotificationListener
 from bot.documents.extract import Limits
@@ -113,7 +114,7 @@ class WorkerRuntime:
     engine: Engine
     sessions: sessionmaker[Session]
     worker: Worker
-    listener: NotificationListener | None
+    listener: NotificationListener | LocalListener | None
     mcp: McpCatalog | None = None  # MCP servers' tools, refreshed in a thread of their own
 
     def run(self) -> None:
@@ -193,7 +194,9 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         housekeeping=[RetentionTask(sessions, settings.retention_days), ParkedJobWaker(sessions)],
         line_length=limiter.line_length,
     )
-    listener = None
+    listener: NotificationListener | LocalListener = LocalListener(
+        settings.database_url, {store.NOTIFY_CHANNEL: worker.wake}
+    )
     if settings.is_postgres:
         listener = NotificationListener(
             settings.database_url,

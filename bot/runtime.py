@@ -31,6 +31,7 @@ from bot.documents.extract import Limits
 from bot.documents.reader import DocumentReader
 from bot.history.attachments import AttachmentResolver
 from bot.history.backfill_job import BACKFILL, BackfillJob
+from bot.http import tls_context
 from bot.images.processing import set_decode_concurrency
 from bot.inference.gateway import ModelGateway, build_gateway
 from bot.limits import admission
@@ -161,7 +162,7 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         sessions,
         api_url=settings.slack_api_url,
         max_file_bytes=settings.max_file_bytes,
-        http=httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)),
+        http=httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0), verify=tls_context()),
         document_max_bytes=settings.document_max_bytes,
         document_limits=document_limits,
         # PDFs are parsed in child processes the OS can stop, one at a time per worker process.
@@ -177,7 +178,7 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         reader=ThreadReader(sessions, settings, resolve_attachments=attachments),
         tools=tools,
         http=attachments.http,
-        tools_http=httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)),
+        tools_http=httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0), verify=tls_context()),
         stops=stops,
     )
     worker = Worker(

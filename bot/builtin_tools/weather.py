@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from bot.http import tls_context
 from bot.tools.errors import ToolFailed
 from bot.tools.registry import ToolContext, ToolRegistry
 from bot.tools.weather_logic import UnreadableAnswer, describe_forecast, place_from_geocoding
@@ -43,7 +44,7 @@ def fetch_weather(http: httpx.Client | None, endpoints: OpenMeteoEndpoints, city
     if len(city) > MAX_CITY_CHARS:
         raise ToolFailed(f"A city name longer than {MAX_CITY_CHARS} characters is not one I can look up.")
     if http is None:
-        with httpx.Client(timeout=REQUEST_TIMEOUT) as client:
+        with httpx.Client(timeout=REQUEST_TIMEOUT, verify=tls_context()) as client:
             return _fetch(client, endpoints, city)
     return _fetch(http, endpoints, city)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from bot.http import tls_context
 from bot.inference.errors import (
     RATE_LIMIT_HEADER_PREFIX,
     InferenceError,
@@ -108,7 +109,7 @@ class InferenceClient:
         self._api_key = api_key
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=self._timeout)
+        self._http = http if http is not None else httpx.Client(timeout=self._timeout, verify=tls_context())
         self._refused: set[str] = set()  # arguments this server said it does not recognize
         self._refused_lock = threading.Lock()
 

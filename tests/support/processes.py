@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from bot.http import tls_context
+
 REPO = Path(__file__).resolve().parents[2]
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
@@ -158,7 +160,7 @@ def wait_healthy(url: str, process: BotProcess, timeout: float = START_TIMEOUT) 
         if process.proc.poll() is not None:
             raise RuntimeError(f"web exited with {process.proc.returncode}: {process.output()}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/healthz", timeout=2, verify=tls_context()).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

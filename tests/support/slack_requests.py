@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
+from bot.http import tls_context
 from tests.fakes.slack import next_ts
 
 JSON_CONTENT_TYPE = "application/json"
@@ -326,4 +327,7 @@ def post_signed(
         all_headers["X-Slack-Retry-Num"] = str(retry_num)
         all_headers["X-Slack-Retry-Reason"] = retry_reason
     all_headers.update(headers or {})
-    return (client or httpx).post(url, content=raw, headers=all_headers, timeout=timeout)
+    if client is not None:
+        return client.post(url, content=raw, headers=all_headers, timeout=timeout)
+    # A client per request, as Slack's are; with the shared TLS context, not a CA bundle loaded for each.
+    return httpx.post(url, content=raw, headers=all_headers, timeout=timeout, verify=tls_context())

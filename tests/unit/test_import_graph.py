@@ -27,7 +27,8 @@ BOT = Path(__file__).resolve().parents[2] / "bot"
 
 # Lowest first. A part may import parts of earlier layers only (and itself).
 LAYERS: list[set[str]] = [
-    {"bot", "bot.failures", "bot.logs", "bot.moderation_policy", "bot.attachments"},  # import nothing from bot
+    # import nothing from bot (bot.http: the process's one TLS context for HTTP clients)
+    {"bot", "bot.failures", "bot.logs", "bot.moderation_policy", "bot.attachments", "bot.http"},
     {"bot.sandbox"},  # untrusted or costly work in a child process the OS can stop
     {"bot.config", "bot.db"},
     # bot.agent: steps, stops, feedback; bot.documents: what files are and their text (pure)
@@ -56,7 +57,7 @@ LOW_MAY_IMPORT = {
     "bot.limits": {"bot.db"},
     "bot.inference": {"bot.limits", "bot.db"},
 }
-BASE = {"bot.failures", "bot.logs", "bot.attachments"}  # bot.attachments: what is attached (pure data)
+BASE = {"bot.failures", "bot.logs", "bot.attachments", "bot.http"}  # bot.attachments: what is attached (pure data)
 
 
 def part_of(module: str) -> str:

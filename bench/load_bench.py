@@ -224,6 +224,24 @@ def dump_jobs(url: str, path: Path) -> None:
     path.write_text(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], default=float))
 
 
+def departure_lag(url: str) -> dict[str, float | None]:
+    """How long after being marked sent the requests left (the answer moves sent_at to the
+    departure; the slot keeps the moment it was marked), in seconds: median and p99."""
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
+        lags = sorted(
+            row[0]
+            for row in connection.execute(
+                "SELECT sent_at - slot FROM rate_reservations WHERE sent_at IS NOT NULL AND answered_at IS NOT NULL"
+            ).fetchall()
+        )
+    if not lags:
+        return {"departure_lag_median_s": None, "departure_lag_p99_s": None}
+    return {
+        "departure_lag_median_s": round(lags[len(lags) // 2], 3),
+        "departure_lag_p99_s": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))], 3),
+    }
+
+
 def job_summary(url: str) -> dict[str, Any]:
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
         counts = dict(connection.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
@@ -351,7 +369,7 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
         wall = time.monotonic() - started
         time.sleep(1.0)  # let the statistics collector catch up
         commits = xact_commit(url) - commits_before
-        summary = job_summary(url)
+        summary = {**job_summary(url), **departure_lag(url)}
         dump_log(url, run_dir / "rate_reservations.json")
         dump_jobs(url, run_dir / "jobs.json")
         per_thread = bot_messages_per_thread(slack, thread_ts)

@@ -66,6 +66,8 @@ def test_info_logs_have_ids_durations_and_token_counts_but_no_secrets_or_text(se
     assert wait_for(lambda: stack.slack.bot_messages(channel), timeout=20), stack.logs()[-3000:]
     wait_idle(stack)
     assert SECRET_TEXT in json.dumps(list(stack.inference.requests))  # the text did flow through
+    # The worker logs "job done" just after the commit that makes the job done (what wait_idle sees).
+    wait_for(lambda: "job done id=" in stack.logs(), timeout=10)
 
     logs = stack.logs()
     for secret in (SECRET_TOKEN, SECRET_SIGNING, INFERENCE_KEY, SECRET_TEXT, "OCTOPUS"):

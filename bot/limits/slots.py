@@ -213,7 +213,8 @@ def others_from_views(calls: Sequence[Call], limits: RateLimits, now: float, ref
     what others use, over-stating it by our calls of the cluster that arrived before it (and
     those near its window's far edge), and the cluster's smallest figure is kept once every
     member has been answered (until then the first to arrive may be missing: an incomplete
-    cluster is not used). Each figure holds for a window after its cluster: another app's use
+    cluster is not used, but its answered views already refute older figures: _refuted). Each
+    figure holds for a window after its cluster: another app's use
     dips and rises as its calls leave the window and new ones come, and the largest of the last
     window's figures is what it may use again. The newest figure holds until a window after the
     newest view, or while no answer has come back without one (we may not have sent anything)."""
@@ -227,6 +228,7 @@ def others_from_views(calls: Sequence[Call], limits: RateLimits, now: float, ref
     # Newest first: a figure held less than a window is used; older ones only until the newest
     # complete one is found (it holds while views keep coming).
     result: list[Others] = []
+    partial: list[Others] = []  # incomplete clusters' answered views: each is already an upper bound
     for cluster in reversed(clusters):
         until = (cluster[-1].sent_at or 0.0) + limits.span
         if until <= now and result:
@@ -236,7 +238,9 @@ def others_from_views(calls: Sequence[Call], limits: RateLimits, now: float, ref
             result.append(Others(figure[0], figure[1], until))
             if until <= now:
                 break
-    result = _refuted(list(reversed(result)), limits)
+        elif (so_far := _cluster_others(cluster, log, limits, now, refunds, complete=False)) is not None:
+            partial.append(Others(so_far[0], so_far[1], until))
+    result = _refuted(list(reversed(result)), limits, partial)
     viewed = [c for c in log.calls if c.view is not None]
     newest = max((c.sent_at or 0.0 for c in viewed), default=-math.inf)
     until = newest + limits.span
@@ -252,18 +256,23 @@ def others_from_views(calls: Sequence[Call], limits: RateLimits, now: float, ref
     return [o for o in result if o.until > now]
 
 
-def _refuted(figures: list[Others], limits: RateLimits) -> list[Others]:
-    """Each figure (oldest first) capped at the smallest later one plus a swing. A later cluster
-    that saw others use less, by more than a steady app's count swings, shows the earlier figure
-    was mostly our own calls near its window's edges, counted as others': a burst of ours sent
-    together sits within a margin of a later view's far edge (in bench/load_bench.py with two
-    attachments, a cluster of 4 views counted 11-14 others where there were none, 0.3 s before
-    one counting 1). Uncapped, it held a whole window."""
+def _refuted(figures: list[Others], limits: RateLimits, partial: Sequence[Others] = ()) -> list[Others]:
+    """Each figure capped at the smallest later one (``partial``: of clusters not yet complete,
+    whose answered views are upper bounds already) plus a swing. A later view that saw others use
+    less, by more than a steady app's count swings, shows the earlier figure was mostly our own
+    calls near its window's edges, counted as others': a burst of ours sent together sits within
+    a margin of a later view's far edge (in bench/load_bench.py with two attachments, a cluster
+    of 4 views counted 11-14 others where there were none, 0.3 s before one counting 1; with one,
+    a lone view counted 24, 0.3 s before a cluster whose first answers counted 5). Uncapped, it
+    held a whole window, or until the next cluster was complete."""
     swing_requests = max(1, math.ceil(SWING_SHARE * limits.max_requests))
     swing_tokens = math.ceil(SWING_SHARE * limits.max_tokens)
+    every = [*figures, *partial]
     capped: list[Others] = []
-    low_requests = low_tokens = math.inf
-    for figure in reversed(figures):
+    for figure in figures:
+        later = [o for o in every if o.until > figure.until]
+        low_requests = min((o.requests for o in later), default=math.inf)
+        low_tokens = min((o.tokens for o in later), default=math.inf)
         capped.append(
             Others(
                 int(min(figure.requests, low_requests + swing_requests)),
@@ -271,8 +280,6 @@ def _refuted(figures: list[Others], limits: RateLimits) -> list[Others]:
                 figure.until,
             )
         )
-        low_requests, low_tokens = min(low_requests, figure.requests), min(low_tokens, figure.tokens)
-    capped.reverse()
     return capped
 
 
@@ -323,10 +330,11 @@ def _someone_else(viewed: Call, log: _Sent, limits: RateLimits) -> bool:
 
 
 def _cluster_others(
-    cluster: list[Call], log: _Sent, limits: RateLimits, now: float, refunds: bool
+    cluster: list[Call], log: _Sent, limits: RateLimits, now: float, refunds: bool, complete: bool = True
 ) -> tuple[int, int] | None:
-    """The cluster's figure (requests, tokens), once complete (every member answered)."""
-    if any(c.answered_at is None for c in cluster):
+    """The cluster's figure (requests, tokens), once complete (every member answered); with
+    ``complete=False``, that of the members answered so far."""
+    if complete and any(c.answered_at is None for c in cluster):
         return None
     # Only views whose window the log holds (an older one would miss our calls before it and
     # count them as others').

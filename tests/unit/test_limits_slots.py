@@ -165,6 +165,16 @@ def test_a_figure_of_others_is_capped_by_later_smaller_ones_plus_a_swing(figures
     assert [o.requests for o in others] == expected
 
 
+def test_the_answered_views_of_a_cluster_still_out_already_refute_an_older_figure():
+    limits = RateLimits(max_requests=40, max_tokens=10**6, window_seconds=6.0, margin_seconds=0.1)
+    lone = answered(1.0, ceiling=10, used=10, view=View(40 - 24 - 1, None))  # counted 24 others
+    # 0.3 s later a cluster: its first answer counts 5 others (lone and itself are ours), one call still out.
+    first = answered(1.3, ceiling=10, used=10, view=View(40 - 5 - 2, None))
+    still_out = Call(slot=1.31, estimate=10, sent_at=1.31)
+    [others] = others_from_views([lone, first, still_out], limits, 2.0, refunds=False)
+    assert others.requests == 5 + 2  # the 24 capped at the later 5 plus the swing (2 of 40)
+
+
 @pytest.mark.parametrize(
     ("answered_after_view", "others_tokens"),
     [

@@ -267,20 +267,22 @@ def _refuted(figures: list[Others], limits: RateLimits, partial: Sequence[Others
     held a whole window, or until the next cluster was complete."""
     swing_requests = max(1, math.ceil(SWING_SHARE * limits.max_requests))
     swing_tokens = math.ceil(SWING_SHARE * limits.max_tokens)
-    every = [*figures, *partial]
-    capped: list[Others] = []
-    for figure in figures:
-        later = [o for o in every if o.until > figure.until]
-        low_requests = min((o.requests for o in later), default=math.inf)
-        low_tokens = min((o.tokens for o in later), default=math.inf)
-        capped.append(
-            Others(
-                int(min(figure.requests, low_requests + swing_requests)),
-                int(min(figure.tokens, low_tokens + swing_tokens)),
-                figure.until,
-            )
+    later = sorted([*figures, *partial], key=lambda o: o.until, reverse=True)
+    capped: dict[int, Others] = {}
+    low_requests = low_tokens = math.inf  # the smallest figures held after the one being capped
+    seen = 0
+    for index in sorted(range(len(figures)), key=lambda i: figures[i].until, reverse=True):
+        figure = figures[index]
+        while seen < len(later) and later[seen].until > figure.until:
+            low_requests = min(low_requests, later[seen].requests)
+            low_tokens = min(low_tokens, later[seen].tokens)
+            seen += 1
+        capped[index] = Others(
+            int(min(figure.requests, low_requests + swing_requests)),
+            int(min(figure.tokens, low_tokens + swing_tokens)),
+            figure.until,
         )
-    return capped
+    return [capped[i] for i in range(len(figures))]
 
 
 def _views_stopped(calls: Sequence[Call], viewed: Sequence[Call]) -> bool:

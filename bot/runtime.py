@@ -194,10 +194,10 @@ def build_worker(settings: Settings, *, slack: SlackClients | None = None) -> Wo
         housekeeping=[RetentionTask(sessions, settings.retention_days), ParkedJobWaker(sessions)],
         line_length=limiter.line_length,
     )
-    listener: NotificationListener | LocalListener = LocalListener(
-        settings.database_url, {store.NOTIFY_CHANNEL: worker.wake}
-    )
-    if settings.is_postgres:
+    listener: NotificationListener | LocalListener
+    if not settings.is_postgres:
+        listener = LocalListener(settings.database_url, {store.NOTIFY_CHANNEL: worker.wake})
+    else:
         listener = NotificationListener(
             settings.database_url,
             {

@@ -203,7 +203,7 @@ class RateLimiter:
                         self._place_one(request, logs)
                     except RequestTooLarge as error:
                         request.error = error
-                logs.write(session, self.limits)
+                logs.write()
         except BaseException as error:
             for request in batch:
                 request.result, request.error = None, request.error or error
@@ -542,10 +542,11 @@ class _Logs:
         self.of(name).rows.append(_Row(row_id, call, request.prompt_tokens or None, None, output_cap))
         self._placed.append((request, name, slot, counted, go))
 
-    def write(self, session: Session, limits: dict[str, RateLimits]) -> None:
+    def write(self) -> None:
         """Write every placed call and give each request its booking. A call that goes counts from
         when it goes: the clock is read again after the arithmetic (under load it takes a while,
         and the requests leave only after this commit)."""
+        session, limits = self.session, self.limiter.limits
         sent_at = db_epoch(session) if any(go for *_, go in self._placed) else None
         added: list[tuple[_Request, RateReservation]] = []
         for request, name, slot, counted, go in self._placed:

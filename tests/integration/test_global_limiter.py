@@ -276,6 +276,59 @@ def test_calls_asked_for_while_a_booking_runs_are_placed_together_within_the_lim
     assert times[-1] - times[0] >= 59.9
 
 
+def test_a_thread_whose_call_was_placed_returns_without_waiting_for_the_next_batch(sessions):
+    # Five calls are placed together (batch 2); a sixth asks meanwhile and its own batch (3) is
+    # held open. The five return at once: they wait for their call, not for whoever books next.
+    limiter = RateLimiter(sessions, RateLimits(max_requests=1000, max_tokens=10**7, window_seconds=30))
+    _answer(limiter, limiter.acquire(["inference"], 1))
+    gates = [threading.Event() for _ in range(3)]
+    commits: list[int] = []
+
+    def on_commit(_session):
+        commits.append(1)
+        if len(commits) <= len(gates):
+            assert gates[len(commits) - 1].wait(20)
+
+    def asked(count: int) -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with limiter._asked:
+                if len(limiter._pending) == count:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    first = threading.Thread(target=lambda: limiter.book(["inference"], 1))
+    sixth = threading.Thread(target=lambda: limiter.book(["inference"], 1))
+    event.listen(sessions, "after_commit", on_commit)
+    try:
+        first.start()  # batch 1, held open
+        five = [threading.Thread(target=lambda: limiter.book(["inference"], 1)) for _ in range(5)]
+        for thread in five:
+            thread.start()
+        assert asked(5)
+        gates[0].set()  # batch 1 ends; the five are placed together in batch 2, held open
+        assert asked(0)
+        sixth.start()
+        assert asked(1)
+        gates[1].set()  # batch 2 ends; the sixth's batch 3 starts and is held open
+        deadline = time.monotonic() + 10
+        while len(commits) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(commits) == 3 and sixth.is_alive()  # batch 3 is at its commit, held
+        for thread in five:
+            thread.join(timeout=5)
+        assert not any(thread.is_alive() for thread in five)
+    finally:
+        for gate in gates:
+            gate.set()
+        for thread in (first, sixth):
+            if thread.ident is not None:
+                thread.join(timeout=10)
+        event.remove(sessions, "after_commit", on_commit)  # after its last commit has run through it
+    assert len(commits) == 3
+
+
 def test_a_call_counts_from_when_its_request_left_not_from_when_it_was_marked_sent(sessions):
     limiter = RateLimiter(sessions, RateLimits(max_requests=1, max_tokens=1000, window_seconds=30))
     booking = limiter.acquire(["inference"], 10)

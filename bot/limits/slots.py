@@ -126,14 +126,16 @@ class _Sent:
     calls: list[Call]
     times: list[float]
     counted: list[int]  # counted[i]: calls before the i-th that were not refused
+    ceilings: list[int]  # ceilings[i]: the ceilings of those of them that were answered
 
     @classmethod
     def of(cls, calls: Iterable[Call]) -> _Sent:
         ordered = sorted((c for c in calls if c.sent_at is not None), key=lambda c: c.sent_at or 0.0)
-        counted = [0]
+        counted, ceilings = [0], [0]
         for call in ordered:
             counted.append(counted[-1] + (not call.refused))
-        return cls(ordered, [c.sent_at or 0.0 for c in ordered], counted)
+            ceilings.append(ceilings[-1] + (0 if call.refused else call.ceiling or 0))
+        return cls(ordered, [c.sent_at or 0.0 for c in ordered], counted, ceilings)
 
     def between(self, low: float, high: float) -> list[Call]:
         """Sent in (low, high]."""
@@ -141,21 +143,33 @@ class _Sent:
 
 
 def _requests_surely_ours(log: _Sent, at: float, limits: RateLimits, viewed: Call) -> int:
-    """len(_ours_at(...)), by bisection: the calls sent more than a margin before the view are
-    counted from a running sum, only those within a margin of it are looked at one by one."""
+    """len(_ours_at(...)), by bisection."""
+    return _surely_held(log, at, limits, viewed)[0]
+
+
+def _surely_held(log: _Sent, at: float, limits: RateLimits, viewed: Call) -> tuple[int, int]:
+    """How many of our calls the provider surely counted when ``viewed`` (sent at ``at``) arrived
+    (len(_ours_at(...))), and the ceilings of those answered, by bisection: the calls sent more than
+    a margin before the view are counted from running sums, only those within a margin of it are
+    looked at one by one."""
     margin = limits.margin_seconds
     low = bisect_right(log.times, at - limits.window_seconds + margin)
     middle = max(low, bisect_right(log.times, at - margin))
     high = bisect_right(log.times, at)
-    near = sum(
-        1
+    near = [
+        c
         for c in log.calls[middle:high]
         if c is not viewed and not c.refused and c.answered_at is not None and c.answered_at <= at
-    )
-    earlier = log.counted[middle] - log.counted[low]
-    if margin <= 0 and not viewed.refused:
-        earlier -= 1  # with no margin the view's own call is in that sum: it counts once, below
-    return earlier + near + (not viewed.refused)
+    ]
+    requests = log.counted[middle] - log.counted[low] + len(near)
+    ceilings = log.ceilings[middle] - log.ceilings[low] + sum(c.ceiling or 0 for c in near)
+    if margin <= 0 and not viewed.refused:  # with no margin the view's own call is in those sums
+        requests -= 1
+        ceilings -= viewed.ceiling or 0
+    if not viewed.refused:
+        requests += 1
+        ceilings += viewed.ceiling or 0
+    return requests, ceilings
 
 
 def _ours_at(log: _Sent, at: float, limits: RateLimits, viewed: Call) -> list[Call]:
@@ -182,25 +196,31 @@ def _recent_views(calls: Sequence[Call], limits: RateLimits, now: float) -> list
 
 
 def refunds_seen(calls: Sequence[Call], limits: RateLimits, now: float) -> bool:
-    """True when a view in the log showed the provider counting less than the ceilings of answered
-    calls it surely held (it refunds unused output: Anthropic's accounting), and views are still
-    coming (one in the last window). Otherwise we assume it keeps charging prompt + max_tokens for
-    the whole window, which is safe under either accounting. A view counting fewer requests than
-    ours it surely held proves nothing: some reached the provider later than a margin after we
-    sent them (an overloaded process), so it did not hold them all."""
+    """True when a view whose window the log holds showed the provider counting less than the
+    ceilings of answered calls it surely held (it refunds unused output: Anthropic's accounting),
+    and views are still coming (one in the last window). Otherwise we assume it keeps charging
+    prompt + max_tokens for the whole window, which is safe under either accounting. A view
+    counting fewer requests than ours it surely held proves nothing: some reached the provider
+    later than a margin after we sent them (an overloaded process), so it did not hold them all.
+
+    Every such view counts, not only the newest: few views can prove it (a view must hold many
+    answered calls of ours, and another app's tokens in the count hide our refunds), and a burst's
+    views, each sent among calls still in flight, prove nothing. Reading only the newest 16, a
+    proof was pushed out by the next burst within a second, and beside another app at 20 % the
+    limiter counted ceilings most of the time: 24-26 of our 32 calls a window (bench/load_bench.py)."""
     log = _Sent.of(calls)
-    viewed = [c for c in log.calls if c.view is not None]
+    horizon = now - (LOG_SPANS - 1) * limits.span  # older views' windows reach past the log
+    viewed = [c for c in log.calls if c.view is not None and (c.sent_at or 0.0) > horizon]
     if not any((c.sent_at or 0.0) > now - limits.span for c in viewed):
         return False
-    for call in reversed(viewed[-VIEWS_READ:]):  # the newest: refunds show in every answered view
+    for call in reversed(viewed):
         view = call.view or View()
         if view.remaining_tokens is None:
             continue
-        ours = _ours_at(log, call.sent_at or 0.0, limits, call)
-        if view.remaining_requests is not None and limits.max_requests - view.remaining_requests < len(ours):
+        requests, ceilings = _surely_held(log, call.sent_at or 0.0, limits, call)
+        if view.remaining_requests is not None and limits.max_requests - view.remaining_requests < requests:
             continue
-        held = [c for c in ours if c.ceiling is not None]
-        if limits.max_tokens - view.remaining_tokens < sum(c.ceiling or 0 for c in held):
+        if limits.max_tokens - view.remaining_tokens < ceilings:
             return True
     return False
 

@@ -92,6 +92,24 @@ def test_refunds_are_seen_only_when_the_provider_counts_less_than_the_ceilings_i
     assert refunds_seen([*earlier, sent(5.0, 1100, view=View(100 - 4, 10_000 - 1600))], limits, 6.0)
 
 
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (7.0, True),  # the proof is older than the burst's 20 views, but the log holds its window
+        (5.0 + 2 * 10.1 + 0.5, False),  # its window is past what the log holds: no longer a proof
+    ],
+)
+def test_a_proof_of_refunds_holds_while_the_log_holds_its_view_not_only_among_the_newest(now, expected):
+    limits = RateLimits(max_requests=100, max_tokens=100_000, window_seconds=10.0, margin_seconds=0.1)
+    earlier = [answered(t, ceiling=1000, used=200, after=0.5) for t in (1.0, 2.0, 3.0)]
+    proof = sent(5.0, 1100, ceiling=1000, used=200, answered_at=5.5, view=View(None, 100_000 - 1600))
+    # Then a burst sent together, each view among calls in flight (it proves nothing); the last
+    # of them is recent, so views are still coming.
+    burst = [sent(6.0 + i / 100, 1100, view=View(None, 100_000 - 30_000)) for i in range(20)]
+    late = [sent(now - 0.5, 1100, view=View(None, 100_000 - 30_000))]
+    assert refunds_seen([*earlier, proof, *burst, *late], limits, now) is expected
+
+
 def test_others_come_from_a_view_and_hold_a_window_after_the_newest_view_once_views_stop():
     limits = RateLimits(max_requests=40, max_tokens=10**6, window_seconds=6.0, margin_seconds=0.1)
     calls = [answered(1.0, ceiling=10, used=10), answered(2.0, ceiling=10, used=10, view=View(40 - 2 - 8, None))]

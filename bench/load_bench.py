@@ -201,6 +201,25 @@ def utilization(records: dict[str, Any], window: float, limits: tuple[int, int])
     return result
 
 
+def retried_in_flight(per_fake: list[dict[str, Any]], latency_max: float) -> int:
+    """Mentions called more than once whose every earlier call reached an attachment that went
+    down while it was answering (admitted less than the fake's longest latency before): the answer
+    never came back, so the call had to go again elsewhere (the rest would be work done twice)."""
+    calls: dict[int, list[tuple[float, float | None]]] = {}
+    for record in per_fake:
+        for arrival, _, _, mention in record["decisions"]:
+            if mention is not None:
+                calls.setdefault(mention, []).append((arrival, record.get("down_at")))
+    retried = 0
+    for made in calls.values():
+        if len(made) < 2:
+            continue
+        earlier = sorted(made)[:-1]
+        if all(down is not None and down - latency_max <= at <= down for at, down in earlier):
+            retried += 1
+    return retried
+
+
 # -- one run ---------------------------------------------------------------------------------------
 
 
@@ -403,6 +422,7 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
                 {k: v for k, v in utilization(r, WINDOW, limits).items() if k != "windows"} for r in per_fake
             ]
             figures["down_at"] = [r.get("down_at") for r in per_fake]
+            figures["mentions_retried_in_flight_when_down"] = retried_in_flight(per_fake, 2.0)
         result = {
             "kind": kind,
             "accounting": opts.accounting,

@@ -319,6 +319,7 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
         url = create_database(stack, f"bench_load_{os.getpid()}")
         limits = (10**6, 10**9) if slow else (MAX_REQUESTS, MAX_TOKENS)
         fakes, records, inference_env = [], [], {}
+        latency_max = 1.0 if slow else 2.0  # the fake model's longest answer, seconds
         fake_started = time.monotonic()  # the other app (--external) starts with the fake
         for number in range(opts.attachments):
             alias = "INFERENCE" if number == 0 else f"INFERENCE_{number + 1}"
@@ -327,7 +328,7 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
                 sys.executable, "-m", "bench.load_bench", "--serve-fake", "--records", str(records[-1]),
                 "--accounting", opts.accounting, "--max-requests", str(limits[0]), "--max-tokens", str(limits[1]),
                 "--window", str(WINDOW), "--external", str(opts.external if number == 0 else 0.0),
-                "--latency-min", "0.5", "--latency-max", "1.0" if slow else "2.0",
+                "--latency-min", "0.5", "--latency-max", str(latency_max),
                 "--reset", opts.reset, "--headers", opts.headers, "--api-key", f"{INFERENCE_KEY}-{number}",
             ]  # fmt: skip
             if opts.headers_stop_after is not None:
@@ -422,7 +423,7 @@ def run(kind: str, opts: argparse.Namespace) -> dict[str, Any]:
                 {k: v for k, v in utilization(r, WINDOW, limits).items() if k != "windows"} for r in per_fake
             ]
             figures["down_at"] = [r.get("down_at") for r in per_fake]
-            figures["mentions_retried_in_flight_when_down"] = retried_in_flight(per_fake, 2.0)
+            figures["mentions_retried_in_flight_when_down"] = retried_in_flight(per_fake, latency_max)
         result = {
             "kind": kind,
             "accounting": opts.accounting,

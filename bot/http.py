@@ -18,6 +18,8 @@ from __future__ import annotations
 import ssl
 import threading
 
+import httpx
+
 _lock = threading.Lock()
 _context: ssl.SSLContext | None = None
 
@@ -27,7 +29,5 @@ def tls_context() -> ssl.SSLContext:
     global _context
     with _lock:
         if _context is None:
-            import httpx
-
             _context = httpx.create_ssl_context()
         return _context

@@ -142,11 +142,6 @@ class _Sent:
         return self.calls[bisect_right(self.times, low) : bisect_right(self.times, high)]
 
 
-def _requests_surely_ours(log: _Sent, at: float, limits: RateLimits, viewed: Call) -> int:
-    """len(_ours_at(...)), by bisection."""
-    return _surely_held(log, at, limits, viewed)[0]
-
-
 def _surely_held(log: _Sent, at: float, limits: RateLimits, viewed: Call) -> tuple[int, int]:
     """How many of our calls the provider surely counted when ``viewed`` (sent at ``at``) arrived
     (len(_ours_at(...))), and the ceilings of those answered, by bisection: the calls sent more than
@@ -186,13 +181,6 @@ def _ours_at(log: _Sent, at: float, limits: RateLimits, viewed: Call) -> list[Ca
         and ((c.sent_at or 0.0) <= at - margin or (c.answered_at is not None and c.answered_at <= at))
     ]
     return ours if viewed.refused else [*ours, viewed]
-
-
-def _recent_views(calls: Sequence[Call], limits: RateLimits, now: float) -> list[Call]:
-    return sorted(
-        (c for c in calls if c.view is not None and c.sent_at is not None and c.sent_at > now - limits.span),
-        key=lambda c: c.sent_at or 0.0,
-    )
 
 
 def refunds_seen(calls: Sequence[Call], limits: RateLimits, now: float) -> bool:
@@ -375,7 +363,7 @@ def _view_requests(call: Call, log: _Sent, limits: RateLimits) -> int:
     view = call.view or View()
     if view.remaining_requests is None:
         return 0
-    ours = _requests_surely_ours(log, call.sent_at or 0.0, limits, call)
+    ours, _ = _surely_held(log, call.sent_at or 0.0, limits, call)
     return max(0, limits.max_requests - view.remaining_requests - ours)
 
 

@@ -253,9 +253,10 @@ def test_the_first_call_goes_alone_only_when_no_answer_came_back_in_the_last_win
     assert awaiting_first_answer(calls, limits, now, patience=5.0) is expected
 
 
-def test_the_request_count_by_bisection_is_the_count_of_the_calls_themselves():
-    # Every view's request figure is computed by bisection (slots._requests_surely_ours); it must
-    # count exactly the calls _ours_at lists, whatever the log holds.
+def test_the_counts_by_bisection_are_those_of_the_calls_themselves():
+    # Every view's request figure, and the ceilings a proof of refunds weighs, are computed by
+    # bisection (slots._surely_held); they must be exactly those of the calls _ours_at lists,
+    # whatever the log holds.
     chance = random.Random(24)
     for _ in range(300):
         margin = chance.choice([0.0, 0.1, 0.25])
@@ -271,6 +272,7 @@ def test_the_request_count_by_bisection_is_the_count_of_the_calls_themselves():
                     estimate=10,
                     sent_at=sent,
                     answered_at=answered,
+                    ceiling=None if answered is None else chance.randint(1, 500),
                     refused=chance.random() < 0.1,
                     view=View(chance.randint(0, 40), None) if answered is not None else None,
                 )
@@ -278,4 +280,5 @@ def test_the_request_count_by_bisection_is_the_count_of_the_calls_themselves():
         log = slots._Sent.of(calls)
         for call in log.calls:
             at = call.sent_at or 0.0
-            assert slots._requests_surely_ours(log, at, limits, call) == len(slots._ours_at(log, at, limits, call))
+            ours = slots._ours_at(log, at, limits, call)
+            assert slots._surely_held(log, at, limits, call) == (len(ours), sum(c.ceiling or 0 for c in ours))
